@@ -1,0 +1,42 @@
+# K-Smart: the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+RUN_DIR := var/run
+
+.PHONY: run stop test lint venv clean
+
+venv: $(STAMP)
+
+# Reinstall only when the pins change.
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required (Debian: apt-get install python3.11 python3.11-venv)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check "setuptools==80.10.2"
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test]"
+	@touch $(STAMP)
+
+## Start the whole platform with demo data (PostgreSQL and RabbitMQ must run).
+run: $(STAMP)
+	@$(BIN)/ksmart-admin check-infrastructure
+	@$(BIN)/ksmart-admin setup --seed
+	@bash scripts/start-platform.sh $(RUN_DIR)
+
+## Stop what `make run` started.
+stop:
+	@bash scripts/stop-platform.sh $(RUN_DIR)
+
+## Every test, on the real PostgreSQL and RabbitMQ.
+test: $(STAMP)
+	@$(BIN)/ksmart-admin check-infrastructure
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean: stop
+	rm -rf $(VENV) var

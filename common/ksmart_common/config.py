@@ -1,0 +1,79 @@
+"""Configuration from environment variables, with defaults that work on a
+developer's machine (PostgreSQL and RabbitMQ on loopback).
+
+Secrets (database passwords, signing keys) are never defaulted to real values:
+locally the database trusts loopback and the identity service generates its
+own signing key on first start.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/"
+DEFAULT_POSTGRES_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+# One database per service: a service never reads another's tables.
+SERVICE_DATABASES = {
+    "applications": "ksmart_applications",
+    "workflow": "ksmart_workflow",
+    "identity": "ksmart_identity",
+}
+
+
+def env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value in (None, "") else value
+
+
+def amqp_uri() -> str:
+    return env("KSMART_AMQP_URI", DEFAULT_AMQP_URI)
+
+
+def database_url(service: str) -> str:
+    """The URL the service itself connects with (its least-privileged role)."""
+    default = (
+        f"postgresql+psycopg2://ksmart_{service}@127.0.0.1:5432/{SERVICE_DATABASES[service]}"
+    )
+    return with_psycopg2(env(f"KSMART_{service.upper()}_DATABASE_URL", default))
+
+
+def admin_database_url() -> str:
+    """A role that may create databases and roles and run migrations."""
+    return with_psycopg2(env("KSMART_POSTGRES_ADMIN_URL", DEFAULT_POSTGRES_ADMIN_URL))
+
+
+def with_psycopg2(url: str) -> str:
+    """SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; we use psycopg2."""
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg2://" + url[len(bare):]
+    return url
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a consumer retries a failing message before dead-lettering it."""
+
+    delays_ms: tuple[int, ...] = (1_000, 5_000, 30_000)
+
+    @classmethod
+    def from_env(cls) -> RetryPolicy:
+        raw = env("KSMART_RETRY_DELAYS_MS", "1000,5000,30000")
+        return cls(tuple(int(part) for part in raw.split(",") if part.strip()))
+
+
+def nameko_config(service: str, **extra: object) -> dict:
+    """The nameko config dict for one service process."""
+    config: dict = {
+        "AMQP_URI": amqp_uri(),
+        "rpc_exchange": "nameko-rpc",
+        "max_workers": int(env("KSMART_MAX_WORKERS", "20")),
+        "SERIALIZER": "json",
+        "WEB_SERVER_ADDRESS": env("KSMART_GATEWAY_ADDRESS", "127.0.0.1:8000"),
+        "DB_URL": database_url(service) if service in SERVICE_DATABASES else None,
+        "RPC_TIMEOUT": float(env("KSMART_RPC_TIMEOUT", "10")),
+    }
+    config.update(extra)
+    return config

@@ -1,0 +1,157 @@
+"""The event envelope: defined once, used by the store, the relay, every
+consumer and the auditor's tools.
+
+An `Envelope` is immutable. `EnvelopeSchema` is its only serialisation path to
+and from JSON (message bodies, RPC answers, audit exports); `to_json` and
+`from_json` wrap it. The hash is computed over `to_json(envelope)` minus the
+`hash` key, so whatever an auditor receives as JSON is exactly what was hashed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate
+
+from ksmart_common.canonical import GENESIS_HASH, chain_hash
+
+STREAM_PREFIX = "file-"
+
+
+def file_stream_id(file_id: uuid.UUID | str) -> str:
+    return f"{STREAM_PREFIX}{uuid.UUID(str(file_id))}"
+
+
+def file_id_of(stream_id: str) -> str:
+    if not stream_id.startswith(STREAM_PREFIX):
+        raise ValueError(f"not a file stream: {stream_id!r}")
+    return stream_id[len(STREAM_PREFIX) :]
+
+
+def format_timestamp(moment: datetime) -> str:
+    """UTC, always with microseconds, so the text (and the hash) is stable."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class UtcTimestamp(fields.Field):
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else format_timestamp(value)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError as error:
+            raise ValidationError("not an ISO 8601 timestamp") from error
+        if moment.tzinfo is None:
+            raise ValidationError("timestamp must carry a time zone")
+        return moment.astimezone(UTC)
+
+
+class MetadataSchema(Schema):
+    """Who caused an event and in answer to what."""
+
+    actor_id = fields.String(required=True)
+    actor_roles = fields.List(fields.String(), required=True)
+    correlation_id = fields.String(required=True)
+    causation_id = fields.String(load_default=None, allow_none=True)
+    request_id = fields.String(load_default=None, allow_none=True)
+    local_body = fields.String(load_default=None, allow_none=True)
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event a command decided on, before the store gives it a place."""
+
+    event_type: str
+    data: dict[str, Any]
+    schema_version: int = 1
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    event_id: uuid.UUID
+    stream_id: str
+    stream_version: int
+    global_position: int
+    event_type: str
+    schema_version: int
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    recorded_at: datetime
+    prev_hash: str
+    hash: str
+
+    def with_hash(self) -> Envelope:
+        """This envelope with `hash` computed from everything else."""
+        return replace(self, hash=compute_hash(self))
+
+    def hash_is_valid(self) -> bool:
+        return compute_hash(self) == self.hash
+
+
+class EnvelopeSchema(Schema):
+    event_id = fields.UUID(required=True)
+    stream_id = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    stream_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    global_position = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1)
+    )
+    event_type = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    schema_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    data = fields.Dict(required=True)
+    metadata = fields.Nested(MetadataSchema, required=True)
+    recorded_at = UtcTimestamp(required=True)
+    prev_hash = fields.String(required=True, validate=validate.Length(equal=64))
+    hash = fields.String(required=True, validate=validate.Length(equal=64))
+
+    @post_load
+    def make_envelope(self, values: dict, **kwargs) -> Envelope:
+        return Envelope(**values)
+
+
+_schema = EnvelopeSchema()
+
+
+def to_json(envelope: Envelope) -> dict[str, Any]:
+    return _schema.dump(envelope)
+
+
+def from_json(document: dict[str, Any]) -> Envelope:
+    """Raises marshmallow.ValidationError naming every bad field at once."""
+    return _schema.load(document)
+
+
+def compute_hash(envelope: Envelope) -> str:
+    document = to_json(envelope)
+    del document["hash"]
+    return chain_hash(envelope.prev_hash, document)
+
+
+def verify_chain(envelopes: list[Envelope]) -> list[str]:
+    """Every problem in one stream's chain, in order; empty when it verifies.
+
+    Checks that versions run 1, 2, 3 ... without a gap, that each event links
+    to the one before, and that each hash matches the event's content.
+    """
+    problems: list[str] = []
+    expected_prev = GENESIS_HASH
+    for expected_version, envelope in enumerate(envelopes, start=1):
+        where = f"{envelope.stream_id} v{envelope.stream_version}"
+        if envelope.stream_version != expected_version:
+            problems.append(
+                f"{where}: expected version {expected_version} (missing or reordered event)"
+            )
+        if envelope.prev_hash != expected_prev:
+            problems.append(f"{where}: prev_hash does not link to the event before")
+        if not envelope.hash_is_valid():
+            problems.append(f"{where}: hash does not match the event's content (altered)")
+        expected_prev = envelope.hash
+    return problems
+
+

@@ -1,0 +1,72 @@
+"""Typed errors that cross RPC intact.
+
+A service raises one of these; nameko serialises it and, because each class is
+registered with `deserialize_to_instance`, the caller gets the same type back
+(not a generic RemoteError). The gateway maps each type to one HTTP status in
+one table (ksmart_gateway.problems).
+
+Arguments are kept JSON-safe because nameko turns every argument into text or
+lists/dicts of text on the way: (detail, problems), where problems is a list of
+{"field": ..., "message": ...} naming every problem at once.
+"""
+
+from __future__ import annotations
+
+from nameko.exceptions import deserialize_to_instance
+
+
+class KsmartError(Exception):
+    title = "Request failed"
+
+    def __init__(self, detail: str, problems: list[dict[str, str]] | None = None) -> None:
+        super().__init__(detail, problems or [])
+
+    @property
+    def detail(self) -> str:
+        return self.args[0]
+
+    @property
+    def problems(self) -> list[dict[str, str]]:
+        return self.args[1]
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+@deserialize_to_instance
+class InvalidInput(KsmartError):
+    title = "The request has problems"
+
+
+@deserialize_to_instance
+class NotFound(KsmartError):
+    title = "Not found"
+
+
+@deserialize_to_instance
+class Unauthenticated(KsmartError):
+    title = "Authentication required"
+
+
+@deserialize_to_instance
+class Forbidden(KsmartError):
+    title = "Not allowed for this caller"
+
+
+@deserialize_to_instance
+class VersionConflict(KsmartError):
+    """The stream moved on since the caller read it (optimistic concurrency)."""
+
+    title = "The file has changed since you read it"
+
+
+@deserialize_to_instance
+class ActionNotAllowed(KsmartError):
+    """The action is not one the file's current state offers."""
+
+    title = "Action not allowed in the file's current state"
+
+
+@deserialize_to_instance
+class IdempotencyKeyReused(KsmartError):
+    title = "Idempotency-Key was already used for a different request"

@@ -1,0 +1,56 @@
+"""Run one K-Smart service (or several) in a nameko container.
+
+    python -m ksmart_common.runner applications workflow
+
+Configuration comes from the environment (ksmart_common.config); there is no
+config file to keep in step. eventlet must patch the standard library before
+anything else is imported, and psycopg2 must be made cooperative, so this
+module does both first.
+"""
+
+from __future__ import annotations
+
+import eventlet
+
+eventlet.monkey_patch()
+
+import importlib  # noqa: E402
+import sys  # noqa: E402
+
+from psycogreen.eventlet import patch_psycopg  # noqa: E402
+
+patch_psycopg()
+
+from ksmart_common import config as ksmart_config  # noqa: E402
+from ksmart_common.logging import configure_logging  # noqa: E402
+
+SERVICES = {
+    "identity": "ksmart_identity.service:IdentityService",
+    "catalogue": "ksmart_catalogue.service:CatalogueService",
+    "applications": "ksmart_applications.service:ApplicationsService",
+    "workflow": "ksmart_workflow.service:WorkflowService",
+    "gateway": "ksmart_gateway.service:GatewayService",
+}
+
+
+def load_service(name: str) -> type:
+    module_name, class_name = SERVICES[name].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    names = (argv if argv is not None else sys.argv[1:]) or list(SERVICES)
+    unknown = [name for name in names if name not in SERVICES]
+    if unknown:
+        raise SystemExit(f"unknown service(s): {', '.join(unknown)}; known: {', '.join(SERVICES)}")
+    configure_logging(service="+".join(names))
+    from nameko.cli.run import run
+
+    # One process may host several services only when they share a database
+    # config; in practice `make run` starts one process per service.
+    config = ksmart_config.nameko_config(names[0])
+    run([load_service(name) for name in names], config)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""The event store on a real PostgreSQL: appends, conflicts, reads, immutability."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from ksmart_common.canonical import GENESIS_HASH
+from ksmart_common.envelope import NewEvent, file_stream_id, verify_chain
+from ksmart_common.errors import VersionConflict
+from ksmart_common.eventstore import EventStore
+
+METADATA = {"actor_id": "u-1", "actor_roles": ["citizen"], "correlation_id": "c-1"}
+
+
+@pytest.fixture
+def store(applications_db):
+    engine = sa.create_engine(applications_db.service_url)
+    yield EventStore(engine)
+    engine.dispose()
+
+
+def _events(*types):
+    return [NewEvent(event_type, {"n": index, "text": "ജനനം"}) for index, event_type in
+            enumerate(types)]
+
+
+def test_append_assigns_versions_positions_and_a_hash_chain(store):
+    first, second = file_stream_id(uuid.uuid4()), file_stream_id(uuid.uuid4())
+    a = store.append(first, _events("ApplicationSubmitted", "FileVerified"), 0, METADATA)
+    b = store.append(second, _events("ApplicationSubmitted"), 0, METADATA)
+    c = store.append(first, _events("FileApproved"), 2, METADATA)
+
+    assert [e.stream_version for e in a + c] == [1, 2, 3]
+    assert [e.global_position for e in a + b + c] == [1, 2, 3, 4]
+    assert a[0].prev_hash == GENESIS_HASH and a[1].prev_hash == a[0].hash
+    assert c[0].prev_hash == a[1].hash
+    stored = store.read_stream(first)
+    assert stored == a + c
+    assert verify_chain(stored) == []
+
+
+def test_stale_expected_version_is_a_conflict_and_stores_nothing(store):
+    stream = file_stream_id(uuid.uuid4())
+    store.append(stream, _events("ApplicationSubmitted"), 0, METADATA)
+    with pytest.raises(VersionConflict) as raised:
+        store.append(stream, _events("FileVerified"), 0, METADATA)
+    assert "version 1" in raised.value.detail
+    assert store.stream_version(stream) == 1
+    assert store.last_position() == 1
+
+
+def test_read_stream_up_to_a_version_or_a_moment(store):
+    stream = file_stream_id(uuid.uuid4())
+    first = store.append(stream, _events("ApplicationSubmitted"), 0, METADATA)
+    store.append(stream, _events("FileVerified"), 1, METADATA)
+    assert [e.stream_version for e in store.read_stream(stream, to_version=1)] == [1]
+    as_of = store.read_stream(stream, until=first[0].recorded_at)
+    assert as_of == first
+    assert store.read_stream(stream, until=first[0].recorded_at - timedelta(seconds=1)) == []
+
+
+def test_read_all_pages_and_iterates_in_position_order(store):
+    for _ in range(7):
+        store.append(file_stream_id(uuid.uuid4()), _events("ApplicationSubmitted"), 0, METADATA)
+    page = store.read_all(after_position=2, limit=3)
+    assert [e.global_position for e in page] == [3, 4, 5]
+    assert [e.global_position for e in store.iter_all(4, batch_size=2)] == [5, 6, 7]
+
+
+def test_the_service_role_cannot_change_or_remove_events(store, applications_db):
+    store.append(file_stream_id(uuid.uuid4()), _events("ApplicationSubmitted"), 0, METADATA)
+    with store.engine.connect() as conn:
+        for statement in ("UPDATE events SET event_type = 'X'", "DELETE FROM events",
+                          "TRUNCATE events"):
+            with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+                conn.execute(sa.text(statement))
+            conn.rollback()
+
+
+def test_even_the_owner_is_refused_by_the_trigger(store, applications_db):
+    store.append(file_stream_id(uuid.uuid4()), _events("ApplicationSubmitted"), 0, METADATA)
+    owner = sa.create_engine(applications_db.superuser_url)
+    with owner.connect() as conn:
+        for statement in ("UPDATE events SET event_type = 'X'", "DELETE FROM events",
+                          "TRUNCATE events"):
+            with pytest.raises(sa.exc.DBAPIError, match="events are immutable"):
+                conn.execute(sa.text(statement))
+            conn.rollback()
+    owner.dispose()
+    assert store.last_position() == 1
+
+
+def test_data_that_is_not_json_is_refused_before_anything_is_stored(store):
+    with pytest.raises(ValueError, match="not storable JSON"):
+        store.append(file_stream_id(uuid.uuid4()), [NewEvent("X", {"n": float("nan")})], 0,
+                     METADATA)
+    assert store.last_position() == 0

@@ -39,6 +39,12 @@ def database_url(service: str) -> str:
     return with_psycopg2(env(f"KSMART_{service.upper()}_DATABASE_URL", default))
 
 
+def relay_database_url() -> str:
+    """The relay reads events and keeps its checkpoint, with a role of its own."""
+    default = "postgresql+psycopg2://ksmart_relay@127.0.0.1:5432/ksmart_applications"
+    return with_psycopg2(env("KSMART_RELAY_DATABASE_URL", default))
+
+
 def admin_database_url() -> str:
     """A role that may create databases and roles and run migrations."""
     return with_psycopg2(env("KSMART_POSTGRES_ADMIN_URL", DEFAULT_POSTGRES_ADMIN_URL))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, post_load, validate
+from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, validate
 
 from ksmart_common.canonical import GENESIS_HASH, chain_hash
 
@@ -53,7 +53,11 @@ class UtcTimestamp(fields.Field):
 
 
 class MetadataSchema(Schema):
-    """Who caused an event and in answer to what."""
+    """Who caused an event and in answer to what. Keys added later (such as
+    the actor's jurisdiction) pass through, so old and new events both load."""
+
+    class Meta:
+        unknown = INCLUDE
 
     actor_id = fields.String(required=True)
     actor_roles = fields.List(fields.String(), required=True)

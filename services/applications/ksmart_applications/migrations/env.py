@@ -1,5 +1,4 @@
 from alembic import context
-
 from ksmart_common.migrations import run_migrations_online
 
 run_migrations_online(context)

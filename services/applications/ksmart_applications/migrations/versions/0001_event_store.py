@@ -59,4 +59,5 @@ def upgrade(roles) -> None:
 
 
 def downgrade(roles) -> None:
-    op.execute("DROP TABLE relay_checkpoints; DROP TABLE events; DROP FUNCTION refuse_event_change()")
+    op.execute("DROP TABLE relay_checkpoints; DROP TABLE events")
+    op.execute("DROP FUNCTION refuse_event_change()")

@@ -1,0 +1,182 @@
+"""Who is calling: verify an access token and turn it into a Principal.
+
+Tokens are JWTs the identity service signs with Ed25519 (ksmart_identity.tokens).
+The gateway holds only public keys (the identity service's JWKS), so nothing
+here can mint a token. Verification is deliberately narrow:
+
+- only the EdDSA algorithm, checked before any key is chosen, so "alg": "none"
+  and the classic HS256-with-the-public-key forgery are refused outright;
+- the key is picked by the header's kid from the JWKS (several keys may be
+  published during a rotation);
+- exp, iat, sub, aud ("ksmart") and iss ("ksmart-identity") are required.
+
+Every failure is Unauthenticated (HTTP 401) with a detail that says what was
+wrong with the token, never anything about the keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ksmart_common.errors import Unauthenticated
+
+# The contract with ksmart_identity.tokens (a test checks the two agree).
+ISSUER = "ksmart-identity"
+AUDIENCE = "ksmart"
+ALGORITHM = "EdDSA"
+REQUIRED_CLAIMS = ("exp", "iat", "sub", "aud", "iss", "preferred_username", "roles")
+
+# Tolerated clock difference between the identity service's host and ours.
+DEFAULT_LEEWAY_SECONDS = 30
+
+# RFC 6750 section 2.1: "Bearer" then one b64token.
+_BEARER = re.compile(r"^Bearer +([A-Za-z0-9\-._~+/]+=*) *$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller, as the token describes them."""
+
+    user_id: str
+    username: str
+    roles: tuple[str, ...]
+    local_body: str | None
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+
+def bearer_token(authorization_header: str | None) -> str:
+    """The token from an `Authorization: Bearer <token>` header."""
+    if authorization_header is None or not authorization_header.strip():
+        raise Unauthenticated("an 'Authorization: Bearer <token>' header is required")
+    match = _BEARER.match(authorization_header.strip())
+    if match is None:
+        raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+    return match.group(1)
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        public_keys: Mapping[str, Ed25519PublicKey],
+        leeway_seconds: float = DEFAULT_LEEWAY_SECONDS,
+    ) -> None:
+        self._public_keys = dict(public_keys)
+        self._leeway_seconds = leeway_seconds
+
+    @classmethod
+    def from_jwks(
+        cls, jwks: Mapping[str, Any], leeway_seconds: float = DEFAULT_LEEWAY_SECONDS
+    ) -> TokenVerifier:
+        """Build from a JWKS ({"keys": [...]}), as the identity service's
+        `jwks` RPC returns it. Keys this verifier could never use (not an
+        Ed25519 signing key, or without a kid) are skipped, as JWKS clients do;
+        a malformed Ed25519 key is an error."""
+        keys = jwks.get("keys") if isinstance(jwks, Mapping) else None
+        if not isinstance(keys, list):
+            raise ValueError("a JWKS must be an object with a 'keys' list")
+        public_keys = {}
+        for jwk in keys:
+            if _usable(jwk):
+                public_keys[jwk["kid"]] = _ed25519_public_key(jwk)
+        return cls(public_keys, leeway_seconds)
+
+    @property
+    def kids(self) -> frozenset[str]:
+        return frozenset(self._public_keys)
+
+    def verify(self, token: str) -> Principal:
+        """The Principal the token names, or Unauthenticated saying why not."""
+        if not isinstance(token, str) or not token:
+            raise Unauthenticated("an access token is required")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthenticated("the access token is malformed") from None
+        algorithm = header.get("alg")
+        if algorithm != ALGORITHM:
+            raise Unauthenticated(
+                f"access tokens signed with {algorithm!r} are not accepted (only {ALGORITHM})"
+            )
+        kid = header.get("kid")
+        public_key = self._public_keys.get(kid) if isinstance(kid, str) else None
+        if public_key is None:
+            raise Unauthenticated("the access token was signed with an unknown key")
+        claims = self._decode(token, public_key)
+        return _principal(claims)
+
+    def _decode(self, token: str, public_key: Ed25519PublicKey) -> dict[str, Any]:
+        try:
+            return jwt.decode(
+                token,
+                public_key,
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                leeway=self._leeway_seconds,
+                options={"require": list(REQUIRED_CLAIMS)},
+            )
+        except jwt.ExpiredSignatureError:
+            detail = "the access token has expired"
+        except jwt.InvalidSignatureError:
+            detail = "the access token's signature is invalid"
+        except jwt.MissingRequiredClaimError as error:
+            detail = f"the access token lacks the {error.claim!r} claim"
+        except jwt.InvalidAudienceError:
+            detail = f"the access token is not meant for {AUDIENCE!r}"
+        except jwt.InvalidIssuerError:
+            detail = f"the access token was not issued by {ISSUER!r}"
+        except jwt.ImmatureSignatureError:
+            detail = "the access token is not valid yet (issued in the future)"
+        except jwt.PyJWTError as error:
+            detail = f"the access token is invalid: {error}"
+        raise Unauthenticated(detail)
+
+
+def _usable(jwk: Any) -> bool:
+    return (
+        isinstance(jwk, Mapping)
+        and jwk.get("kty") == "OKP"
+        and jwk.get("crv") == "Ed25519"
+        and jwk.get("use", "sig") == "sig"
+        and jwk.get("alg", ALGORITHM) == ALGORITHM
+        and isinstance(jwk.get("kid"), str)
+    )
+
+
+def _ed25519_public_key(jwk: Mapping[str, Any]) -> Ed25519PublicKey:
+    # Built from "x" alone: a "d" (private part) in a JWKS is ignored, never used.
+    x = jwk.get("x")
+    if not isinstance(x, str):
+        raise ValueError(f"JWK {jwk['kid']!r} has no 'x'")
+    try:
+        raw = base64.urlsafe_b64decode(x + "=" * (-len(x) % 4))
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except (binascii.Error, ValueError) as error:
+        raise ValueError(f"JWK {jwk['kid']!r} is not a valid Ed25519 public key") from error
+
+
+def _principal(claims: Mapping[str, Any]) -> Principal:
+    username = claims.get("preferred_username")
+    roles = claims.get("roles")
+    local_body = claims.get("local_body")
+    well_formed = (
+        isinstance(claims["sub"], str)
+        and claims["sub"] != ""
+        and isinstance(username, str)
+        and isinstance(roles, list)
+        and all(isinstance(role, str) for role in roles)
+        and (local_body is None or isinstance(local_body, str))
+    )
+    if not well_formed:
+        raise Unauthenticated("the access token's claims are malformed")
+    return Principal(claims["sub"], username, tuple(roles), local_body)

@@ -1,0 +1,31 @@
+"""The identity service's settings, from the environment with local defaults."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from ksmart_common.config import env
+
+SIGNING_KEY_ENV = "KSMART_IDENTITY_SIGNING_KEY"
+ACCESS_TOKEN_TTL_ENV = "KSMART_ACCESS_TOKEN_TTL_SECONDS"
+DEFAULT_ACCESS_TOKEN_TTL_SECONDS = 900
+
+
+def access_token_ttl_seconds() -> int:
+    """Short on purpose: until revocation exists, expiry is the only way a
+    stolen or outdated token (roles changed) stops working."""
+    ttl = int(env(ACCESS_TOKEN_TTL_ENV, str(DEFAULT_ACCESS_TOKEN_TTL_SECONDS)))
+    if ttl <= 0:
+        raise ValueError(f"{ACCESS_TOKEN_TTL_ENV} must be a positive number of seconds")
+    return ttl
+
+
+def signing_key_pem(environ: Mapping[str, str] | None = None) -> str | None:
+    """The Ed25519 private key (PEM) given by the operator, if any.
+
+    A literal "\\n" is read as a newline, because single-line env files (docker
+    compose's .env) can't hold a multi-line PEM; a PEM never contains a backslash.
+    """
+    value = (os.environ if environ is None else environ).get(SIGNING_KEY_ENV, "")
+    return value.replace("\\n", "\n").strip() or None

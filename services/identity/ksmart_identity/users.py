@@ -1,0 +1,230 @@
+"""Users and their passwords: plain functions on a SQLAlchemy engine.
+
+Passwords are hashed with argon2id (argon2-cffi's defaults: memory-hard, so a
+stolen table is expensive to attack). Hashing takes tens of milliseconds of CPU
+on purpose; a caller running under eventlet passes `offload` (for example
+`eventlet.tpool.execute`) so that time is spent on a real thread instead of
+stalling every other green thread in the process.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from ksmart_common.errors import InvalidInput
+
+KINDS = ("citizen", "official", "auditor", "administrator")
+
+# Runs a blocking call: fn(*args) -> result.
+Offload = Callable[..., Any]
+
+
+class User(TypedDict):
+    """A user as the rest of the service (and the token claims) see one."""
+
+    user_id: str
+    username: str
+    display_name: str
+    kind: str
+    roles: list[str]
+    local_body: str | None
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    display_name: str
+    kind: str
+    roles: tuple[str, ...]
+    local_body: str | None
+
+
+# The demo accounts `seed_demo_users` creates (all share one password, given at
+# seeding). The one list the docs cite: two local bodies, so a demo can show an
+# official of one body being refused another body's files.
+DEMO_USERS: tuple[DemoUser, ...] = (
+    DemoUser("citizen", "Demo Citizen", "citizen", ("citizen",), None),
+    DemoUser("clerk.kochi", "Clerk, Kochi Corporation", "official", ("clerk",), "KL-EKM-KOC"),
+    DemoUser(
+        "secretary.kochi", "Secretary, Kochi Corporation", "official", ("secretary",), "KL-EKM-KOC"
+    ),
+    DemoUser(
+        "clerk.tvm", "Clerk, Thiruvananthapuram Corporation", "official", ("clerk",), "KL-TVM-TVC"
+    ),
+    DemoUser("auditor", "Demo Auditor", "auditor", ("auditor",), None),
+)
+
+_hasher = PasswordHasher()
+
+_COLUMNS = "user_id, username, display_name, kind, roles, local_body"
+
+
+def call_directly(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
+
+
+def normalise_username(username: str) -> str:
+    """Usernames are case-insensitive: stored and looked up lower-case."""
+    return username.strip().lower()
+
+
+def create_user(
+    engine: sa.Engine,
+    username: str,
+    display_name: str,
+    kind: str,
+    roles: Sequence[str],
+    local_body: str | None,
+    password: str,
+    offload: Offload = call_directly,
+) -> User:
+    """Create a user; InvalidInput lists every problem at once (a taken
+    username included)."""
+    username = normalise_username(username)
+    _check_new_user(username, kind, roles, password)
+    password_hash = offload(_hasher.hash, password)
+    try:
+        with engine.begin() as conn:
+            row = _insert_user(
+                conn, username, display_name, kind, roles, local_body, password_hash
+            )
+    except sa.exc.IntegrityError as error:
+        if getattr(error.orig, "pgcode", None) == "23505":  # unique_violation
+            raise InvalidInput(
+                "the user can't be created",
+                [{"field": "username", "message": f"{username!r} is already taken"}],
+            ) from None
+        raise
+    assert row is not None
+    return _user(row)
+
+
+def authenticate(
+    engine: sa.Engine, username: str, password: str, offload: Offload = call_directly
+) -> User | None:
+    """The user if the password is right, else None: the caller can't tell an
+    unknown username from a wrong password, not even by timing (an unknown
+    user still costs one argon2 verification, against a dummy hash)."""
+    if not isinstance(username, str) or not isinstance(password, str):
+        return None
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                f"SELECT {_COLUMNS}, password_hash FROM users WHERE username = :username"
+            ),
+            {"username": normalise_username(username)},
+        ).one_or_none()
+    if row is None:
+        offload(_verify, _dummy_hash(), password)
+        return None
+    if not offload(_verify, row.password_hash, password):
+        return None
+    return _user(row)
+
+
+def seed_demo_users(engine: sa.Engine, password: str, offload: Offload = call_directly) -> list[str]:
+    """Create the DEMO_USERS that don't exist yet; returns the usernames created.
+
+    Idempotent and safe to run from two processes at once. An existing demo
+    user is left as it is (its password included).
+    """
+    with engine.connect() as conn:
+        existing = set(
+            conn.execute(
+                sa.text("SELECT username FROM users WHERE username = ANY(:names)"),
+                {"names": [demo.username for demo in DEMO_USERS]},
+            ).scalars()
+        )
+    created = []
+    for demo in DEMO_USERS:
+        if demo.username in existing:
+            continue
+        password_hash = offload(_hasher.hash, password)
+        with engine.begin() as conn:
+            row = _insert_user(
+                conn,
+                demo.username,
+                demo.display_name,
+                demo.kind,
+                demo.roles,
+                demo.local_body,
+                password_hash,
+                skip_if_taken=True,
+            )
+        if row is not None:
+            created.append(demo.username)
+    return created
+
+
+def _check_new_user(username: str, kind: str, roles: Sequence[str], password: str) -> None:
+    problems = []
+    if not username:
+        problems.append({"field": "username", "message": "must not be empty"})
+    if kind not in KINDS:
+        problems.append({"field": "kind", "message": f"must be one of {', '.join(KINDS)}"})
+    if isinstance(roles, str) or not all(isinstance(role, str) and role for role in roles):
+        problems.append({"field": "roles", "message": "must be a list of role names"})
+    if not password:
+        problems.append({"field": "password", "message": "must not be empty"})
+    if problems:
+        raise InvalidInput("the user can't be created", problems)
+
+
+def _insert_user(
+    conn: sa.Connection,
+    username: str,
+    display_name: str,
+    kind: str,
+    roles: Sequence[str],
+    local_body: str | None,
+    password_hash: str,
+    skip_if_taken: bool = False,
+) -> sa.Row | None:
+    on_conflict = "ON CONFLICT (username) DO NOTHING" if skip_if_taken else ""
+    return conn.execute(
+        sa.text(
+            "INSERT INTO users (user_id, username, display_name, kind, roles, local_body, "
+            "password_hash) VALUES (:user_id, :username, :display_name, :kind, :roles, "
+            f":local_body, :password_hash) {on_conflict} RETURNING {_COLUMNS}"
+        ),
+        {
+            "user_id": str(uuid.uuid4()),
+            "username": username,
+            "display_name": display_name,
+            "kind": kind,
+            "roles": list(roles),
+            "local_body": local_body,
+            "password_hash": password_hash,
+        },
+    ).one_or_none()
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return _hasher.hash(uuid.uuid4().hex)
+
+
+def _user(row: sa.Row) -> User:
+    return User(
+        user_id=str(row.user_id),
+        username=row.username,
+        display_name=row.display_name,
+        kind=row.kind,
+        roles=list(row.roles),
+        local_body=row.local_body,
+    )

@@ -33,9 +33,7 @@ def amqp_uri() -> str:
 
 def database_url(service: str) -> str:
     """The URL the service itself connects with (its least-privileged role)."""
-    default = (
-        f"postgresql+psycopg2://ksmart_{service}@127.0.0.1:5432/{SERVICE_DATABASES[service]}"
-    )
+    default = f"postgresql+psycopg2://ksmart_{service}@127.0.0.1:5432/{SERVICE_DATABASES[service]}"
     return with_psycopg2(env(f"KSMART_{service.upper()}_DATABASE_URL", default))
 
 
@@ -54,7 +52,7 @@ def with_psycopg2(url: str) -> str:
     """SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; we use psycopg2."""
     for bare in ("postgresql://", "postgres://"):
         if url.startswith(bare):
-            return "postgresql+psycopg2://" + url[len(bare):]
+            return "postgresql+psycopg2://" + url[len(bare) :]
     return url
 
 

@@ -103,9 +103,7 @@ class EnvelopeSchema(Schema):
     event_id = fields.UUID(required=True)
     stream_id = fields.String(required=True, validate=validate.Length(min=1, max=200))
     stream_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
-    global_position = fields.Integer(
-        required=True, strict=True, validate=validate.Range(min=1)
-    )
+    global_position = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
     event_type = fields.String(required=True, validate=validate.Length(min=1, max=100))
     schema_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
     data = fields.Dict(required=True)
@@ -157,5 +155,3 @@ def verify_chain(envelopes: list[Envelope]) -> list[str]:
             problems.append(f"{where}: hash does not match the event's content (altered)")
         expected_prev = envelope.hash
     return problems
-
-

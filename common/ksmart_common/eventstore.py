@@ -156,8 +156,13 @@ class EventStore:
                     ],
                 )
             envelopes = self._seal(
-                stream_id, events, metadata, current_version,
-                head.last_hash or GENESIS_HASH, head.last_position, head.now,
+                stream_id,
+                events,
+                metadata,
+                current_version,
+                head.last_hash or GENESIS_HASH,
+                head.last_position,
+                head.now,
             )
             conn.execute(
                 events_table.insert(),
@@ -167,9 +172,7 @@ class EventStore:
                 ],
             )
             conn.execute(
-                sa.select(
-                    sa.func.pg_notify(NOTIFY_CHANNEL, str(envelopes[-1].global_position))
-                )
+                sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, str(envelopes[-1].global_position)))
             )
         return envelopes
 
@@ -266,5 +269,3 @@ class EventStore:
             return conn.execute(
                 sa.select(sa.func.coalesce(sa.func.max(events_table.c.global_position), 0))
             ).scalar_one()
-
-

@@ -96,9 +96,7 @@ def upgrade(service: str, admin_url: str, database: str, roles: RoleNames) -> No
     ensure_database(admin_url, database)
     for role in SERVICE_ROLES[service]:
         ensure_role(admin_url, roles.of(role))
-    command.upgrade(
-        alembic_config(service, url_for_database(admin_url, database), roles), "head"
-    )
+    command.upgrade(alembic_config(service, url_for_database(admin_url, database), roles), "head")
 
 
 def run_migrations_online(context) -> None:

@@ -199,5 +199,3 @@ class Relay:
                 connection.close()
             except AMQPError:
                 pass
-
-

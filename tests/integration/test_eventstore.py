@@ -22,8 +22,9 @@ def store(applications_db):
 
 
 def _events(*types):
-    return [NewEvent(event_type, {"n": index, "text": "ജനനം"}) for index, event_type in
-            enumerate(types)]
+    return [
+        NewEvent(event_type, {"n": index, "text": "ജനനം"}) for index, event_type in enumerate(types)
+    ]
 
 
 def test_append_assigns_versions_positions_and_a_hash_chain(store):
@@ -72,8 +73,11 @@ def test_read_all_pages_and_iterates_in_position_order(store):
 def test_the_service_role_cannot_change_or_remove_events(store, applications_db):
     store.append(file_stream_id(uuid.uuid4()), _events("ApplicationSubmitted"), 0, METADATA)
     with store.engine.connect() as conn:
-        for statement in ("UPDATE events SET event_type = 'X'", "DELETE FROM events",
-                          "TRUNCATE events"):
+        for statement in (
+            "UPDATE events SET event_type = 'X'",
+            "DELETE FROM events",
+            "TRUNCATE events",
+        ):
             with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
                 conn.execute(sa.text(statement))
             conn.rollback()
@@ -83,8 +87,11 @@ def test_even_the_owner_is_refused_by_the_trigger(store, applications_db):
     store.append(file_stream_id(uuid.uuid4()), _events("ApplicationSubmitted"), 0, METADATA)
     owner = sa.create_engine(applications_db.superuser_url)
     with owner.connect() as conn:
-        for statement in ("UPDATE events SET event_type = 'X'", "DELETE FROM events",
-                          "TRUNCATE events"):
+        for statement in (
+            "UPDATE events SET event_type = 'X'",
+            "DELETE FROM events",
+            "TRUNCATE events",
+        ):
             with pytest.raises(sa.exc.DBAPIError, match="events are immutable"):
                 conn.execute(sa.text(statement))
             conn.rollback()
@@ -94,6 +101,7 @@ def test_even_the_owner_is_refused_by_the_trigger(store, applications_db):
 
 def test_data_that_is_not_json_is_refused_before_anything_is_stored(store):
     with pytest.raises(ValueError, match="not storable JSON"):
-        store.append(file_stream_id(uuid.uuid4()), [NewEvent("X", {"n": float("nan")})], 0,
-                     METADATA)
+        store.append(
+            file_stream_id(uuid.uuid4()), [NewEvent("X", {"n": float("nan")})], 0, METADATA
+        )
     assert store.last_position() == 0

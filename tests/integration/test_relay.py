@@ -64,8 +64,9 @@ def _start(relay: Relay) -> threading.Thread:
 
 def _append(store: EventStore, count: int) -> None:
     for _ in range(count):
-        store.append(file_stream_id(uuid.uuid4()), [NewEvent("ApplicationSubmitted", {})], 0,
-                     METADATA)
+        store.append(
+            file_stream_id(uuid.uuid4()), [NewEvent("ApplicationSubmitted", {})], 0, METADATA
+        )
 
 
 def test_every_event_is_published_in_position_order(store, applications_db, amqp_uri):
@@ -75,8 +76,11 @@ def test_every_event_is_published_in_position_order(store, applications_db, amqp
     thread = _start(relay)
     try:
         _append(store, 20)  # woken by NOTIFY: the idle poll is far longer than the wait
-        received = wait_for(lambda: len(collector.drain()) >= 25 and collector.received,
-                            timeout=20, message="25 events")
+        received = wait_for(
+            lambda: len(collector.drain()) >= 25 and collector.received,
+            timeout=20,
+            message="25 events",
+        )
         assert [event["global_position"] for event in received] == list(range(1, 26))
         assert received[0]["event_type"] == "ApplicationSubmitted"
         wait_for(lambda: relay.stats.checkpoint == 25, message="checkpoint at 25")
@@ -89,8 +93,12 @@ def test_every_event_is_published_in_position_order(store, applications_db, amqp
 def test_broker_outage_delays_publication_and_loses_nothing(store, applications_db, amqp_uri):
     proxy = TcpProxy(5672).start()
     collector = Collector(amqp_uri)
-    relay = Relay(applications_db.url_as("relay"), _via(amqp_uri, proxy.port),
-                  idle_poll_seconds=0.5, max_backoff_seconds=0.5)
+    relay = Relay(
+        applications_db.url_as("relay"),
+        _via(amqp_uri, proxy.port),
+        idle_poll_seconds=0.5,
+        max_backoff_seconds=0.5,
+    )
     thread = _start(relay)
     try:
         _append(store, 3)
@@ -103,8 +111,11 @@ def test_broker_outage_delays_publication_and_loses_nothing(store, applications_
         assert relay.stats.checkpoint < 13
 
         proxy.restore()
-        received = wait_for(lambda: len(collector.drain()) >= 13 and collector.received,
-                            timeout=30, message="backlog after the outage")
+        received = wait_for(
+            lambda: len(collector.drain()) >= 13 and collector.received,
+            timeout=30,
+            message="backlog after the outage",
+        )
         positions = [event["global_position"] for event in received]
         assert sorted(set(positions)) == list(range(1, 14))  # nothing lost
         wait_for(lambda: relay.stats.checkpoint == 13, message="checkpoint at 13")

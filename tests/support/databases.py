@@ -39,7 +39,9 @@ class ServiceDatabase:
 
 
 @contextlib.contextmanager
-def fresh_service_database(service: str, roles: RoleNames | None = None) -> Iterator[ServiceDatabase]:
+def fresh_service_database(
+    service: str, roles: RoleNames | None = None
+) -> Iterator[ServiceDatabase]:
     token = uuid.uuid4().hex[:10]
     roles = roles or RoleNames(prefix=f"kt{token}_")
     admin_url = config.admin_database_url()

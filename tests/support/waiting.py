@@ -9,8 +9,12 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(condition: Callable[[], T], timeout: float = 30.0, interval: float = 0.05,
-             message: str = "condition") -> T:
+def wait_for(
+    condition: Callable[[], T],
+    timeout: float = 30.0,
+    interval: float = 0.05,
+    message: str = "condition",
+) -> T:
     """Call `condition` until it returns something truthy; return that."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -23,5 +27,7 @@ def wait_for(condition: Callable[[], T], timeout: float = 30.0, interval: float 
             if result:
                 return result
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}"
-                         + (f" (last error: {last_error!r})" if last_error else ""))
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {message}"
+        + (f" (last error: {last_error!r})" if last_error else "")
+    )

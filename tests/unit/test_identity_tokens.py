@@ -54,6 +54,10 @@ def _issue(key, user=CLERK, ttl_seconds=900, now=None):
     return tokens.issue_access_token(private_key, kid, user, ttl_seconds, now or _now())
 
 
+def _claims(token):
+    return jwt.decode(token, options={"verify_signature": False})
+
+
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -86,7 +90,7 @@ def test_issued_token_carries_the_agreed_claims_and_header(key):
     token = _issue(key, ttl_seconds=600, now=now)
 
     assert jwt.get_unverified_header(token) == {"alg": "EdDSA", "kid": kid, "typ": "JWT"}
-    claims = jwt.decode(token, options={"verify_signature": False})
+    claims = _claims(token)
     assert claims["iss"] == "ksmart-identity"
     assert claims["aud"] == "ksmart"
     assert claims["sub"] == CLERK["user_id"]
@@ -95,9 +99,7 @@ def test_issued_token_carries_the_agreed_claims_and_header(key):
     assert claims["local_body"] == "KL-EKM-KOC"
     assert claims["iat"] == int(now.timestamp())
     assert claims["exp"] - claims["iat"] == 600
-    assert claims["jti"] != jwt.decode(_issue(key, now=now), options={"verify_signature": False})[
-        "jti"
-    ]
+    assert claims["jti"] != _claims(_issue(key, now=now))["jti"]
 
 
 def test_a_citizen_token_has_a_null_local_body(key, verifier):
@@ -105,9 +107,7 @@ def test_a_citizen_token_has_a_null_local_body(key, verifier):
     principal = verifier.verify(_issue(key, user=citizen))
     assert principal.local_body is None
     assert principal.has_role("citizen") and not principal.has_role("clerk")
-    assert jwt.decode(_issue(key, user=citizen), options={"verify_signature": False})[
-        "local_body"
-    ] is None
+    assert _claims(_issue(key, user=citizen))["local_body"] is None
 
 
 def test_public_jwk_is_an_okp_ed25519_key_with_a_kid_derived_from_it(key):
@@ -283,7 +283,11 @@ def test_from_jwks_skips_keys_it_could_never_use():
             {"kty": "RSA", "kid": "rsa-1", "n": "AQAB", "e": "AQAB"},
             {"kty": "oct", "kid": "hmac-1", "k": "c2VjcmV0"},
             {**tokens.public_jwk(*_signing_key()), "use": "enc"},
-            {key: value for key, value in tokens.public_jwk(*_signing_key()).items() if key != "kid"},
+            {
+                name: value
+                for name, value in tokens.public_jwk(*_signing_key()).items()
+                if name != "kid"
+            },
             tokens.public_jwk(*usable),
         ]
     }
@@ -323,4 +327,3 @@ def test_any_user_survives_the_round_trip(user_id, username, roles, local_body):
     assert verifier.verify(_issue(key, user=user)) == Principal(
         user_id, username, tuple(roles), local_body
     )
-

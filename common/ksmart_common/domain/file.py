@@ -23,10 +23,11 @@ from ksmart_common.canonical import canonical_json
 from ksmart_common.domain.workflow import APPLICANT, Workflow
 from ksmart_common.envelope import Envelope, NewEvent, format_timestamp
 from ksmart_common.errors import ActionNotAllowed, Forbidden, InvalidInput
+from ksmart_common.roles import AUDITOR as AUDITOR_ROLE
+from ksmart_common.roles import CITIZEN as CITIZEN_ROLE
 
 APPLICATION_SUBMITTED = "ApplicationSubmitted"
 SUBMIT_ACTION = "submit"
-CITIZEN_ROLE = "citizen"
 
 
 @dataclass(frozen=True)
@@ -251,10 +252,7 @@ def replay(envelopes: Iterable[Envelope], state: FileState | None = None) -> Fil
     return state
 
 
-
 # -- who may read ------------------------------------------------------------
-
-AUDITOR_ROLE = "auditor"
 
 
 def may_read(state: FileState, actor: Actor) -> bool:
@@ -263,6 +261,8 @@ def may_read(state: FileState, actor: Actor) -> bool:
         return True
     if CITIZEN_ROLE in actor.roles and actor.actor_id == state.applicant_id:
         return True
-    return actor.local_body is not None and actor.local_body == state.local_body and any(
-        role != CITIZEN_ROLE for role in actor.roles
+    return (
+        actor.local_body is not None
+        and actor.local_body == state.local_body
+        and any(role != CITIZEN_ROLE for role in actor.roles)
     )

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from nameko.rpc import RpcProxy, rpc
+
+from ksmart_applications import commands
 from ksmart_common.database import Database
 from ksmart_common.domain.file import Actor
 from ksmart_common.envelope import to_json
 from ksmart_common.errors import InvalidInput
 from ksmart_common.eventstore import EventStore
-from nameko.rpc import RpcProxy, rpc
-
-from ksmart_applications import commands
 
 MAX_PAGE = 1_000
 

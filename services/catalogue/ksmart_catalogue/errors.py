@@ -18,8 +18,7 @@ class CatalogueError(KsmartError):
         # One line per problem, "file: field.path: message", so a maintainer
         # fixes every mistake in one pass instead of one per restart.
         detail = "\n".join(
-            f"{problem['file']}: {problem['field']}: {problem['message']}"
-            for problem in problems
+            f"{problem['file']}: {problem['field']}: {problem['message']}" for problem in problems
         )
         super().__init__(detail, problems)
 

@@ -11,6 +11,7 @@ from eventlet import tpool
 from nameko.rpc import rpc
 
 from ksmart_common.database import Database
+from ksmart_common.errors import Unauthenticated
 from ksmart_identity import keys
 from ksmart_identity.config import access_token_ttl_seconds
 from ksmart_identity.signin import password_sign_in
@@ -21,7 +22,9 @@ class IdentityService:
 
     db = Database()
 
-    @rpc
+    # A wrong password is the caller's mistake, not the service's: logged as a
+    # warning, not an error that pages someone.
+    @rpc(expected_exceptions=Unauthenticated)
     def login(self, username: str, password: str) -> dict[str, Any]:
         """{"access_token", "token_type": "Bearer", "expires_in"}, or
         Unauthenticated("wrong username or password")."""

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from ksmart_common.errors import Unauthenticated
 from ksmart_identity.keys import active_signing_key
 from ksmart_identity.tokens import issue_access_token
-from ksmart_identity.users import Offload, call_directly, authenticate
+from ksmart_identity.users import Offload, authenticate, call_directly
 
 # One message for every failure, so a caller learns nothing about which
 # usernames exist.

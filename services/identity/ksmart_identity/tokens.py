@@ -64,9 +64,7 @@ def public_jwk(private_key: Ed25519PrivateKey, kid: str) -> dict[str, str]:
     return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": ALGORITHM, "use": "sig"}
 
 
-def access_token_claims(
-    user: Mapping[str, Any], ttl_seconds: int, now: datetime
-) -> dict[str, Any]:
+def access_token_claims(user: Mapping[str, Any], ttl_seconds: int, now: datetime) -> dict[str, Any]:
     """The claims of an access token; `user` has user_id, username, roles and
     local_body (the dict ksmart_identity.users returns)."""
     if ttl_seconds <= 0:

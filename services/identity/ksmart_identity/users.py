@@ -93,9 +93,7 @@ def create_user(
     password_hash = offload(_hasher.hash, password)
     try:
         with engine.begin() as conn:
-            row = _insert_user(
-                conn, username, display_name, kind, roles, local_body, password_hash
-            )
+            row = _insert_user(conn, username, display_name, kind, roles, local_body, password_hash)
     except sa.exc.IntegrityError as error:
         if getattr(error.orig, "pgcode", None) == "23505":  # unique_violation
             raise InvalidInput(
@@ -117,9 +115,7 @@ def authenticate(
         return None
     with engine.connect() as conn:
         row = conn.execute(
-            sa.text(
-                f"SELECT {_COLUMNS}, password_hash FROM users WHERE username = :username"
-            ),
+            sa.text(f"SELECT {_COLUMNS}, password_hash FROM users WHERE username = :username"),
             {"username": normalise_username(username)},
         ).one_or_none()
     if row is None:
@@ -130,7 +126,9 @@ def authenticate(
     return _user(row)
 
 
-def seed_demo_users(engine: sa.Engine, password: str, offload: Offload = call_directly) -> list[str]:
+def seed_demo_users(
+    engine: sa.Engine, password: str, offload: Offload = call_directly
+) -> list[str]:
     """Create the DEMO_USERS that don't exist yet; returns the usernames created.
 
     Idempotent and safe to run from two processes at once. An existing demo

@@ -1,0 +1,157 @@
+"""`ksmart-admin`: the operator's commands.
+
+ksmart-admin check-infrastructure   # is PostgreSQL / RabbitMQ reachable?
+ksmart-admin setup [--seed]         # databases, roles, migrations, queues, demo data
+ksmart-admin dead-letters QUEUE     # how many messages wait in QUEUE.dead
+ksmart-admin replay-dead-letters QUEUE [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import pika
+import sqlalchemy as sa
+
+from ksmart_common import config
+from ksmart_common.consumer import ATTEMPT_HEADER, ConsumerTopology
+from ksmart_common.migrations import RoleNames, upgrade
+
+
+def consumer_topologies() -> list[ConsumerTopology]:
+    """Every consuming service's queues, declared before any event flows so
+    that nothing published early is unroutable."""
+    from ksmart_workflow.service import EVENTS_QUEUE as WORKFLOW_QUEUE
+
+    delays = config.RetryPolicy.from_env().delays_ms
+    return [ConsumerTopology(WORKFLOW_QUEUE, ("#",), delays)]
+
+
+def check_infrastructure() -> int:
+    problems = []
+    try:
+        engine = sa.create_engine(config.admin_database_url(), poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except sa.exc.SQLAlchemyError as error:
+        problems.append(
+            "PostgreSQL is not reachable at KSMART_POSTGRES_ADMIN_URL "
+            f"({config.admin_database_url()}): {error.__class__.__name__}.\n"
+            "  Start it: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\n"
+            "  Install it (Debian): apt-get install postgresql"
+        )
+    try:
+        pika.BlockingConnection(pika.URLParameters(config.amqp_uri())).close()
+    except pika.exceptions.AMQPError as error:
+        problems.append(
+            f"RabbitMQ is not reachable at KSMART_AMQP_URI ({config.amqp_uri()}): "
+            f"{error.__class__.__name__}.\n"
+            "  Start it: rabbitmq-server -detached\n"
+            "  Install it (Debian): apt-get install rabbitmq-server"
+        )
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
+
+
+def setup(seed: bool, credentials_file: Path | None) -> int:
+    admin_url = config.admin_database_url()
+    roles = RoleNames(os.environ.get("KSMART_ROLE_PREFIX", "ksmart_"))
+    for service, database in config.SERVICE_DATABASES.items():
+        upgrade(service, admin_url, database, roles)
+        print(f"database {database}: migrated")
+    for topology in consumer_topologies():
+        topology.declare(config.amqp_uri())
+        print(f"queue {topology.queue_name}: declared with its retry and dead-letter queues")
+    if seed:
+        password = os.environ.get("KSMART_DEMO_PASSWORD") or secrets.token_urlsafe(12)
+        from ksmart_identity.users import seed_demo_users
+
+        engine = sa.create_engine(config.database_url("identity"), poolclass=sa.pool.NullPool)
+        seed_demo_users(engine, password)
+        engine.dispose()
+        if credentials_file is not None:
+            credentials_file.parent.mkdir(parents=True, exist_ok=True)
+            credentials_file.write_text(password + "\n")
+            credentials_file.chmod(0o600)
+        print("demo users seeded")
+    return 0
+
+
+def _dead_queue(queue: str) -> str:
+    return f"{queue}.dead"
+
+
+def dead_letter_count(queue: str) -> int:
+    connection = pika.BlockingConnection(pika.URLParameters(config.amqp_uri()))
+    try:
+        declared = connection.channel().queue_declare(_dead_queue(queue), passive=True)
+        return declared.method.message_count
+    finally:
+        connection.close()
+
+
+def replay_dead_letters(queue: str, limit: int | None = None) -> int:
+    """Move dead letters back to their queue for another round of attempts.
+
+    Each message is republished with confirms, then acked: a crash in between
+    leaves a duplicate, never a loss (consumers are idempotent)."""
+    connection = pika.BlockingConnection(pika.URLParameters(config.amqp_uri()))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    moved = 0
+    try:
+        while limit is None or moved < limit:
+            method, properties, body = channel.basic_get(_dead_queue(queue))
+            if method is None:
+                break
+            headers = dict(properties.headers or {})
+            headers.pop(ATTEMPT_HEADER, None)
+            properties.headers = headers
+            channel.basic_publish("", queue, body, properties)
+            channel.basic_ack(method.delivery_tag)
+            moved += 1
+    finally:
+        connection.close()
+    return moved
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="ksmart-admin",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("check-infrastructure", help="is PostgreSQL and RabbitMQ reachable")
+    setup_parser = commands.add_parser("setup", help="databases, roles, migrations, queues")
+    setup_parser.add_argument("--seed", action="store_true", help="create the demo users")
+    setup_parser.add_argument(
+        "--credentials-file", type=Path, default=None, help="where to write the demo password"
+    )
+    count_parser = commands.add_parser("dead-letters", help="count a queue's dead letters")
+    count_parser.add_argument("queue")
+    replay_parser = commands.add_parser("replay-dead-letters", help="retry a queue's dead letters")
+    replay_parser.add_argument("queue")
+    replay_parser.add_argument("--limit", type=int, default=None)
+    args = parser.parse_args(argv)
+
+    if args.command == "check-infrastructure":
+        return check_infrastructure()
+    if args.command == "setup":
+        return setup(args.seed, args.credentials_file)
+    if args.command == "dead-letters":
+        print(dead_letter_count(args.queue))
+        return 0
+    if args.command == "replay-dead-letters":
+        print(f"replayed {replay_dead_letters(args.queue, args.limit)} message(s) to {args.queue}")
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""A nameko entrypoint that consumes events reliably.
+
+nameko's own event handler acks a message even when the handler fails (or,
+with requeue_on_error, puts it straight back: a hot loop). This one:
+
+- consumes a durable quorum queue of the service's own, bound to the events
+  exchange, so a RabbitMQ cluster replicates it;
+- acks only after the handler returned, and handlers commit inside
+  themselves, so an ack always follows a committed effect;
+- on failure, moves the message to a delay queue (`<queue>.retry.<ms>`, whose
+  TTL dead-letters it back to the main queue): back-off, not a hot loop;
+- after the last delay, moves it to `<queue>.dead`, where an operator sees it
+  and replays it (`ksmart-admin replay-dead-letters <queue>`);
+- moves a message (publish with confirms, then ack) so that it is never lost:
+  if the move itself fails, the message is requeued instead.
+
+Handlers must be idempotent: delivery is at least once, in any order.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+
+from kombu import Connection, Exchange, Queue, binding
+from nameko.messaging import Consumer
+
+from ksmart_common.config import RetryPolicy
+from ksmart_common.logging import get_logger
+from ksmart_common.messaging import EVENTS_EXCHANGE
+
+log = get_logger(__name__)
+
+ATTEMPT_HEADER = "x-ksmart-attempt"
+ERROR_HEADER = "x-ksmart-last-error"
+QUORUM = {"x-queue-type": "quorum"}
+
+
+@dataclass(frozen=True)
+class ConsumerTopology:
+    """The queues one consumer owns: main, one per retry delay, and dead."""
+
+    queue_name: str
+    routing_keys: tuple[str, ...]
+    delays_ms: tuple[int, ...]
+
+    @property
+    def exchange(self) -> Exchange:
+        return Exchange(EVENTS_EXCHANGE, type="topic", durable=True)
+
+    def main_queue(self) -> Queue:
+        return Queue(
+            self.queue_name,
+            bindings=[binding(self.exchange, routing_key=key) for key in self.routing_keys],
+            durable=True,
+            queue_arguments=QUORUM,
+        )
+
+    def retry_queue_name(self, delay_ms: int) -> str:
+        return f"{self.queue_name}.retry.{delay_ms}ms"
+
+    @property
+    def dead_queue_name(self) -> str:
+        return f"{self.queue_name}.dead"
+
+    def side_queues(self) -> list[Queue]:
+        retries = [
+            Queue(
+                self.retry_queue_name(delay),
+                durable=True,
+                queue_arguments={
+                    **QUORUM,
+                    "x-message-ttl": delay,
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": self.queue_name,
+                    # Expiry moves the message back only once the main queue
+                    # has it: at-least-once dead-lettering, not at-most-once.
+                    "x-dead-letter-strategy": "at-least-once",
+                    "x-overflow": "reject-publish",
+                },
+            )
+            for delay in self.delays_ms
+        ]
+        return [*retries, Queue(self.dead_queue_name, durable=True, queue_arguments=QUORUM)]
+
+    def next_destination(self, attempt: int) -> str:
+        """Where a message goes after failing `attempt` times (1, 2, ...)."""
+        if attempt <= len(self.delays_ms):
+            return self.retry_queue_name(self.delays_ms[attempt - 1])
+        return self.dead_queue_name
+
+    def declare(self, amqp_uri: str) -> None:
+        with Connection(amqp_uri) as connection:
+            channel = connection.default_channel
+            self.exchange.declare(channel=channel)
+            for queue in (self.main_queue(), *self.side_queues()):
+                queue.declare(channel=channel)
+
+
+class EventConsumer(Consumer):
+    def __init__(self, queue_name: str, routing_keys: tuple[str, ...] = ("#",), **kwargs):
+        self.queue_name = queue_name
+        self.routing_keys = routing_keys
+        super().__init__(queue=None, **kwargs)
+
+    def setup(self) -> None:
+        self.topology = ConsumerTopology(
+            self.queue_name, self.routing_keys, RetryPolicy.from_env().delays_ms
+        )
+        self.amqp_uri = self.container.config["AMQP_URI"]
+        self.topology.declare(self.amqp_uri)
+        self.queue = self.topology.main_queue()
+        super().setup()
+
+    def handle_message_processed(self, message, result=None, exc_info=None) -> None:
+        if exc_info is None:
+            self.queue_consumer.ack_message(message)
+            return
+        headers = dict(message.headers or {})
+        attempt = int(headers.get(ATTEMPT_HEADER, 0)) + 1
+        destination = self.topology.next_destination(attempt)
+        error = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
+        headers.update({ATTEMPT_HEADER: attempt, ERROR_HEADER: error[:1000]})
+        try:
+            self._move(message, destination, headers)
+        except Exception:  # noqa: BLE001 - whatever failed, the message must survive
+            log.exception("could not move a failed message; requeueing it", queue=self.queue_name)
+            self.queue_consumer.requeue_message(message)
+            return
+        log.warning(
+            "handler failed; message moved",
+            queue=self.queue_name,
+            destination=destination,
+            attempt=attempt,
+            error=error,
+        )
+        self.queue_consumer.ack_message(message)
+
+    def _move(self, message, destination: str, headers: dict) -> None:
+        # Failures are rare, so a short-lived connection with confirms is fine.
+        with Connection(self.amqp_uri, transport_options={"confirm_publish": True}) as connection:
+            connection.Producer().publish(
+                message.body,
+                exchange="",
+                routing_key=destination,
+                headers=headers,
+                content_type=message.content_type,
+                content_encoding=message.content_encoding,
+                delivery_mode=2,
+                message_id=message.properties.get("message_id"),
+                type=message.properties.get("type"),
+                retry=False,
+            )
+
+
+consume_events = EventConsumer.decorator

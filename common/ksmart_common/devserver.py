@@ -1,0 +1,131 @@
+"""Start and stop the whole platform as local processes: one per service
+(as they run in production), plus the relay.
+
+    python -m ksmart_common.devserver start RUN_DIR
+    python -m ksmart_common.devserver stop RUN_DIR
+
+Used by `make run` / `make stop` and by the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+import pika
+
+from ksmart_common import config
+
+SERVICES = ("identity", "catalogue", "applications", "workflow", "gateway")
+RPC_SERVICES = ("identity", "catalogue", "applications", "workflow")
+
+
+def commands() -> dict[str, list[str]]:
+    python = sys.executable
+    processes = {name: [python, "-m", "ksmart_common.runner", name] for name in SERVICES}
+    processes["relay"] = [python, "-m", "ksmart_applications.relay_main"]
+    return processes
+
+
+def start(
+    run_dir: Path, environ: Mapping[str, str] | None = None, names: list[str] | None = None
+) -> dict[str, subprocess.Popen]:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **(environ or {})}
+    started = {}
+    for name, argv in commands().items():
+        if names is not None and name not in names:
+            continue
+        log = open(run_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        process = subprocess.Popen(
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        (run_dir / f"{name}.pid").write_text(str(process.pid))
+        started[name] = process
+    return started
+
+
+def is_ready(amqp_uri: str, gateway_address: str, names=SERVICES) -> bool:
+    """Every RPC service consumes its queue and the gateway answers /health."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_uri))
+    try:
+        for name in names:
+            if name not in RPC_SERVICES:
+                continue
+            channel = connection.channel()
+            try:
+                declared = channel.queue_declare(f"rpc-{name}", passive=True)
+            except pika.exceptions.ChannelClosedByBroker:
+                return False
+            if declared.method.consumer_count < 1:
+                return False
+            channel.close()
+    finally:
+        connection.close()
+    if "gateway" in names:
+        try:
+            with urllib.request.urlopen(f"http://{gateway_address}/health", timeout=2) as reply:
+                return reply.status == 200
+        except OSError:
+            return False
+    return True
+
+
+def wait_until_ready(
+    amqp_uri: str,
+    gateway_address: str,
+    timeout: float = 60.0,
+    processes: Mapping[str, subprocess.Popen] | None = None,
+    names=SERVICES,
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, process in (processes or {}).items():
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}; see its log")
+        if is_ready(amqp_uri, gateway_address, names):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"the platform was not ready within {timeout}s")
+
+
+def stop(run_dir: Path) -> None:
+    for pid_file in sorted(run_dir.glob("*.pid")):
+        pid = int(pid_file.read_text())
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        pid_file.unlink()
+
+
+def main(argv: list[str] | None = None) -> int:
+    action, run_dir = (argv or sys.argv[1:])[:2]
+    run_dir_path = Path(run_dir)
+    if action == "stop":
+        stop(run_dir_path)
+        return 0
+    if action == "start":
+        stop(run_dir_path)  # never two platforms from one folder
+        processes = start(run_dir_path)
+        address = config.env("KSMART_GATEWAY_ADDRESS", "127.0.0.1:8000")
+        try:
+            wait_until_ready(config.amqp_uri(), address, processes=processes)
+        except (RuntimeError, TimeoutError) as error:
+            print(f"{error}; logs are in {run_dir_path}/", file=sys.stderr)
+            stop(run_dir_path)
+            return 1
+        print(f"K-Smart is running: http://{address}/api/v1  (logs in {run_dir_path}/)")
+        return 0
+    print("usage: devserver start|stop RUN_DIR", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

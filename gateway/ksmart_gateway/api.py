@@ -1,0 +1,193 @@
+"""The gateway's HTTP entrypoint: nameko's http handler, extended once with
+what every endpoint needs, so no endpoint repeats it:
+
+- who may call it (`allowed_roles`, or PUBLIC), checked before the worker
+  runs, with the caller's Principal passed in as `principal`;
+- errors rendered as application/problem+json through one table;
+- the request id (X-Request-ID, made up when absent) echoed on the response;
+- the metadata the OpenAPI document is generated from.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import eventlet
+from marshmallow import Schema
+from nameko.exceptions import UnknownService
+from nameko.extensions import SharedExtension
+from nameko.standalone.rpc import ClusterRpcProxy
+from nameko.web.handlers import HttpRequestHandler
+from werkzeug.wrappers import Request, Response
+
+from ksmart_common import errors
+from ksmart_common.logging import get_logger
+from ksmart_gateway import problems
+from ksmart_gateway.auth import Principal, TokenVerifier, bearer_token
+
+log = get_logger(__name__)
+
+PUBLIC = ("public",)
+REQUEST_ID_HEADER = "X-Request-ID"
+MAX_BODY_BYTES = 256 * 1024
+JWKS_REFRESH_SECONDS = 30.0
+
+
+@dataclass
+class ApiResult:
+    body: Any
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Authenticator(SharedExtension):
+    """Verifies bearer tokens locally against the identity service's JWKS,
+    fetched once and again (at most every 30 s) when an unknown key appears,
+    so keys rotate without a call per request."""
+
+    def setup(self) -> None:
+        self._verifier: TokenVerifier | None = None
+        self._fetched_at = 0.0
+
+    def _refresh(self) -> None:
+        if (
+            self._verifier is not None
+            and time.monotonic() - self._fetched_at < JWKS_REFRESH_SECONDS
+        ):
+            return
+        try:
+            with eventlet.Timeout(5), ClusterRpcProxy(self.container.config) as cluster:
+                jwks = cluster.identity.jwks()
+        except (eventlet.Timeout, UnknownService) as error:
+            raise problems.ServiceUnavailable("the identity service is not answering") from error
+        self._verifier = TokenVerifier.from_jwks(jwks)
+        self._fetched_at = time.monotonic()
+
+    def authenticate(self, request: Request) -> Principal:
+        token = bearer_token(request.headers.get("Authorization"))
+        if self._verifier is None:
+            self._refresh()
+        try:
+            return self._verifier.verify(token)
+        except errors.Unauthenticated:
+            # Perhaps signed with a key that was rotated in since we fetched.
+            self._refresh()
+            return self._verifier.verify(token)
+
+
+class ApiEndpoint(HttpRequestHandler):
+    auth = Authenticator()
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        *,
+        summary: str,
+        allowed_roles: Iterable[str],
+        body: type[Schema] | None = None,
+        query: type[Schema] | None = None,
+        response: type[Schema] | None = None,
+        status: int = 200,
+        tag: str = "files",
+        headers: tuple[str, ...] = (),
+        **kwargs,
+    ) -> None:
+        super().__init__(method, url, **kwargs)
+        self.summary = summary
+        self.allowed_roles = tuple(allowed_roles)
+        self.body_schema = body
+        self.query_schema = query
+        self.response_schema = response
+        self.status = status
+        self.tag = tag
+        self.request_headers = headers
+
+    @property
+    def is_public(self) -> bool:
+        return self.allowed_roles == PUBLIC
+
+    def handle_request(self, request: Request) -> Response:
+        request_id = request.headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
+        request.environ["ksmart.request_id"] = request_id[:200]
+        response = super().handle_request(request)
+        response.headers[REQUEST_ID_HEADER] = request.environ["ksmart.request_id"]
+        return response
+
+    def get_entrypoint_parameters(self, request: Request):
+        args, kwargs = super().get_entrypoint_parameters(request)
+        principal = None
+        if not self.is_public:
+            principal = self.auth.authenticate(request)
+            if not any(principal.has_role(role) for role in self.allowed_roles):
+                raise errors.Forbidden(f"this endpoint is for: {', '.join(self.allowed_roles)}")
+        return args, {**kwargs, "principal": principal}
+
+    def response_from_result(self, result) -> Response:
+        if isinstance(result, Response):
+            return result
+        return Response(
+            json.dumps(result.body, ensure_ascii=False),
+            status=result.status,
+            headers=result.headers,
+            content_type="application/json",
+        )
+
+    def response_from_exception(self, exc: Exception) -> Response:
+        response = problems.response_for(exc)
+        if response is not None:
+            return response
+        if isinstance(exc, UnknownService):
+            return problems.response_for(problems.ServiceUnavailable(str(exc)))
+        log.error("unhandled error", error=repr(exc), url=self.url)
+        return problems.problem_response(500, "Internal error", "the error was logged")
+
+
+api = ApiEndpoint.decorator
+
+
+def request_id(request: Request) -> str:
+    return request.environ["ksmart.request_id"]
+
+
+def read_json(request: Request, schema: type[Schema]) -> dict:
+    """The validated body, or an error naming every problem at once."""
+    if request.mimetype != "application/json":
+        raise problems.UnsupportedMediaType("send the body as application/json")
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise errors.InvalidInput(
+            "the body is too large",
+            [{"field": "body", "message": f"at most {MAX_BODY_BYTES} bytes"}],
+        )
+    raw = request.get_data(cache=False)
+    if len(raw) > MAX_BODY_BYTES:
+        raise errors.InvalidInput(
+            "the body is too large",
+            [{"field": "body", "message": f"at most {MAX_BODY_BYTES} bytes"}],
+        )
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError) as error:
+        raise problems.BadRequestBody(f"the body is not JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise errors.InvalidInput("the body must be a JSON object")
+    return schema().load(document)
+
+
+def read_query(request: Request, schema: type[Schema]) -> dict:
+    return schema().load(request.args.to_dict())
+
+
+def call(method, *args, timeout: float = 10.0, **kwargs):
+    """An RPC call with a deadline: a service that does not answer becomes a
+    503 with Retry-After instead of a request that hangs."""
+    try:
+        with eventlet.Timeout(timeout):
+            return method(*args, **kwargs)
+    except eventlet.Timeout as error:
+        raise problems.ServiceUnavailable("a service did not answer in time") from error

@@ -1,0 +1,138 @@
+"""The gateway's request and response schemas: they validate requests and
+they generate the OpenAPI document, so the two never disagree."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from ksmart_common.envelope import EnvelopeSchema
+
+LOCAL_BODY_CODE = validate.Regexp(
+    r"^[A-Z]{2}-[A-Z]{3}-[A-Z0-9]{2,6}$", error="a local-body code such as KL-EKM-KOC"
+)
+FORM_VALUE = fields.Raw(allow_none=True)
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class TokenRequest(StrictSchema):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class TokenResponse(Schema):
+    access_token = fields.String(required=True)
+    token_type = fields.String(required=True)
+    expires_in = fields.Integer(required=True)
+
+
+class SubmitApplicationRequest(StrictSchema):
+    service_code = fields.String(
+        required=True, validate=validate.Regexp(r"^[a-z0-9-]{2,64}$", error="a service code")
+    )
+    local_body = fields.String(required=True, validate=LOCAL_BODY_CODE)
+    form = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=64)),
+        values=FORM_VALUE,
+        required=True,
+        validate=validate.Length(max=200),
+    )
+
+
+class ActionRequest(StrictSchema):
+    action = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    remarks = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=4000))
+    expected_version = fields.Integer(
+        load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1)
+    )
+
+
+class TimelineEntry(Schema):
+    version = fields.Integer()
+    action = fields.String()
+    event_type = fields.String()
+    actor_id = fields.String(allow_none=True)
+    role = fields.String(allow_none=True)
+    remarks = fields.String(allow_none=True)
+    from_state = fields.String(allow_none=True)
+    to_state = fields.String()
+    at = fields.String()
+
+
+class FileResponse(Schema):
+    file_id = fields.String(required=True)
+    service_code = fields.String(required=True)
+    definition_version = fields.Integer(required=True)
+    definition_hash = fields.String(required=True)
+    local_body = fields.String(required=True)
+    applicant_id = fields.String(required=True)
+    form = fields.Dict(required=True)
+    state = fields.String(required=True)
+    waits_on = fields.String(allow_none=True)
+    version = fields.Integer(required=True)
+    submitted_at = fields.String(required=True)
+    updated_at = fields.String(required=True)
+    allowed_actions = fields.List(fields.String(), required=True)
+    timeline = fields.List(fields.Nested(TimelineEntry), required=True)
+
+
+class FileSummary(Schema):
+    file_id = fields.String()
+    service_code = fields.String()
+    local_body = fields.String()
+    state = fields.String()
+    waits_on = fields.String(allow_none=True)
+    version = fields.Integer()
+    submitted_at = fields.String()
+    updated_at = fields.String()
+
+
+class InboxQuery(StrictSchema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = fields.String(load_default=None, validate=validate.Length(max=500))
+
+
+class InboxResponse(Schema):
+    files = fields.List(fields.Nested(FileSummary))
+    next_cursor = fields.String(allow_none=True)
+
+
+class AuditEventsQuery(StrictSchema):
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit = fields.Integer(load_default=500, validate=validate.Range(min=1, max=1000))
+
+
+class AuditEventsResponse(Schema):
+    events = fields.List(fields.Nested(EnvelopeSchema))
+    next_position = fields.Integer()
+
+
+class AuditFileResponse(Schema):
+    file_id = fields.String()
+    verified = fields.Boolean(metadata={"description": "the hash chain verifies end to end"})
+    problems = fields.List(fields.String())
+    events = fields.List(fields.Nested(EnvelopeSchema))
+
+
+class ServiceSummary(Schema):
+    code = fields.String()
+    version = fields.Integer()
+    name = fields.Dict()
+    category = fields.String()
+    sla_days = fields.Integer()
+    content_hash = fields.String()
+
+
+class ServiceList(Schema):
+    services = fields.List(fields.Nested(ServiceSummary))
+
+
+class Problem(Schema):
+    type = fields.String()
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    problems = fields.List(fields.Dict())

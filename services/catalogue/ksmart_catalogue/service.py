@@ -1,0 +1,48 @@
+"""The catalogue service: read-only RPC over the loaded catalogue.
+
+No database: the definitions ship with the package and never change while the
+service runs, so any number of replicas answer identically and callers may
+cache an answer by its content hash for ever.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nameko.rpc import rpc
+
+from ksmart_catalogue.dependencies import CatalogueProvider
+
+
+class CatalogueService:
+    name = "catalogue"
+
+    catalogue = CatalogueProvider()
+
+    @rpc
+    def list_services(self) -> list[dict[str, Any]]:
+        """Latest version of each service: code, version, name, category,
+        sla_days, content_hash."""
+        return self.catalogue.list_services()
+
+    @rpc
+    def get_service(self, code: str, version: int | None = None) -> dict[str, Any]:
+        """The full definition with "content_hash"; NotFound for an unknown
+        code or version."""
+        return self.catalogue.get_service(code, version)
+
+    @rpc
+    def get_definition(self, content_hash: str) -> dict[str, Any]:
+        """The definition with this content hash, however old; NotFound if none."""
+        return self.catalogue.get_by_hash(content_hash)
+
+    @rpc
+    def health(self) -> dict[str, Any]:
+        # The catalogue loaded at start-up or the container would not be
+        # running; report what it serves so an operator can tell deployments apart.
+        return {
+            "status": "ok",
+            "service": self.name,
+            "services": len(self.catalogue.list_services()),
+            "versions": self.catalogue.version_count(),
+        }

@@ -1,0 +1,76 @@
+"""The workflow service: projects file states from events and answers
+queries on them (inboxes, projected files)."""
+
+from __future__ import annotations
+
+from nameko.rpc import RpcProxy, rpc
+
+from ksmart_common.consumer import consume_events
+from ksmart_common.database import Database
+from ksmart_common.envelope import from_json
+from ksmart_common.errors import InvalidInput
+from ksmart_common.logging import get_logger
+from ksmart_workflow import projection
+
+log = get_logger(__name__)
+
+EVENTS_QUEUE = "workflow.events"
+MAX_PAGE = 200
+
+
+class WorkflowService:
+    name = "workflow"
+
+    db = Database()
+    applications = RpcProxy("applications")
+
+    @consume_events(EVENTS_QUEUE)
+    def on_event(self, body: dict) -> None:
+        envelope = from_json(body)
+        outcome = projection.apply_event(self.db, envelope, self._read_missing)
+        log.info(
+            "event projected",
+            outcome=outcome,
+            event_type=envelope.event_type,
+            stream_id=envelope.stream_id,
+            stream_version=envelope.stream_version,
+            correlation_id=envelope.metadata.get("correlation_id"),
+        )
+
+    def _read_missing(self, stream_id: str, from_version: int, to_version: int):
+        return [
+            from_json(document)
+            for document in self.applications.read_stream(stream_id, from_version, to_version)
+        ]
+
+    @rpc
+    def inbox(self, actor: dict, limit: int = 50, cursor: str | None = None) -> dict:
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(
+                "limit out of range", [{"field": "limit", "message": f"1 to {MAX_PAGE}"}]
+            )
+        try:
+            page = projection.inbox(
+                self.db,
+                tuple(actor.get("roles", ())),
+                actor.get("local_body"),
+                str(actor["actor_id"]),
+                limit,
+                cursor,
+            )
+        except (ValueError, TypeError) as error:
+            raise InvalidInput(
+                "bad cursor", [{"field": "cursor", "message": "not a cursor from a previous page"}]
+            ) from error
+        return {"files": page.files, "next_cursor": page.next_cursor}
+
+    @rpc
+    def projected_file(self, file_id: str) -> dict | None:
+        state = projection.projected_file(self.db, file_id)
+        return state.to_dict() if state else None
+
+    @rpc
+    def health(self) -> dict:
+        with self.db.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return {"status": "ok"}

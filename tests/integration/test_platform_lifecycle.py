@@ -1,0 +1,230 @@
+"""A file from submission to decision through the gateway, over the real
+services, PostgreSQL and RabbitMQ: what a citizen, officials and an auditor
+see, and the refusals they get."""
+
+import uuid
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from tests.support.platform import running_platform
+from tests.support.waiting import wait_for
+
+KOCHI = "KL-EKM-KOC"
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    with running_platform(tmp_path_factory.mktemp("platform")) as running:
+        yield running
+
+
+def _form_for(platform, service_code):
+    """A complete form, built from the service's published definition."""
+    definition = requests.get(
+        f"{platform.base_url}/api/v1/services/{service_code}", timeout=10
+    ).json()
+    samples = {
+        "date": "2026-01-15",
+        "integer": 1,
+        "phone": "+971501234567",
+        "email": "asha@example.org",
+    }
+    form = {}
+    for spec in definition["fields"]:
+        if spec["type"] == "choice":
+            form[spec["name"]] = spec["choices"][0]
+        else:
+            form[spec["name"]] = samples.get(spec["type"], "Asha Menon")
+    return form
+
+
+def _submit(platform, key=None, form=None, service_code="birth-certificate"):
+    headers = platform.as_user("citizen")
+    if key:
+        headers["Idempotency-Key"] = key
+    return requests.post(
+        f"{platform.base_url}/api/v1/files",
+        json={
+            "service_code": service_code,
+            "local_body": KOCHI,
+            "form": form if form is not None else _form_for(platform, service_code),
+        },
+        headers=headers,
+        timeout=10,
+    )
+
+
+def _act(platform, user, file_id, action, version=None, remarks=None):
+    headers = platform.as_user(user)
+    if version is not None:
+        headers["If-Match"] = f'"{version}"'
+    return requests.post(
+        f"{platform.base_url}/api/v1/files/{file_id}/actions",
+        json={"action": action, "remarks": remarks},
+        headers=headers,
+        timeout=10,
+    )
+
+
+def _inbox(platform, user):
+    reply = requests.get(
+        f"{platform.base_url}/api/v1/inbox", headers=platform.as_user(user), timeout=10
+    )
+    assert reply.status_code == 200, reply.text
+    return {entry["file_id"]: entry for entry in reply.json()["files"]}
+
+
+def test_a_file_goes_from_submission_to_approval_with_a_verified_trail(platform):
+    submitted = _submit(platform)
+    assert submitted.status_code == 201, submitted.text
+    file = submitted.json()
+    file_id = file["file_id"]
+    assert file["state"] == "submitted" and file["waits_on"] == "clerk"
+    assert submitted.headers["Location"].endswith(file_id)
+    assert submitted.headers["X-Request-ID"]
+
+    # The workflow projection puts it in the Kochi clerk's inbox, not Thiruvananthapuram's.
+    wait_for(lambda: file_id in _inbox(platform, "clerk.kochi"), message="file in clerk inbox")
+    assert file_id not in _inbox(platform, "clerk.tvm")
+
+    returned = _act(
+        platform,
+        "clerk.kochi",
+        file_id,
+        "return_for_clarification",
+        1,
+        remarks="Attach the hospital discharge summary",
+    )
+    assert returned.status_code == 200, returned.text
+    assert returned.json()["waits_on"] == "applicant"
+    wait_for(lambda: file_id in _inbox(platform, "citizen"), message="file back with citizen")
+
+    resubmitted = _act(platform, "citizen", file_id, "resubmit", 2, remarks="Attached")
+    assert resubmitted.status_code == 200, resubmitted.text
+    verified = _act(platform, "clerk.kochi", file_id, "verify", 3)
+    assert verified.json()["state"] == "verified"
+    approved = _act(platform, "secretary.kochi", file_id, "approve", 4)
+    assert approved.status_code == 200, approved.text
+    assert approved.headers["ETag"] == '"5"'
+
+    read = requests.get(
+        f"{platform.base_url}/api/v1/files/{file_id}",
+        headers=platform.as_user("citizen"),
+        timeout=10,
+    ).json()
+    assert read["state"] == "approved" and read["allowed_actions"] == []
+    assert [(step["action"], step["role"]) for step in read["timeline"]] == [
+        ("submit", "applicant"),
+        ("return_for_clarification", "clerk"),
+        ("resubmit", "applicant"),
+        ("verify", "clerk"),
+        ("approve", "secretary"),
+    ]
+    assert read["timeline"][1]["remarks"] == "Attach the hospital discharge summary"
+
+    audit = requests.get(
+        f"{platform.base_url}/api/v1/audit/files/{file_id}/events",
+        headers=platform.as_user("auditor"),
+        timeout=10,
+    ).json()
+    assert audit["verified"] is True and audit["problems"] == []
+    assert [event["event_type"] for event in audit["events"]] == [
+        "ApplicationSubmitted",
+        "FileReturnedForClarification",
+        "ClarificationProvided",
+        "FileVerified",
+        "FileApproved",
+    ]
+    first = audit["events"][0]
+    assert first["data"]["service"]["content_hash"] == read["definition_hash"]
+    assert first["data"]["service"]["workflow"]["initial_state"] == "submitted"
+    assert first["metadata"]["request_id"] == submitted.headers["X-Request-ID"]
+
+    # The projection catches up with the store: same state, same version.
+    def projected():
+        with platform.engine("workflow").connect() as conn:
+            return conn.execute(
+                sa.text("SELECT state, version FROM files WHERE file_id = :f"), {"f": file_id}
+            ).one_or_none()
+
+    wait_for(lambda: projected() == ("approved", 5), message="projection at version 5")
+
+
+def test_refusals_are_problem_documents_with_the_right_status(platform):
+    file_id = _submit(platform).json()["file_id"]
+    problem_type = "application/problem+json"
+
+    stale = _act(platform, "clerk.kochi", file_id, "verify", version=7)
+    assert stale.status_code == 409 and stale.headers["Content-Type"] == problem_type
+    wrong_state = _act(platform, "clerk.kochi", file_id, "approve", version=1)
+    assert wrong_state.status_code == 409
+    assert "allowed now: verify" in wrong_state.text
+    wrong_role = _act(platform, "secretary.kochi", file_id, "verify", version=1)
+    assert wrong_role.status_code == 403
+    other_body = _act(platform, "clerk.tvm", file_id, "verify", version=1)
+    assert other_body.status_code in (403, 404)
+    no_remarks = _act(platform, "clerk.kochi", file_id, "return_for_clarification", version=1)
+    assert no_remarks.status_code == 422
+
+    anonymous = requests.get(f"{platform.base_url}/api/v1/files/{file_id}", timeout=10)
+    assert anonymous.status_code == 401 and anonymous.headers["Content-Type"] == problem_type
+    not_auditor = requests.get(
+        f"{platform.base_url}/api/v1/audit/events",
+        headers=platform.as_user("clerk.kochi"),
+        timeout=10,
+    )
+    assert not_auditor.status_code == 403
+
+    # Every problem of a bad body in one answer.
+    bad = requests.post(
+        f"{platform.base_url}/api/v1/files",
+        json={"local_body": "Kochi", "form": "x", "extra": 1},
+        headers=platform.as_user("citizen"),
+        timeout=10,
+    )
+    assert bad.status_code == 422
+    fields = {problem["field"] for problem in bad.json()["problems"]}
+    assert {"service_code", "local_body", "form", "extra"} <= fields
+
+    missing = _submit(platform, form={})
+    assert missing.status_code == 422
+    assert len(missing.json()["problems"]) >= 2  # every required field named at once
+
+
+def test_an_idempotency_key_makes_a_retry_return_the_same_file(platform):
+    key = str(uuid.uuid4())
+    form = _form_for(platform, "birth-certificate")
+    first = _submit(platform, key=key, form=form)
+    again = _submit(platform, key=key, form=form)
+    assert first.status_code == 201 and again.status_code == 200
+    assert first.json()["file_id"] == again.json()["file_id"]
+    different = _submit(platform, key=key, form={**form, "child_name": "Someone Else"})
+    assert different.status_code == 422
+
+
+def test_audit_reads_the_whole_log_in_pages(platform):
+    _submit(platform)
+    headers = platform.as_user("auditor")
+    first = requests.get(
+        f"{platform.base_url}/api/v1/audit/events?after=0&limit=2", headers=headers, timeout=10
+    ).json()
+    assert [event["global_position"] for event in first["events"]] == [1, 2]
+    following = requests.get(
+        f"{platform.base_url}/api/v1/audit/events?after={first['next_position']}&limit=2",
+        headers=headers,
+        timeout=10,
+    ).json()
+    assert following["events"][0]["global_position"] == 3
+
+
+def test_the_openapi_document_states_who_may_call_each_endpoint(platform):
+    document = requests.get(f"{platform.base_url}/api/v1/openapi.json", timeout=10).json()
+    assert document["openapi"].startswith("3.")
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            assert operation["description"].startswith("Who may call:"), (path, method)
+    submit = document["paths"]["/api/v1/files"]["post"]
+    assert submit["x-allowed-roles"] == ["citizen"]
+    assert "SubmitApplicationRequest" in str(submit["requestBody"])

@@ -1,0 +1,112 @@
+"""The whole platform as real processes on a fresh database set and vhost:
+what the end-to-end tests talk to over HTTP, as a citizen's app would."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+import sqlalchemy as sa
+
+from ksmart_common.consumer import ConsumerTopology
+from ksmart_common.devserver import SERVICES, start, stop, wait_until_ready
+from ksmart_common.migrations import RoleNames
+from ksmart_identity.users import seed_demo_users
+from ksmart_workflow.service import EVENTS_QUEUE
+from tests.support.broker import fresh_vhost
+from tests.support.databases import ServiceDatabase, fresh_service_database
+
+TEST_RETRY_DELAYS_MS = (200, 400)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Platform:
+    base_url: str
+    amqp_uri: str
+    password: str
+    databases: dict[str, ServiceDatabase]
+    env: dict[str, str]
+    run_dir: Path
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def token(self, username: str) -> str:
+        if username not in self.tokens:
+            reply = requests.post(
+                f"{self.base_url}/api/v1/auth/token",
+                json={"username": username, "password": self.password},
+                timeout=10,
+            )
+            assert reply.status_code == 200, reply.text
+            self.tokens[username] = reply.json()["access_token"]
+        return self.tokens[username]
+
+    def as_user(self, username: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(username)}"}
+
+    def engine(self, service: str) -> sa.Engine:
+        return sa.create_engine(self.databases[service].superuser_url, poolclass=sa.pool.NullPool)
+
+    def log(self, name: str) -> str:
+        return (self.run_dir / f"{name}.log").read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def running_platform(tmp_dir: Path, names=(*SERVICES, "relay")) -> Iterator[Platform]:
+    roles = RoleNames(prefix=f"kt{uuid.uuid4().hex[:10]}_")
+    with contextlib.ExitStack() as stack:
+        databases = {
+            service: stack.enter_context(fresh_service_database(service, roles))
+            for service in ("applications", "workflow", "identity")
+        }
+        amqp_uri = stack.enter_context(fresh_vhost())
+        ConsumerTopology(EVENTS_QUEUE, ("#",), TEST_RETRY_DELAYS_MS).declare(amqp_uri)
+        password = secrets.token_urlsafe(12)
+        identity = sa.create_engine(databases["identity"].service_url, poolclass=sa.pool.NullPool)
+        seed_demo_users(identity, password)
+        identity.dispose()
+        address = f"127.0.0.1:{free_port()}"
+        env = {
+            "KSMART_AMQP_URI": amqp_uri,
+            "KSMART_APPLICATIONS_DATABASE_URL": databases["applications"].service_url,
+            "KSMART_RELAY_DATABASE_URL": databases["applications"].url_as("relay"),
+            "KSMART_WORKFLOW_DATABASE_URL": databases["workflow"].service_url,
+            "KSMART_IDENTITY_DATABASE_URL": databases["identity"].service_url,
+            "KSMART_GATEWAY_ADDRESS": address,
+            "KSMART_RETRY_DELAYS_MS": ",".join(map(str, TEST_RETRY_DELAYS_MS)),
+            "KSMART_LOG_LEVEL": "INFO",
+        }
+        processes = start(tmp_dir, env, names=list(names))
+        stack.callback(_stop_and_wait, tmp_dir, processes)
+        wait_until_ready(
+            amqp_uri,
+            address,
+            timeout=90,
+            processes=processes,
+            names=tuple(name for name in names if name != "relay"),
+        )
+        yield Platform(f"http://{address}", amqp_uri, password, databases, env, tmp_dir)
+
+
+def _stop_and_wait(run_dir: Path, processes) -> None:
+    """Stop every process and wait for it, so its connections close before
+    the databases and the vhost are dropped."""
+    stop(run_dir)
+    for process in processes.values():
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)

@@ -21,12 +21,14 @@ $(STAMP): pyproject.toml
 ## Start the whole platform with demo data (PostgreSQL and RabbitMQ must run).
 run: $(STAMP)
 	@$(BIN)/ksmart-admin check-infrastructure
-	@$(BIN)/ksmart-admin setup --seed
-	@bash scripts/start-platform.sh $(RUN_DIR)
+	@$(BIN)/ksmart-admin setup --seed --credentials-file $(RUN_DIR)/demo-password
+	@$(BIN)/python -m ksmart_common.devserver start $(RUN_DIR)
+	@$(BIN)/ksmart-admin demo-users --credentials-file $(RUN_DIR)/demo-password
+	@echo "Stop with: make stop"
 
 ## Stop what `make run` started.
 stop:
-	@bash scripts/stop-platform.sh $(RUN_DIR)
+	@test -x $(BIN)/python && $(BIN)/python -m ksmart_common.devserver stop $(RUN_DIR) || true
 
 ## Every test, on the real PostgreSQL and RabbitMQ.
 test: $(STAMP)

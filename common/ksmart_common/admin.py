@@ -68,7 +68,7 @@ def setup(seed: bool, credentials_file: Path | None) -> int:
         topology.declare(config.amqp_uri())
         print(f"queue {topology.queue_name}: declared with its retry and dead-letter queues")
     if seed:
-        password = os.environ.get("KSMART_DEMO_PASSWORD") or secrets.token_urlsafe(12)
+        password = demo_password(credentials_file)
         from ksmart_identity.users import seed_demo_users
 
         engine = sa.create_engine(config.database_url("identity"), poolclass=sa.pool.NullPool)
@@ -79,6 +79,27 @@ def setup(seed: bool, credentials_file: Path | None) -> int:
             credentials_file.write_text(password + "\n")
             credentials_file.chmod(0o600)
         print("demo users seeded")
+    return 0
+
+
+def demo_password(credentials_file: Path | None) -> str:
+    """KSMART_DEMO_PASSWORD, else the one a previous run wrote down (seeding
+    never changes an existing user's password), else a new random one."""
+    if os.environ.get("KSMART_DEMO_PASSWORD"):
+        return os.environ["KSMART_DEMO_PASSWORD"]
+    if credentials_file is not None and credentials_file.exists():
+        return credentials_file.read_text().strip()
+    return secrets.token_urlsafe(12)
+
+
+def print_demo_users(credentials_file: Path | None) -> int:
+    from ksmart_identity.users import DEMO_USERS
+
+    password = demo_password(credentials_file)
+    print(f"Demo users, each with the password {password}")
+    for user in DEMO_USERS:
+        where = f", {user.local_body}" if user.local_body else ""
+        print(f"  {user.username:<16} {', '.join(user.roles)}{where}: {user.display_name}")
     return 0
 
 
@@ -133,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_parser.add_argument(
         "--credentials-file", type=Path, default=None, help="where to write the demo password"
     )
+    demo_parser = commands.add_parser("demo-users", help="list the demo users and password")
+    demo_parser.add_argument("--credentials-file", type=Path, default=None)
     count_parser = commands.add_parser("dead-letters", help="count a queue's dead letters")
     count_parser.add_argument("queue")
     replay_parser = commands.add_parser("replay-dead-letters", help="retry a queue's dead letters")
@@ -144,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         return check_infrastructure()
     if args.command == "setup":
         return setup(args.seed, args.credentials_file)
+    if args.command == "demo-users":
+        return print_demo_users(args.credentials_file)
     if args.command == "dead-letters":
         print(dead_letter_count(args.queue))
         return 0

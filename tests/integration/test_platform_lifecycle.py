@@ -30,11 +30,12 @@ def _form_for(platform, service_code):
         "integer": 1,
         "phone": "+971501234567",
         "email": "asha@example.org",
+        "boolean": True,
     }
     form = {}
     for spec in definition["fields"]:
         if spec["type"] == "choice":
-            form[spec["name"]] = spec["choices"][0]
+            form[spec["name"]] = spec["choices"][0]["value"]
         else:
             form[spec["name"]] = samples.get(spec["type"], "Asha Menon")
     return form
@@ -228,3 +229,33 @@ def test_the_openapi_document_states_who_may_call_each_endpoint(platform):
     submit = document["paths"]["/api/v1/files"]["post"]
     assert submit["x-allowed-roles"] == ["citizen"]
     assert "SubmitApplicationRequest" in str(submit["requestBody"])
+
+
+def test_an_event_altered_behind_the_platforms_back_is_detected(platform):
+    file_id = _submit(platform).json()["file_id"]
+    assert _act(platform, "clerk.kochi", file_id, "verify", 1).status_code == 200
+    assert _act(platform, "secretary.kochi", file_id, "approve", 2).status_code == 200
+
+    # A superuser switches the immutability trigger off and rewrites history.
+    with platform.engine("applications").begin() as conn:
+        conn.execute(sa.text("ALTER TABLE events DISABLE TRIGGER events_refuse_update_delete"))
+        conn.execute(
+            sa.text(
+                "UPDATE events SET data = json_build_object("
+                "'action', 'reject', 'from_state', 'verified', 'to_state', 'rejected',"
+                "'remarks', 'forged', 'actor_role', 'secretary')"
+                " WHERE stream_id = :s AND stream_version = 3"
+            ),
+            {"s": f"file-{file_id}"},
+        )
+        conn.execute(sa.text("ALTER TABLE events ENABLE TRIGGER events_refuse_update_delete"))
+
+    audit = requests.get(
+        f"{platform.base_url}/api/v1/audit/files/{file_id}/events",
+        headers=platform.as_user("auditor"),
+        timeout=10,
+    ).json()
+    assert audit["verified"] is False
+    assert audit["problems"] == [
+        f"file-{file_id} v3: hash does not match the event's content (altered)"
+    ]

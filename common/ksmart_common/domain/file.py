@@ -100,7 +100,9 @@ def submit_application(
     problems = [
         {"field": f"form.{spec['name']}", "message": "is required"}
         for spec in definition.get("fields", [])
-        if spec.get("required") and form.get(spec["name"]) in (None, "")
+        if spec.get("required")
+        and applies(spec, form)
+        and form.get(spec["name"]) in (None, "")
     ]
     if problems:
         raise InvalidInput("the application is incomplete", problems)
@@ -122,6 +124,18 @@ def submit_application(
             },
         )
     ]
+
+
+def applies(spec: Mapping[str, Any], form: Mapping[str, Any]) -> bool:
+    """Whether a field or document applies to this form: it has no condition,
+    or the form's answer to the condition's field matches it."""
+    condition = spec.get("condition")
+    if not condition:
+        return True
+    answer = form.get(condition["field"])
+    if "equals" in condition:
+        return answer == condition["equals"]
+    return answer in condition.get("in", ())
 
 
 def take_action(

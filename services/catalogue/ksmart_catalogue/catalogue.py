@@ -47,6 +47,10 @@ class Catalogue:
         definitions by default); raises CatalogueError listing every problem
         in every file at once."""
         root = Path(directory) if directory is not None else DEFINITIONS_DIR
+        if not root.is_dir():
+            # A mistyped KSMART_CATALOGUE_DIR must stop the service, not
+            # start it with an empty catalogue.
+            raise CatalogueError([problem(str(root), "(catalogue)", "is not a folder")])
         problems: list[dict[str, str]] = []
         versions: dict[str, dict[int, dict[str, Any]]] = {}
         for path in sorted(root.glob("*.json")):

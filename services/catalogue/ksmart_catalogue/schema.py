@@ -23,10 +23,10 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from ksmart_catalogue.errors import CatalogueError, problem
 from ksmart_common.domain.workflow import APPLICANT, DefinitionError, Workflow
+from ksmart_common.roles import OFFICIAL_ROLES
 
-# Officials' roles a state may wait on, and the citizen who filed the file.
-# The identity service grants these same role names to officials.
-OFFICIAL_ROLES = ("clerk", "overseer", "section_officer", "secretary")
+# A state waits on an official's role (named once, in ksmart_common.roles)
+# or on the citizen who filed the file.
 WAITING_ROLES = (*OFFICIAL_ROLES, APPLICANT)
 
 # Kerala's 1,200 local bodies are of these five kinds.
@@ -358,7 +358,7 @@ def _condition_problems(
     return [
         f"{value!r} is not an answer field {condition['field']!r} can have"
         for value in values
-        # `is`-aware: 1 == True in Python, but 1 is not a boolean answer.
+        # Type-aware: 1 == True in Python, but 1 is not a boolean answer.
         if not any(value == option and type(value) is type(option) for option in allowed)
     ]
 

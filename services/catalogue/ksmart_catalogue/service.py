@@ -12,6 +12,11 @@ from typing import Any
 from nameko.rpc import rpc
 
 from ksmart_catalogue.dependencies import CatalogueProvider
+from ksmart_common.errors import InvalidInput, NotFound
+
+# A caller asking for a code or hash that doesn't exist is an answer, not a
+# fault: nameko logs these as expected warnings, not as errors.
+CALLER_ERRORS = (NotFound, InvalidInput)
 
 
 class CatalogueService:
@@ -25,13 +30,13 @@ class CatalogueService:
         sla_days, content_hash."""
         return self.catalogue.list_services()
 
-    @rpc
+    @rpc(expected_exceptions=CALLER_ERRORS)
     def get_service(self, code: str, version: int | None = None) -> dict[str, Any]:
         """The full definition with "content_hash"; NotFound for an unknown
         code or version."""
         return self.catalogue.get_service(code, version)
 
-    @rpc
+    @rpc(expected_exceptions=CALLER_ERRORS)
     def get_definition(self, content_hash: str) -> dict[str, Any]:
         """The definition with this content hash, however old; NotFound if none."""
         return self.catalogue.get_by_hash(content_hash)

@@ -47,7 +47,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.engine import Engine
 
 from ksmart_common.canonical import GENESIS_HASH
-from ksmart_common.envelope import Envelope, NewEvent
+from ksmart_common.envelope import REQUIRED_METADATA, Envelope, NewEvent
 from ksmart_common.errors import VersionConflict
 
 # An arbitrary constant: the one lock that orders every append ("ksmart" in hex).
@@ -123,6 +123,9 @@ class EventStore:
         """
         if not events:
             raise ValueError("append needs at least one event")
+        missing = [key for key in REQUIRED_METADATA if key not in metadata]
+        if missing:
+            raise ValueError(f"event metadata lacks {', '.join(missing)}")
         _json_safe(metadata, "metadata")
         for event in events:
             _json_safe(event.data, f"data of {event.event_type}")

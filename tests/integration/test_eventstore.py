@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from ksmart_common.canonical import GENESIS_HASH
-from ksmart_common.envelope import NewEvent, file_stream_id, verify_chain
+from ksmart_common.envelope import NewEvent, file_stream_id, from_json, to_json, verify_chain
 from ksmart_common.errors import VersionConflict
 from ksmart_common.eventstore import EventStore
 
@@ -104,4 +104,25 @@ def test_data_that_is_not_json_is_refused_before_anything_is_stored(store):
         store.append(
             file_stream_id(uuid.uuid4()), [NewEvent("X", {"n": float("nan")})], 0, METADATA
         )
+    assert store.last_position() == 0
+
+
+def test_every_metadata_key_is_hashed_and_survives_export(store):
+    stream = file_stream_id(uuid.uuid4())
+    metadata = {**METADATA, "request_fingerprint": "abc", "local_body": "KL-EKM-KOC"}
+    store.append(stream, _events("ApplicationSubmitted", "FileVerified"), 0, metadata)
+    exported = [from_json(to_json(envelope)) for envelope in store.read_stream(stream)]
+    assert exported[0].metadata["request_fingerprint"] == "abc"
+    assert verify_chain(exported) == []
+    forged = [
+        exported[0].__class__(
+            **{**exported[0].__dict__, "metadata": {**metadata, "request_fingerprint": "x"}}
+        )
+    ]
+    assert verify_chain(forged) != []
+
+
+def test_metadata_without_an_actor_is_refused(store):
+    with pytest.raises(ValueError, match="actor_id"):
+        store.append(file_stream_id(uuid.uuid4()), _events("X"), 0, {"correlation_id": "c"})
     assert store.last_position() == 0

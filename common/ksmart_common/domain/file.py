@@ -100,9 +100,7 @@ def submit_application(
     problems = [
         {"field": f"form.{spec['name']}", "message": "is required"}
         for spec in definition.get("fields", [])
-        if spec.get("required")
-        and applies(spec, form)
-        and form.get(spec["name"]) in (None, "")
+        if spec.get("required") and applies(spec, form) and form.get(spec["name"]) in (None, "")
     ]
     if problems:
         raise InvalidInput("the application is incomplete", problems)

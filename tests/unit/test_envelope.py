@@ -1,0 +1,91 @@
+"""The envelope's one serialisation path and the hash chain an auditor checks."""
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from marshmallow import ValidationError
+
+from ksmart_common.canonical import GENESIS_HASH, canonical_json
+from ksmart_common.envelope import Envelope, from_json, to_json, verify_chain
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def chain(length: int, data=None) -> list[Envelope]:
+    envelopes, previous = [], GENESIS_HASH
+    for version in range(1, length + 1):
+        envelope = Envelope(
+            uuid.uuid4(),
+            "file-1",
+            version,
+            version,
+            "FileVerified",
+            1,
+            data if data is not None else {"n": version},
+            {"actor_id": "a", "actor_roles": ["clerk"], "correlation_id": "c"},
+            datetime(2026, 11, 29, 9, 0, version, 123, tzinfo=UTC),
+            previous,
+            "",
+        ).with_hash()
+        envelopes.append(envelope)
+        previous = envelope.hash
+    return envelopes
+
+
+def test_an_untouched_chain_verifies():
+    assert verify_chain(chain(5)) == []
+
+
+def test_an_altered_event_is_found():
+    events = chain(4)
+    events[2] = replace(events[2], data={"n": 99})
+    assert verify_chain(events) == ["file-1 v3: hash does not match the event's content (altered)"]
+
+
+def test_a_deleted_event_is_found():
+    events = chain(4)
+    del events[1]
+    problems = verify_chain(events)
+    assert "file-1 v3: expected version 2 (missing or reordered event)" in problems
+    assert "file-1 v3: prev_hash does not link to the event before" in problems
+
+
+def test_reordered_events_are_found():
+    events = chain(4)
+    events[1], events[2] = events[2], events[1]
+    assert len(verify_chain(events)) >= 2
+
+
+def test_a_rehashed_forgery_still_breaks_the_link_to_the_next_event():
+    events = chain(3)
+    events[1] = replace(events[1], data={"forged": True}).with_hash()
+    assert verify_chain(events) == ["file-1 v3: prev_hash does not link to the event before"]
+
+
+@given(json_values)
+def test_json_round_trip_keeps_the_hash(data):
+    envelope = chain(1, data={"value": data})[0]
+    again = from_json(to_json(envelope))
+    assert again == envelope and again.hash_is_valid()
+
+
+def test_canonical_json_is_sorted_compact_utf8():
+    assert canonical_json({"b": 1, "a": "ജ"}) == '{"a":"ജ","b":1}'.encode()
+
+
+def test_a_bad_envelope_names_every_problem():
+    with pytest.raises(ValidationError) as raised:
+        from_json({"stream_version": 0, "event_type": ""})
+    assert {"event_id", "stream_version", "event_type", "hash", "metadata"} <= set(
+        raised.value.messages
+    )

@@ -19,10 +19,12 @@ DB_URL_CONFIG_KEY = "DB_URL"
 
 
 def create_engine(url: str, pool_size: int = 10) -> sa.Engine:
+    # One connection per concurrent worker at most: a replica can never take
+    # more than its share of the server's max_connections.
     return sa.create_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0,
         pool_pre_ping=True,
         pool_recycle=1800,
     )

@@ -159,13 +159,10 @@ def read_json(request: Request, schema: type[Schema]) -> dict:
     """The validated body, or an error naming every problem at once."""
     if request.mimetype != "application/json":
         raise problems.UnsupportedMediaType("send the body as application/json")
-    if (request.content_length or 0) > MAX_BODY_BYTES:
-        raise errors.InvalidInput(
-            "the body is too large",
-            [{"field": "body", "message": f"at most {MAX_BODY_BYTES} bytes"}],
-        )
-    raw = request.get_data(cache=False)
-    if len(raw) > MAX_BODY_BYTES:
+    # Refuse a declared oversize body before reading it; then check what came.
+    declared = request.content_length or 0
+    raw = b"" if declared > MAX_BODY_BYTES else request.get_data(cache=False)
+    if max(declared, len(raw)) > MAX_BODY_BYTES:
         raise errors.InvalidInput(
             "the body is too large",
             [{"field": "body", "message": f"at most {MAX_BODY_BYTES} bytes"}],

@@ -24,12 +24,13 @@ transaction locks only after the commit is visible to new snapshots, so:
 - positions are commit-ordered: the append that holds position N+1 started
   assigning only after the one with N was visible, so any snapshot that can
   see N+1 can also see N. A reader following "position > P" never skips.
-The price is that appends commit one at a time. A single store commits
-well over a thousand appends a second here (see `make bench`), while a state's
-load is ~10 events/second on average (1 crore files a year, ~10 events each);
-a country splits the store by state, and partitions the table by position
-range as it grows. tests/integration/test_eventstore_ordering.py proves the
-property with many concurrent writers and a follower.
+The price is that commits happen one at a time, so appends are batched into
+shared commits (group commit, appender.py). A state's load is ~10 events a
+second on average (1 crore files a year, ~10 events each), far below what
+one store commits here (`make bench`); a country splits the store by state,
+and partitions the table by position range as it grows.
+tests/integration/test_eventstore_ordering.py proves the property with many
+concurrent writers and a follower.
 
 The database protects the log itself: a trigger refuses UPDATE, DELETE and
 TRUNCATE, and the service's role holds only INSERT and SELECT.
@@ -46,14 +47,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.engine import Engine
 
-from ksmart_common.canonical import GENESIS_HASH
+from ksmart_common.appender import Appender, AppendRequest
 from ksmart_common.envelope import REQUIRED_METADATA, Envelope, NewEvent
-from ksmart_common.errors import VersionConflict
-
-# An arbitrary constant: the one lock that orders every append ("ksmart" in hex).
-APPEND_LOCK = 0x6B736D617274
-# The relay LISTENs here; each append NOTIFYs with its last position.
-NOTIFY_CHANNEL = "ksmart_events_appended"
 
 metadata = sa.MetaData()
 events_table = sa.Table(
@@ -104,6 +99,7 @@ def _json_safe(value: Any, where: str) -> None:
 class EventStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._appender = Appender(engine.raw_connection)
 
     # -- writing ---------------------------------------------------------
 
@@ -130,84 +126,11 @@ class EventStore:
         for event in events:
             _json_safe(event.data, f"data of {event.event_type}")
 
-        with self.engine.begin() as conn:
-            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(APPEND_LOCK)))
-            # A new statement, so a new snapshot: it sees every append that
-            # committed before we got the lock.
-            head = conn.execute(
-                sa.text(
-                    "SELECT (SELECT coalesce(max(global_position), 0) FROM events)"
-                    " AS last_position,"
-                    " (SELECT stream_version FROM events WHERE stream_id = :s"
-                    "  ORDER BY stream_version DESC LIMIT 1) AS last_version,"
-                    " (SELECT hash FROM events WHERE stream_id = :s"
-                    "  ORDER BY stream_version DESC LIMIT 1) AS last_hash,"
-                    " clock_timestamp() AS now"
-                ),
-                {"s": stream_id},
-            ).one()
-            current_version = head.last_version or 0
-            if expected_version is not None and expected_version != current_version:
-                raise VersionConflict(
-                    f"{stream_id} is at version {current_version}, "
-                    f"not the expected {expected_version}",
-                    [
-                        {
-                            "field": "expected_version",
-                            "message": f"current version is {current_version}",
-                        }
-                    ],
-                )
-            envelopes = self._seal(
-                stream_id,
-                events,
-                metadata,
-                current_version,
-                head.last_hash or GENESIS_HASH,
-                head.last_position,
-                head.now,
-            )
-            conn.execute(
-                events_table.insert(),
-                [
-                    {column.name: getattr(envelope, column.name) for column in _COLUMNS}
-                    for envelope in envelopes
-                ],
-            )
-            conn.execute(
-                sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, str(envelopes[-1].global_position)))
-            )
-        return envelopes
+        return self._appender.append(AppendRequest(stream_id, events, expected_version, metadata))
 
-    @staticmethod
-    def _seal(
-        stream_id: str,
-        events: Sequence[NewEvent],
-        metadata: dict[str, Any],
-        current_version: int,
-        prev_hash: str,
-        last_position: int,
-        recorded_at: datetime,
-    ) -> list[Envelope]:
-        """Give each new event its place in the stream and in the log, and its hash."""
-        sealed: list[Envelope] = []
-        for offset, event in enumerate(events, start=1):
-            envelope = Envelope(
-                event_id=event.event_id,
-                stream_id=stream_id,
-                stream_version=current_version + offset,
-                global_position=last_position + offset,
-                event_type=event.event_type,
-                schema_version=event.schema_version,
-                data=event.data,
-                metadata=metadata,
-                recorded_at=recorded_at,
-                prev_hash=prev_hash,
-                hash="",
-            ).with_hash()
-            sealed.append(envelope)
-            prev_hash = envelope.hash
-        return sealed
+    def close(self) -> None:
+        """Stop the committer thread (the engine is the caller's to dispose)."""
+        self._appender.close()
 
     # -- reading ---------------------------------------------------------
 

@@ -24,7 +24,8 @@ import pika
 import sqlalchemy as sa
 from pika.exceptions import AMQPError
 
-from ksmart_common.eventstore import NOTIFY_CHANNEL, EventStore
+from ksmart_common.appender import NOTIFY_CHANNEL
+from ksmart_common.eventstore import EventStore
 from ksmart_common.logging import get_logger
 from ksmart_common.messaging import EVENT_CONTENT_TYPE, EVENTS_EXCHANGE, event_body, event_headers
 

@@ -17,7 +17,9 @@ METADATA = {"actor_id": "u-1", "actor_roles": ["citizen"], "correlation_id": "c-
 @pytest.fixture
 def store(applications_db):
     engine = sa.create_engine(applications_db.service_url)
-    yield EventStore(engine)
+    store = EventStore(engine)
+    yield store
+    store.close()
     engine.dispose()
 
 

@@ -48,7 +48,9 @@ def definition():
 @pytest.fixture
 def store(platform):
     engine = sa.create_engine(platform.databases["applications"].service_url)
-    yield EventStore(engine)
+    store = EventStore(engine)
+    yield store
+    store.close()
     engine.dispose()
 
 

@@ -52,7 +52,9 @@ class Collector:
 @pytest.fixture
 def store(applications_db):
     engine = sa.create_engine(applications_db.service_url)
-    yield EventStore(engine)
+    store = EventStore(engine)
+    yield store
+    store.close()
     engine.dispose()
 
 

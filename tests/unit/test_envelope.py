@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from ksmart_common.canonical import GENESIS_HASH, canonical_json
-from ksmart_common.envelope import Envelope, from_json, to_json, verify_chain
+from ksmart_common.envelope import Envelope, EnvelopeSchema, from_json, to_json, verify_chain
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
@@ -89,3 +89,12 @@ def test_a_bad_envelope_names_every_problem():
     assert {"event_id", "stream_version", "event_type", "hash", "metadata"} <= set(
         raised.value.messages
     )
+
+
+@given(json_values, st.dictionaries(st.text(max_size=8), json_values, max_size=3))
+def test_the_fast_serialiser_is_exactly_the_schemas_dump(data, extra_metadata):
+    envelope = replace(
+        chain(1, data={"value": data})[0],
+        metadata={"actor_id": "a", "actor_roles": [], "correlation_id": "c", **extra_metadata},
+    )
+    assert to_json(envelope) == EnvelopeSchema().dump(envelope)

@@ -12,11 +12,10 @@ from typing import Any
 from nameko.rpc import RpcProxy, rpc
 
 from ksmart_applications import commands
-from ksmart_common.database import Database
+from ksmart_applications.dependencies import EventStoreProvider
 from ksmart_common.domain.file import Actor
 from ksmart_common.envelope import to_json
 from ksmart_common.errors import InvalidInput
-from ksmart_common.eventstore import EventStore
 
 MAX_PAGE = 1_000
 
@@ -32,12 +31,8 @@ def actor_from(document: dict[str, Any]) -> Actor:
 class ApplicationsService:
     name = "applications"
 
-    db = Database()
+    store = EventStoreProvider()
     catalogue = RpcProxy("catalogue")
-
-    @property
-    def store(self) -> EventStore:
-        return EventStore(self.db)
 
     @rpc
     def submit_application(

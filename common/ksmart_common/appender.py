@@ -17,22 +17,29 @@ in one transaction, in two round trips:
 Each append in a batch is still judged alone: one whose expected version is
 stale gets its VersionConflict and the rest commit. If the INSERT itself
 fails (a duplicate event id, say), the batch is retried one append at a
-time so that only the faulty append fails. A lone writer pays the same two
-round trips as it would without batching; many writers share each commit.
+time so that only the faulty append fails.
+
+Most batches need only one round trip: the committer remembers the last
+position it committed and the head of every stream it wrote or the store
+read (a command reads its file before it appends), so it can seal a batch
+before taking the lock and send BEGIN, lock, INSERT, NOTIFY, COMMIT at once.
+A guess made stale by another writer (a second replica) cannot slip
+through: positions and (stream, version) pairs are unique, so the INSERT
+collides, nothing is stored, and the batch goes the two-round-trip way.
 """
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
-from ksmart_common.canonical import GENESIS_HASH
-from ksmart_common.envelope import Envelope, NewEvent
+from ksmart_common.canonical import GENESIS_HASH, canonical_text
+from ksmart_common.envelope import Envelope, NewEvent, compute_hash
 from ksmart_common.errors import VersionConflict
 
 # An arbitrary constant: the one lock that orders every append ("ksmart" in hex).
@@ -40,6 +47,7 @@ APPEND_LOCK = 0x6B736D617274
 # The relay LISTENs here; each commit NOTIFYs with its last position.
 NOTIFY_CHANNEL = "ksmart_events_appended"
 MAX_BATCH_EVENTS = 1_000
+MAX_REMEMBERED_HEADS = 50_000
 
 _COLUMNS = (
     "global_position, event_id, stream_id, stream_version, event_type, schema_version,"
@@ -93,6 +101,12 @@ class Appender:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._connection = None
+        # What the committer knows from its own commits and the store's reads:
+        # it lets a batch commit in one round trip instead of two.
+        self._last_position: int | None = None
+        self._last_time = datetime.min.replace(tzinfo=UTC)
+        self._heads: OrderedDict[str, _Head] = OrderedDict()
+        self._heads_lock = threading.Lock()
 
     def append(self, request: AppendRequest) -> list[Envelope]:
         self._ensure_started()
@@ -138,10 +152,21 @@ class Appender:
             self._commit(batch)
 
     def _commit(self, batch: list[AppendRequest]) -> None:
+        if self._can_predict(batch):
+            try:
+                self._write_predicted(batch)
+                return
+            except Exception:  # noqa: BLE001 - the careful path decides
+                # Mostly a UniqueViolation: another writer (a second replica)
+                # moved the log or one of these streams since we last
+                # looked. Read, and try again the careful way.
+                self._rollback()
+                self._forget(batch)
         try:
             self._write(batch)
         except Exception as error:  # noqa: BLE001 - every waiter must hear of it
             self._rollback()
+            self._forget(batch)
             if len(batch) == 1:
                 batch[0].finish(error=error)
                 return
@@ -149,14 +174,54 @@ class Appender:
                 self._commit([request])
 
     def _write(self, batch: list[AppendRequest]) -> None:
+        """Two round trips: lock and read the heads, then insert and commit."""
         cursor = self._cursor()
         streams = sorted({request.stream_id for request in batch})
         cursor.execute(_LOCK_AND_READ_HEADS, (APPEND_LOCK, streams))
         rows = cursor.fetchall()
         last_position, now = rows[0][3], rows[0][4]
         heads = {row[0]: _Head(row[1] or 0, row[2] or GENESIS_HASH) for row in rows}
+        self._insert_and_commit(cursor, batch, heads, last_position, max(now, self._last_time))
 
-        accepted: list[tuple[AppendRequest, list[Envelope]]] = []
+    def _can_predict(self, batch: list[AppendRequest]) -> bool:
+        if self._last_position is None:
+            return False
+        for request in batch:
+            if request.expected_version == 0:
+                continue
+            head = self._known_head(request.stream_id)
+            if head is None or request.expected_version != head.version:
+                return False
+        return True
+
+    def _write_predicted(self, batch: list[AppendRequest]) -> None:
+        """One round trip, when we already know the log's last position (our
+        own last commit) and each stream's head (read or written through this
+        store). A wrong guess cannot slip through: positions and (stream,
+        version) pairs are unique, so a stale guess collides and nothing is
+        stored. The lock is still taken first and held to COMMIT."""
+        heads = {
+            request.stream_id: self._known_head(request.stream_id) or _Head(0, GENESIS_HASH)
+            for request in batch
+        }
+        for request in batch:
+            if request.expected_version == 0:
+                heads[request.stream_id] = _Head(0, GENESIS_HASH)
+        now = max(datetime.now(UTC), self._last_time)
+        self._insert_and_commit(
+            self._cursor(), batch, heads, self._last_position, now, lock_first=True
+        )
+
+    def _insert_and_commit(
+        self,
+        cursor,
+        batch: list[AppendRequest],
+        heads: dict[str, _Head],
+        last_position: int,
+        now: datetime,
+        lock_first: bool = False,
+    ) -> None:
+        accepted: list[tuple[AppendRequest, list[tuple[Envelope, str, str]]]] = []
         refused: list[tuple[AppendRequest, VersionConflict]] = []
         for request in batch:
             head = heads[request.stream_id]
@@ -164,28 +229,57 @@ class Appender:
             if expected is not None and expected != head.version:
                 refused.append((request, _conflict(request.stream_id, head.version, expected)))
                 continue
-            envelopes = seal(request, head.version, head.hash, last_position, now)
-            last_position += len(envelopes)
-            heads[request.stream_id] = _Head(envelopes[-1].stream_version, envelopes[-1].hash)
-            accepted.append((request, envelopes))
+            sealed = seal(request, head.version, head.hash, last_position, now)
+            last_position += len(sealed)
+            last = sealed[-1][0]
+            heads[request.stream_id] = _Head(last.stream_version, last.hash)
+            accepted.append((request, sealed))
 
         if accepted:
             rows_sql = ",".join(
-                cursor.mogrify(_ROW, _row(envelope)).decode()
-                for _, envelopes in accepted
-                for envelope in envelopes
+                cursor.mogrify(_ROW, _row(*parts)).decode()
+                for _, sealed in accepted
+                for parts in sealed
             )
+            lock = "BEGIN; SELECT pg_advisory_xact_lock(%s); " if lock_first else ""
             cursor.execute(
-                f"INSERT INTO events ({_COLUMNS}) VALUES {rows_sql};"
+                f"{lock}INSERT INTO events ({_COLUMNS}) VALUES {rows_sql};"
                 " SELECT pg_notify(%s, %s); COMMIT",
-                (NOTIFY_CHANNEL, str(last_position)),
+                ((APPEND_LOCK,) if lock_first else ()) + (NOTIFY_CHANNEL, str(last_position)),
             )
-        else:
+        elif not lock_first:
             cursor.execute("ROLLBACK")
-        for request, envelopes in accepted:
-            request.finish(envelopes)
+        self._last_position, self._last_time = last_position, now
+        for stream_id, head in heads.items():
+            self.remember_head(stream_id, head.version, head.hash)
+        for request, sealed in accepted:
+            request.finish([envelope for envelope, _, _ in sealed])
         for request, conflict in refused:
             request.finish(error=conflict)
+
+    # -- what this store knows of the log -------------------------------------
+
+    def remember_head(self, stream_id: str, version: int, hash_: str) -> None:
+        """A stream's last version and hash, as read or written here."""
+        if version == 0:
+            return
+        with self._heads_lock:  # readers' threads and the committer share it
+            known = self._heads.get(stream_id)
+            if known is None or known.version <= version:
+                self._heads[stream_id] = _Head(version, hash_)
+                self._heads.move_to_end(stream_id)
+                if len(self._heads) > MAX_REMEMBERED_HEADS:
+                    self._heads.popitem(last=False)
+
+    def _known_head(self, stream_id: str) -> _Head | None:
+        with self._heads_lock:
+            return self._heads.get(stream_id)
+
+    def _forget(self, batch: list[AppendRequest]) -> None:
+        self._last_position = None
+        with self._heads_lock:
+            for request in batch:
+                self._heads.pop(request.stream_id, None)
 
     # -- the connection ------------------------------------------------------
 
@@ -206,6 +300,7 @@ class Appender:
             self._drop_connection()
 
     def _drop_connection(self) -> None:
+        self._last_position = None
         connection, self._connection = self._connection, None
         if connection is not None:
             try:
@@ -220,11 +315,15 @@ def seal(
     prev_hash: str,
     last_position: int,
     recorded_at: datetime,
-) -> list[Envelope]:
-    """Give each new event its place in the stream and in the log, and its hash."""
-    sealed: list[Envelope] = []
+) -> list[tuple[Envelope, str, str]]:
+    """Give each new event its place in the stream and in the log, and its
+    hash. Returns each envelope with the canonical text of its data and
+    metadata, which is also what gets stored."""
+    metadata_text = canonical_text(request.metadata)
+    sealed = []
     for offset, event in enumerate(request.events, start=1):
-        envelope = Envelope(
+        data_text = canonical_text(event.data)
+        unsealed = Envelope(
             event_id=event.event_id,
             stream_id=request.stream_id,
             stream_version=current_version + offset,
@@ -236,13 +335,14 @@ def seal(
             recorded_at=recorded_at,
             prev_hash=prev_hash,
             hash="",
-        ).with_hash()
-        sealed.append(envelope)
+        )
+        envelope = replace(unsealed, hash=compute_hash(unsealed, data_text, metadata_text))
+        sealed.append((envelope, data_text, metadata_text))
         prev_hash = envelope.hash
     return sealed
 
 
-def _row(envelope: Envelope) -> tuple:
+def _row(envelope: Envelope, data_text: str, metadata_text: str) -> tuple:
     return (
         envelope.global_position,
         str(envelope.event_id),
@@ -250,8 +350,8 @@ def _row(envelope: Envelope) -> tuple:
         envelope.stream_version,
         envelope.event_type,
         envelope.schema_version,
-        json.dumps(envelope.data, ensure_ascii=False),
-        json.dumps(envelope.metadata, ensure_ascii=False),
+        data_text,
+        metadata_text,
         envelope.recorded_at,
         envelope.prev_hash,
         envelope.hash,

@@ -16,7 +16,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
-from ksmart_common.canonical import GENESIS_HASH, chain_hash
+from ksmart_common.canonical import GENESIS_HASH, canonical_text, envelope_hash
 
 STREAM_PREFIX = "file-"
 
@@ -143,10 +143,25 @@ def from_json(document: dict[str, Any]) -> Envelope:
     return _schema.load(document)
 
 
-def compute_hash(envelope: Envelope) -> str:
-    document = to_json(envelope)
-    del document["hash"]
-    return chain_hash(envelope.prev_hash, document)
+def compute_hash(
+    envelope: Envelope, data_text: str | None = None, metadata_text: str | None = None
+) -> str:
+    """The envelope's chain hash. data_text / metadata_text: the canonical
+    text of its data and metadata, when the caller already has it."""
+    return envelope_hash(
+        envelope.prev_hash,
+        event_id=str(envelope.event_id),
+        stream_id=envelope.stream_id,
+        stream_version=envelope.stream_version,
+        global_position=envelope.global_position,
+        event_type=envelope.event_type,
+        schema_version=envelope.schema_version,
+        data_text=data_text if data_text is not None else canonical_text(envelope.data),
+        metadata_text=(
+            metadata_text if metadata_text is not None else canonical_text(envelope.metadata)
+        ),
+        recorded_at=format_timestamp(envelope.recorded_at),
+    )
 
 
 def verify_chain(envelopes: list[Envelope]) -> list[str]:

@@ -93,3 +93,38 @@ def test_a_faulty_append_fails_alone_when_the_batch_insert_fails(store, applicat
     # The store goes on working after the failure.
     store.append(file_stream_id(uuid.uuid4()), [NewEvent("ApplicationSubmitted", {})], 0, METADATA)
     assert store.last_position() == 8
+
+
+def test_two_stores_on_one_log_never_trust_a_stale_guess(applications_db):
+    """Two replicas of the applications service: each remembers what it
+    wrote, and the other's appends make those memories stale."""
+    engines = [sa.create_engine(applications_db.service_url) for _ in range(2)]
+    first, second = (EventStore(engine) for engine in engines)
+    try:
+        shared = file_stream_id(uuid.uuid4())
+        first.append(shared, [NewEvent("ApplicationSubmitted", {})], 0, METADATA)  # position 1
+        second.append(
+            file_stream_id(uuid.uuid4()), [NewEvent("ApplicationSubmitted", {})], 0, METADATA
+        )  # position 2: the first store's guess is now stale
+        appended = first.append(shared, [NewEvent("FileVerified", {})], 1, METADATA)
+        assert appended[0].global_position == 3
+
+        # The second store reads the stream, the first moves it on...
+        assert second.read_stream(shared)[-1].stream_version == 2
+        first.append(shared, [NewEvent("FileApproved", {})], 2, METADATA)
+        # ...so the second's remembered head is stale: a conflict, not a fork.
+        with pytest.raises(VersionConflict):
+            second.append(shared, [NewEvent("FileRejected", {})], 2, METADATA)
+
+        positions = [envelope.global_position for envelope in first.iter_all(0)]
+        assert positions == [1, 2, 3, 4]
+        assert verify_chain(first.read_stream(shared)) == []
+        assert [e.event_type for e in first.read_stream(shared)] == [
+            "ApplicationSubmitted",
+            "FileVerified",
+            "FileApproved",
+        ]
+    finally:
+        for store, engine in zip((first, second), engines, strict=True):
+            store.close()
+            engine.dispose()

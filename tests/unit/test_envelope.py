@@ -9,8 +9,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
-from ksmart_common.canonical import GENESIS_HASH, canonical_json
-from ksmart_common.envelope import Envelope, EnvelopeSchema, from_json, to_json, verify_chain
+from ksmart_common.canonical import GENESIS_HASH, canonical_json, chain_hash
+from ksmart_common.envelope import (
+    Envelope,
+    EnvelopeSchema,
+    compute_hash,
+    from_json,
+    to_json,
+    verify_chain,
+)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
@@ -98,3 +105,15 @@ def test_the_fast_serialiser_is_exactly_the_schemas_dump(data, extra_metadata):
         metadata={"actor_id": "a", "actor_roles": [], "correlation_id": "c", **extra_metadata},
     )
     assert to_json(envelope) == EnvelopeSchema().dump(envelope)
+
+
+@given(json_values, st.dictionaries(st.text(max_size=8), json_values, max_size=3), st.text())
+def test_the_envelope_hash_is_the_chain_hash_of_the_whole_document(data, extra, stream):
+    envelope = replace(
+        chain(1, data={"value": data})[0],
+        stream_id=stream,
+        metadata={"actor_id": "a", "actor_roles": [], "correlation_id": "c", **extra},
+    )
+    document = to_json(envelope)
+    del document["hash"]
+    assert compute_hash(envelope) == chain_hash(envelope.prev_hash, document)

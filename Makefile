@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_DIR := var/run
 
-.PHONY: run stop test lint venv clean
+.PHONY: run stop test lint venv clean bench bench-quick
 
 venv: $(STAMP)
 
@@ -35,6 +35,23 @@ test: $(STAMP)
 	@$(BIN)/ksmart-admin check-infrastructure
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test,bench]"
+	@command -v pgbench >/dev/null || { echo "pgbench is needed (Debian: apt-get install postgresql-contrib or postgresql-client)"; exit 1; }
+	@touch $(BENCH_STAMP)
+
+## Every benchmark beside its reference (about 15 minutes); results in bench/results/.
+bench: $(BENCH_STAMP)
+	@$(BIN)/ksmart-admin check-infrastructure
+	$(BIN)/python -m bench
+
+## A smoke run of the same, in under 2 minutes.
+bench-quick: $(BENCH_STAMP)
+	@$(BIN)/ksmart-admin check-infrastructure
+	$(BIN)/python -m bench --quick
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import eventlet
@@ -173,11 +174,17 @@ def read_json(request: Request, schema: type[Schema]) -> dict:
         raise problems.BadRequestBody(f"the body is not JSON: {error}") from error
     if not isinstance(document, dict):
         raise errors.InvalidInput("the body must be a JSON object")
-    return schema().load(document)
+    return instance(schema).load(document)
 
 
 def read_query(request: Request, schema: type[Schema]) -> dict:
-    return schema().load(request.args.to_dict())
+    return instance(schema).load(request.args.to_dict())
+
+
+@cache
+def instance(schema: type[Schema]) -> Schema:
+    """One instance per schema class: building one copies every field."""
+    return schema()
 
 
 def call(method, *args, timeout: float = 10.0, **kwargs):

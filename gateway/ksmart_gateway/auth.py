@@ -19,6 +19,8 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +38,8 @@ REQUIRED_CLAIMS = ("exp", "iat", "sub", "aud", "iss", "preferred_username", "rol
 
 # Tolerated clock difference between the identity service's host and ours.
 DEFAULT_LEEWAY_SECONDS = 30
+
+MAX_CACHED_TOKENS = 10_000
 
 # RFC 6750 section 2.1: "Bearer" then one b64token.
 _BEARER = re.compile(r"^Bearer +([A-Za-z0-9\-._~+/]+=*) *$", re.IGNORECASE)
@@ -72,6 +76,9 @@ class TokenVerifier:
     ) -> None:
         self._public_keys = dict(public_keys)
         self._leeway_seconds = leeway_seconds
+        # Clients send the same token with every request for its lifetime;
+        # checking its signature once saves an Ed25519 verification per call.
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     @classmethod
     def from_jwks(
@@ -98,6 +105,16 @@ class TokenVerifier:
         """The Principal the token names, or Unauthenticated saying why not."""
         if not isinstance(token, str) or not token:
             raise Unauthenticated("an access token is required")
+        cached = self._verified.get(token)
+        if cached is not None and time.time() < cached[1] + self._leeway_seconds:
+            return cached[0]
+        principal, expires_at = self._verify_signed(token)
+        self._verified[token] = (principal, expires_at)
+        if len(self._verified) > MAX_CACHED_TOKENS:
+            self._verified.popitem(last=False)
+        return principal
+
+    def _verify_signed(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -112,7 +129,7 @@ class TokenVerifier:
         if public_key is None:
             raise Unauthenticated("the access token was signed with an unknown key")
         claims = self._decode(token, public_key)
-        return _principal(claims)
+        return _principal(claims), float(claims["exp"])
 
     def _decode(self, token: str, public_key: Ed25519PublicKey) -> dict[str, Any]:
         try:

@@ -13,12 +13,20 @@ from typing import Any
 from nameko.rpc import RpcProxy
 from werkzeug.wrappers import Request
 
-from ksmart_common.domain.file import FileState
 from ksmart_common.envelope import from_json, verify_chain
 from ksmart_common.errors import InvalidInput
 from ksmart_common.roles import AUDITOR, CITIZEN, OFFICIAL_ROLES
 from ksmart_gateway import schemas
-from ksmart_gateway.api import PUBLIC, ApiResult, api, call, read_json, read_query, request_id
+from ksmart_gateway.api import (
+    PUBLIC,
+    ApiResult,
+    api,
+    call,
+    instance,
+    read_json,
+    read_query,
+    request_id,
+)
 from ksmart_gateway.auth import Principal
 from ksmart_gateway.openapi import openapi_document
 
@@ -38,10 +46,9 @@ def request_meta(request: Request, **extra: Any) -> dict[str, Any]:
     return {"request_id": request_id(request), "correlation_id": request_id(request), **extra}
 
 
-def file_body(document: dict[str, Any]) -> dict[str, Any]:
-    state = FileState.from_dict(document)
-    body = schemas.FileResponse().dump({**document, "allowed_actions": state.allowed_actions()})
-    return body
+def file_body(view: dict[str, Any]) -> dict[str, Any]:
+    """A file as the applications service shows it (FileState.view)."""
+    return instance(schemas.FileResponse).dump(view)
 
 
 def etag(version: int) -> str:

@@ -68,6 +68,14 @@ class FileState:
     def allowed_actions(self) -> list[str]:
         return [action.name for action in self.machine.actions_from(self.state)]
 
+    def view(self) -> dict[str, Any]:
+        """What a reader of the file is shown: everything but the pinned
+        workflow itself, plus the actions its state offers now."""
+        document = self.to_dict()
+        del document["workflow"]
+        document["allowed_actions"] = self.allowed_actions()
+        return document
+
     def to_dict(self) -> dict[str, Any]:
         document = asdict(self)
         document["timeline"] = list(document["timeline"])

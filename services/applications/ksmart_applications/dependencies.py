@@ -1,7 +1,11 @@
-"""The applications service's event store, one per container: its committer
-thread batches the appends of all the container's workers (group commit)."""
+"""The applications service's dependencies: its event store, one per
+container (its committer thread batches the appends of all the container's
+workers: group commit), and a short cache of catalogue definitions."""
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
 
 from nameko.extensions import DependencyProvider
 
@@ -24,3 +28,32 @@ class EventStoreProvider(DependencyProvider):
 
     def get_dependency(self, worker_ctx) -> EventStore:
         return self.store
+
+
+class DefinitionCache:
+    """The catalogue's latest definition of each service, kept for a minute.
+
+    A definition is immutable once published (its content hash names it), so
+    caching only delays when a newly published version starts being used;
+    it saves the catalogue round trip on every submission."""
+
+    def __init__(self, ttl_seconds: float = 60.0) -> None:
+        self.ttl_seconds = ttl_seconds
+        self._entries: dict[str, tuple[float, dict]] = {}
+
+    def get(self, service_code: str, fetch: Callable[[str], dict]) -> dict:
+        now = time.monotonic()
+        entry = self._entries.get(service_code)
+        if entry is not None and now - entry[0] < self.ttl_seconds:
+            return entry[1]
+        definition = fetch(service_code)
+        self._entries[service_code] = (now, definition)
+        return definition
+
+
+class DefinitionCacheProvider(DependencyProvider):
+    def setup(self) -> None:
+        self.cache = DefinitionCache()
+
+    def get_dependency(self, worker_ctx) -> DefinitionCache:
+        return self.cache

@@ -12,7 +12,7 @@ from typing import Any
 from nameko.rpc import RpcProxy, rpc
 
 from ksmart_applications import commands
-from ksmart_applications.dependencies import EventStoreProvider
+from ksmart_applications.dependencies import DefinitionCacheProvider, EventStoreProvider
 from ksmart_common.domain.file import Actor
 from ksmart_common.envelope import to_json
 from ksmart_common.errors import InvalidInput
@@ -32,6 +32,7 @@ class ApplicationsService:
     name = "applications"
 
     store = EventStoreProvider()
+    definitions = DefinitionCacheProvider()
     catalogue = RpcProxy("catalogue")
 
     @rpc
@@ -40,14 +41,14 @@ class ApplicationsService:
     ) -> dict:
         state, created = commands.submit(
             self.store,
-            self.catalogue.get_service,
+            lambda code: self.definitions.get(code, self.catalogue.get_service),
             service_code,
             local_body,
             form,
             actor_from(actor),
             request,
         )
-        return {"file": state.to_dict(), "created": created}
+        return {"file": state.view(), "created": created}
 
     @rpc
     def take_action(
@@ -62,11 +63,11 @@ class ApplicationsService:
         state = commands.act(
             self.store, file_id, action, remarks, expected_version, actor_from(actor), request
         )
-        return state.to_dict()
+        return state.view()
 
     @rpc
     def get_file(self, file_id: str, actor: dict) -> dict:
-        return commands.read_file(self.store, file_id, actor_from(actor)).to_dict()
+        return commands.read_file(self.store, file_id, actor_from(actor)).view()
 
     @rpc
     def read_stream(

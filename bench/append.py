@@ -183,9 +183,9 @@ def peer(admin_url: str, database: str, writers: int, batch: int, seconds: float
 
 
 def run(settings: Settings, progress: Progress) -> Section:
-    writer_counts = settings.pick([1, 2, 4, 8, 16], [1, 4])
+    writer_counts = settings.pick([1, 4, 16], [1, 4])
     batches = settings.pick([1, 10, 100], [1, 10])
-    seconds = settings.pick(5.0, 1.5)
+    seconds = settings.pick(4.0, 1.5)
     rows, series_ours, series_pgbench, series_peer = [], {}, [], {}
     with fresh_service_database("applications") as database:
         ours(database.service_url, 1, 1, 0.2)  # leave rows to measure their size

@@ -84,7 +84,7 @@ def raw_pika_rate(store: EventStore, amqp_uri: str) -> float:
 
 
 def run(settings: Settings, progress: Progress) -> Section:
-    count = settings.pick(30_000, 3_000)
+    count = settings.pick(15_000, 3_000)
     with fresh_service_database("applications") as database, fresh_vhost() as amqp_uri:
         ConsumerTopology(QUEUE, ("#",), (1000,)).declare(amqp_uri)
         engine = sa.create_engine(database.service_url)

@@ -6,6 +6,7 @@ the auditor's tools) is built on them:
     append(stream_id, events, expected_version, metadata) -> [Envelope]
     read_stream(stream_id, to_version=None, until=None)   -> [Envelope]
     read_all(after_position, limit) / iter_all(after_position) -> Envelopes
+    iter_by_stream(up_to_position)                       -> [Envelope] per stream
 
 Why global positions never let a reader skip an event
 -----------------------------------------------------
@@ -40,10 +41,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from psycopg2.extras import register_uuid
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.engine import Engine
 
@@ -70,6 +73,8 @@ events_table = sa.Table(
 )
 
 _COLUMNS = [column for column in events_table.c]
+# The columns in the Envelope's field order, so that Envelope(*row) builds one.
+_ENVELOPE_FIELDS = ", ".join(field.name for field in fields(Envelope))
 
 
 def _to_envelope(row: sa.Row) -> Envelope:
@@ -153,7 +158,14 @@ class EventStore:
         if until is not None:
             query = query.where(events_table.c.recorded_at <= until)
         with self.engine.connect() as conn:
-            return [_to_envelope(row) for row in conn.execute(query)]
+            envelopes = [_to_envelope(row) for row in conn.execute(query)]
+        if envelopes and to_version is None and until is None:
+            # The stream's head as of now: lets the next append to it commit
+            # in one round trip (appender.py).
+            self._appender.remember_head(
+                stream_id, envelopes[-1].stream_version, envelopes[-1].hash
+            )
+        return envelopes
 
     def stream_version(self, stream_id: str) -> int:
         with self.engine.connect() as conn:
@@ -189,6 +201,42 @@ class EventStore:
             )
             for row in result:
                 yield _to_envelope(row)
+
+    def iter_by_stream(
+        self, up_to_position: int | None = None, batch_size: int = 2_000
+    ) -> Iterator[list[Envelope]]:
+        """Every stream's events as one list, stream after stream, each in
+        version order: what a rebuild or an audit of the whole log replays.
+
+        One server-side cursor ordered by (stream_id, stream_version), the
+        order the table's unique index keeps, so the database streams rows
+        without sorting and memory holds one stream (plus a fetch of
+        `batch_size` rows) however long the log. With `up_to_position`,
+        only events at or below that position: a consistent cut of the log
+        (positions are commit-ordered), taken from last_position() first.
+
+        It runs once per event of the whole log, so it skips SQLAlchemy's
+        row layer: psycopg2 gives each value its Python type, and the
+        columns are selected in the Envelope's field order.
+        """
+        where = "WHERE global_position <= %(up_to)s" if up_to_position is not None else ""
+        query = f"SELECT {_ENVELOPE_FIELDS} FROM events {where} ORDER BY stream_id, stream_version"
+        with self.engine.connect() as conn:
+            driver_connection = conn.connection.driver_connection
+            with driver_connection.cursor(name="ksmart_iter_by_stream") as cursor:
+                register_uuid(conn_or_curs=cursor)  # event_id as uuid.UUID
+                cursor.execute(query, {"up_to": up_to_position})
+                stream: list[Envelope] = []
+                stream_id = None
+                while rows := cursor.fetchmany(batch_size):
+                    for row in rows:
+                        if row[1] != stream_id:
+                            if stream:
+                                yield stream
+                            stream, stream_id = [], row[1]
+                        stream.append(Envelope(*row))
+                if stream:
+                    yield stream
 
     def last_position(self) -> int:
         with self.engine.connect() as conn:

@@ -128,3 +128,29 @@ def test_metadata_without_an_actor_is_refused(store):
     with pytest.raises(ValueError, match="actor_id"):
         store.append(file_stream_id(uuid.uuid4()), _events("X"), 0, {"correlation_id": "c"})
     assert store.last_position() == 0
+
+
+def test_iter_by_stream_groups_interleaved_streams_in_version_order(store):
+    streams = [file_stream_id(uuid.uuid4()) for _ in range(4)]
+    for round_number in range(3):  # interleaved: every stream grows in each round
+        for stream in streams:
+            store.append(stream, _events(f"Event{round_number}"), round_number, METADATA)
+    cut = store.last_position()
+    store.append(streams[0], _events("AfterTheCut"), 3, METADATA)
+    store.append(file_stream_id(uuid.uuid4()), _events("AfterTheCut"), 0, METADATA)
+
+    grouped = list(store.iter_by_stream(batch_size=5))  # groups span fetches
+    assert [group[0].stream_id for group in grouped] == sorted(
+        {group[0].stream_id for group in grouped}
+    )
+    assert len(grouped) == 5
+    for group in grouped:
+        assert len({envelope.stream_id for envelope in group}) == 1
+        assert group == store.read_stream(group[0].stream_id)
+        assert verify_chain(group) == []
+
+    before_cut = list(store.iter_by_stream(up_to_position=cut, batch_size=2))
+    assert sorted(group[0].stream_id for group in before_cut) == sorted(streams)
+    assert all([e.stream_version for e in group] == [1, 2, 3] for group in before_cut)
+    assert max(e.global_position for group in before_cut for e in group) == cut
+    assert list(store.iter_by_stream(up_to_position=0)) == []

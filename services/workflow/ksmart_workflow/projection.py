@@ -71,8 +71,11 @@ def apply_event(engine: sa.Engine, envelope: Envelope, fetch_missing: FetchMissi
     return "applied"
 
 
-def _save(conn: sa.Connection, state: FileState, is_new: bool) -> None:
-    row = {
+def file_row(state: FileState) -> dict[str, Any]:
+    """A file's row in `files` (and in a rebuilt copy of it): one shape for
+    the live consumer and the rebuild."""
+    return {
+        "file_id": state.file_id,
         "stream_id": state.stream_id,
         "service_code": state.service_code,
         "local_body": state.local_body,
@@ -84,9 +87,14 @@ def _save(conn: sa.Connection, state: FileState, is_new: bool) -> None:
         "updated_at": datetime.fromisoformat(state.updated_at),
         "projected": state.to_dict(),
     }
+
+
+def _save(conn: sa.Connection, state: FileState, is_new: bool) -> None:
+    row = file_row(state)
     if is_new:
-        conn.execute(files_table.insert().values(file_id=state.file_id, **row))
+        conn.execute(files_table.insert().values(**row))
     else:
+        del row["file_id"]
         conn.execute(
             files_table.update().where(files_table.c.file_id == state.file_id).values(**row)
         )

@@ -101,6 +101,7 @@ class Appender:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._connection = None
+        self.submitted = 0  # appends handed to the committer, ever (a gauge's source)
         # What the committer knows from its own commits and the store's reads:
         # it lets a batch commit in one round trip instead of two.
         self._last_position: int | None = None
@@ -111,6 +112,8 @@ class Appender:
     def append(self, request: AppendRequest) -> list[Envelope]:
         self._ensure_started()
         self._queue.put(request)
+        with self._start_lock:
+            self.submitted += 1
         request.done.wait()
         if request.error is not None:
             raise request.error

@@ -35,7 +35,8 @@ def format_timestamp(moment: datetime) -> str:
     """UTC, always with microseconds, so the text (and the hash) is stable."""
     if moment.tzinfo is None:
         raise ValueError("timestamps must be timezone-aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat with fixed microseconds is several times faster than strftime.
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 class UtcTimestamp(fields.Field):

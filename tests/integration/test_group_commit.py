@@ -39,6 +39,7 @@ def _appends_queued_behind_the_lock(store, applications_db, appends):
         except Exception as error:  # noqa: BLE001 - recorded for the assertions
             outcomes[index] = error
 
+    before = store._appender.submitted
     with holder.connect() as conn:
         conn.execute(sa.select(sa.func.pg_advisory_lock(APPEND_LOCK)))
         threads = [
@@ -47,9 +48,10 @@ def _appends_queued_behind_the_lock(store, applications_db, appends):
         ]
         for thread in threads:
             thread.start()
+        # Every append is with the committer before the lock is let go.
         wait_for(
-            lambda: store._appender._queue.qsize() >= len(appends) - 1,
-            message="appends queued behind the lock",
+            lambda: store._appender.submitted >= before + len(appends),
+            message="appends handed to the committer",
         )
         conn.execute(sa.select(sa.func.pg_advisory_unlock(APPEND_LOCK)))
     for thread in threads:

@@ -14,6 +14,7 @@ from ksmart_common.envelope import (
     Envelope,
     EnvelopeSchema,
     compute_hash,
+    format_timestamp,
     from_json,
     to_json,
     verify_chain,
@@ -117,3 +118,9 @@ def test_the_envelope_hash_is_the_chain_hash_of_the_whole_document(data, extra, 
     document = to_json(envelope)
     del document["hash"]
     assert compute_hash(envelope) == chain_hash(envelope.prev_hash, document)
+
+
+@given(st.datetimes(min_value=datetime(1970, 1, 1), timezones=st.timezones()))
+def test_timestamps_are_written_one_way(moment):
+    expected = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert format_timestamp(moment) == expected

@@ -13,13 +13,10 @@ against the workflow it was filed under, never against today's catalogue.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
-from functools import lru_cache
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from ksmart_common.canonical import canonical_json
 from ksmart_common.domain.workflow import APPLICANT, Workflow
 from ksmart_common.envelope import Envelope, NewEvent, format_timestamp
 from ksmart_common.errors import ActionNotAllowed, Forbidden, InvalidInput
@@ -59,7 +56,7 @@ class FileState:
 
     @property
     def machine(self) -> Workflow:
-        return _workflow(self.definition_hash, canonical_json(self.workflow))
+        return _workflow(self.definition_hash, self.workflow)
 
     @property
     def is_final(self) -> bool:
@@ -77,8 +74,11 @@ class FileState:
         return document
 
     def to_dict(self) -> dict[str, Any]:
-        document = asdict(self)
-        document["timeline"] = list(document["timeline"])
+        """A shallow dict: its nested values are the state's own, to be
+        serialised, not changed. (dataclasses.asdict would deep-copy the
+        pinned workflow for every file.)"""
+        document = {field.name: getattr(self, field.name) for field in fields(self)}
+        document["timeline"] = list(self.timeline)
         return document
 
     @classmethod
@@ -86,10 +86,25 @@ class FileState:
         return cls(**{**document, "timeline": tuple(document["timeline"])})
 
 
-@lru_cache(maxsize=1024)
-def _workflow(definition_hash: str, workflow_json: bytes) -> Workflow:
-    # Keyed on the text too: a cache hit must never hand one file another's workflow.
-    return Workflow.from_definition(json.loads(workflow_json))
+_MACHINES: dict[str, tuple[Mapping[str, Any], Workflow]] = {}
+MAX_CACHED_MACHINES = 1024
+
+
+def _workflow(definition_hash: str, workflow: Mapping[str, Any]) -> Workflow:
+    """The state machine of a pinned workflow, parsed once per definition.
+
+    Keyed on the definition's hash, but a hit is used only for the very same
+    workflow (the same object, as while one file is replayed, or an equal
+    one): a cache must never hand one file another's workflow, even if an
+    event lied about its hash."""
+    cached = _MACHINES.get(definition_hash)
+    if cached is not None and (cached[0] is workflow or cached[0] == workflow):
+        return cached[1]
+    machine = Workflow.from_definition(workflow)
+    if len(_MACHINES) >= MAX_CACHED_MACHINES:
+        _MACHINES.pop(next(iter(_MACHINES)))
+    _MACHINES[definition_hash] = (workflow, machine)
+    return machine
 
 
 # -- deciding ---------------------------------------------------------------
@@ -205,7 +220,7 @@ def project(state: FileState | None, envelope: Envelope) -> FileState:
             raise ProjectionError(f"{envelope.stream_id} must start with {APPLICATION_SUBMITTED}")
         data = envelope.data
         service = data["service"]
-        machine = _workflow(service["content_hash"], canonical_json(service["workflow"]))
+        machine = _workflow(service["content_hash"], service["workflow"])
         return FileState(
             file_id=data["file_id"],
             stream_id=envelope.stream_id,

@@ -13,7 +13,6 @@ MODE is one of
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 
@@ -73,7 +72,14 @@ def rebuild(url: str, workflow_url: str, table_name: str) -> int:
 
 
 def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    """This process's own peak resident memory. Not getrusage's ru_maxrss:
+    Linux carries that across fork and exec, so it would report the parent's
+    peak (the benchmark runner's) whenever that is larger."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def main(argv: list[str]) -> None:

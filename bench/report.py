@@ -128,7 +128,9 @@ def chart(sections: list[Section], path: Path) -> None:
             xs, ys = zip(*points, strict=True) if points else ((), ())
             axis.plot(xs, ys, marker="o", label=label)
         axis.set_title(f"{section.title.split(':')[0]}: {kind}")
-        axis.set_xlabel("concurrency (writers or users)")
+        axis.set_xlabel(
+            "events in the log" if kind == "replay" else "concurrency (writers or users)"
+        )
         axis.set_ylabel("ms" if kind == "latency" else "per second")
         axis.set_xscale("log", base=2)
         axis.grid(True, alpha=0.3)

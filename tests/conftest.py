@@ -1,5 +1,7 @@
 import pytest
+import sqlalchemy as sa
 
+from ksmart_common.eventstore import EventStore
 from tests.support.broker import fresh_vhost
 from tests.support.databases import fresh_service_database
 
@@ -8,6 +10,16 @@ from tests.support.databases import fresh_service_database
 def applications_db():
     with fresh_service_database("applications") as database:
         yield database
+
+
+@pytest.fixture
+def store(applications_db):
+    """An event store on a fresh database, as the applications service's role."""
+    engine = sa.create_engine(applications_db.service_url, pool_size=4)
+    store = EventStore(engine)
+    yield store
+    store.close()
+    engine.dispose()
 
 
 @pytest.fixture

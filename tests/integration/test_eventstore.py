@@ -9,18 +9,8 @@ import sqlalchemy as sa
 from ksmart_common.canonical import GENESIS_HASH
 from ksmart_common.envelope import NewEvent, file_stream_id, from_json, to_json, verify_chain
 from ksmart_common.errors import VersionConflict
-from ksmart_common.eventstore import EventStore
 
 METADATA = {"actor_id": "u-1", "actor_roles": ["citizen"], "correlation_id": "c-1"}
-
-
-@pytest.fixture
-def store(applications_db):
-    engine = sa.create_engine(applications_db.service_url)
-    store = EventStore(engine)
-    yield store
-    store.close()
-    engine.dispose()
 
 
 def _events(*types):

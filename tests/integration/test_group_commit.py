@@ -18,15 +18,6 @@ from tests.support.waiting import wait_for
 METADATA = {"actor_id": "u", "actor_roles": ["clerk"], "correlation_id": "c"}
 
 
-@pytest.fixture
-def store(applications_db):
-    engine = sa.create_engine(applications_db.service_url, pool_size=4)
-    store = EventStore(engine)
-    yield store
-    store.close()
-    engine.dispose()
-
-
 def _appends_queued_behind_the_lock(store, applications_db, appends):
     """Hold the ordering lock, queue every append, then let them through, so
     the committer takes most of them as one batch."""

@@ -8,7 +8,6 @@ import sqlalchemy as sa
 
 from ksmart_common.domain.file import Actor, replay, submit_application, take_action
 from ksmart_common.envelope import file_stream_id
-from ksmart_common.eventstore import EventStore
 from ksmart_workflow import projection
 from ksmart_workflow.rebuild import RebuildResult, rebuild_files
 
@@ -39,15 +38,6 @@ def definition():
     from ksmart_catalogue.catalogue import Catalogue
 
     return Catalogue.load().get_service("birth-certificate")
-
-
-@pytest.fixture
-def store(applications_db):
-    engine = sa.create_engine(applications_db.service_url)
-    store = EventStore(engine)
-    yield store
-    store.close()
-    engine.dispose()
 
 
 @pytest.fixture

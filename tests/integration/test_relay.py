@@ -7,8 +7,6 @@ import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import pika
-import pytest
-import sqlalchemy as sa
 
 from ksmart_common.envelope import NewEvent, file_stream_id
 from ksmart_common.eventstore import EventStore
@@ -47,15 +45,6 @@ class Collector:
 
     def close(self) -> None:
         self.connection.close()
-
-
-@pytest.fixture
-def store(applications_db):
-    engine = sa.create_engine(applications_db.service_url)
-    store = EventStore(engine)
-    yield store
-    store.close()
-    engine.dispose()
 
 
 def _start(relay: Relay) -> threading.Thread:

@@ -21,6 +21,7 @@ import threading
 from dataclasses import dataclass
 
 import pika
+import psycopg2
 import sqlalchemy as sa
 from pika.exceptions import AMQPError
 
@@ -85,7 +86,8 @@ class Relay:
             except (AMQPError, OSError) as error:
                 self.stats.broker_failures += 1
                 log.warning("broker unavailable; events wait in the store", error=repr(error))
-            except sa.exc.DBAPIError as error:
+            except (sa.exc.DBAPIError, psycopg2.Error) as error:
+                # The listener is a raw psycopg2 connection: its errors come unwrapped.
                 log.warning("database unavailable", error=repr(error))
             finally:
                 self._close_broker()

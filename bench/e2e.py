@@ -34,6 +34,7 @@ import requests
 import sqlalchemy as sa
 
 from bench.core import Progress, Ratio, Section, Settings
+from ksmart_common.devserver import wait_for_exit
 from tests.support.broker import fresh_vhost
 from tests.support.platform import Platform, free_port, running_platform
 
@@ -355,12 +356,7 @@ def running_ceiling(run_dir: Path, body: bytes) -> Iterator[str]:
         finally:
             for process in processes.values():
                 process.terminate()
-            for process in processes.values():
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=10)
+            wait_for_exit(processes, timeout=15)
 
 
 def _wait_for_ceiling(

@@ -105,6 +105,16 @@ def stop(run_dir: Path) -> None:
         pid_file.unlink()
 
 
+def wait_for_exit(processes: Mapping[str, subprocess.Popen], timeout: float = 20.0) -> None:
+    """Wait for each process to end after it was asked to; kill a stuck one."""
+    for process in processes.values():
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 def main(argv: list[str] | None = None) -> int:
     action, run_dir = (argv or sys.argv[1:])[:2]
     run_dir_path = Path(run_dir)

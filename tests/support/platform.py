@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import secrets
 import socket
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ import requests
 import sqlalchemy as sa
 
 from ksmart_common.consumer import ConsumerTopology
-from ksmart_common.devserver import SERVICES, start, stop, wait_until_ready
+from ksmart_common.devserver import SERVICES, start, stop, wait_for_exit, wait_until_ready
 from ksmart_common.migrations import RoleNames
 from ksmart_identity.users import seed_demo_users
 from ksmart_workflow.service import EVENTS_QUEUE
@@ -104,9 +103,4 @@ def _stop_and_wait(run_dir: Path, processes) -> None:
     """Stop every process and wait for it, so its connections close before
     the databases and the vhost are dropped."""
     stop(run_dir)
-    for process in processes.values():
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    wait_for_exit(processes)

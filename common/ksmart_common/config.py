@@ -77,7 +77,6 @@ def nameko_config(service: str, **extra: object) -> dict:
         "SERIALIZER": "json",
         "WEB_SERVER_ADDRESS": env("KSMART_GATEWAY_ADDRESS", "127.0.0.1:8000"),
         "DB_URL": database_url(service) if service in SERVICE_DATABASES else None,
-        "RPC_TIMEOUT": float(env("KSMART_RPC_TIMEOUT", "10")),
     }
     config.update(extra)
     return config

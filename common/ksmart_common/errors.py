@@ -70,3 +70,10 @@ class ActionNotAllowed(KsmartError):
 @deserialize_to_instance
 class IdempotencyKeyReused(KsmartError):
     title = "Idempotency-Key was already used for a different request"
+
+
+@deserialize_to_instance
+class ServiceUnavailable(KsmartError):
+    """A service this request needs did not answer in time (HTTP 503)."""
+
+    title = "A service is unavailable; try again shortly"

@@ -65,7 +65,7 @@ class Authenticator(SharedExtension):
             with eventlet.Timeout(5), ClusterRpcProxy(self.container.config) as cluster:
                 jwks = cluster.identity.jwks()
         except (eventlet.Timeout, UnknownService) as error:
-            raise problems.ServiceUnavailable("the identity service is not answering") from error
+            raise errors.ServiceUnavailable("the identity service is not answering") from error
         self._verifier = TokenVerifier.from_jwks(jwks)
         self._fetched_at = time.monotonic()
 
@@ -144,7 +144,7 @@ class ApiEndpoint(HttpRequestHandler):
         if response is not None:
             return response
         if isinstance(exc, UnknownService):
-            return problems.response_for(problems.ServiceUnavailable(str(exc)))
+            return problems.response_for(errors.ServiceUnavailable(str(exc)))
         log.error("unhandled error", error=repr(exc), url=self.url)
         return problems.problem_response(500, "Internal error", "the error was logged")
 
@@ -185,13 +185,3 @@ def read_query(request: Request, schema: type[Schema]) -> dict:
 def instance(schema: type[Schema]) -> Schema:
     """One instance per schema class: building one copies every field."""
     return schema()
-
-
-def call(method, *args, timeout: float = 10.0, **kwargs):
-    """An RPC call with a deadline: a service that does not answer becomes a
-    503 with Retry-After instead of a request that hangs."""
-    try:
-        with eventlet.Timeout(timeout):
-            return method(*args, **kwargs)
-    except eventlet.Timeout as error:
-        raise problems.ServiceUnavailable("a service did not answer in time") from error

@@ -21,6 +21,7 @@ STATUS_BY_ERROR: dict[type[errors.KsmartError], int] = {
     errors.VersionConflict: 409,
     errors.ActionNotAllowed: 409,
     errors.IdempotencyKeyReused: 422,
+    errors.ServiceUnavailable: 503,
 }
 
 
@@ -34,11 +35,7 @@ class UnsupportedMediaType(errors.KsmartError):
     title = "Unsupported media type"
 
 
-class ServiceUnavailable(errors.KsmartError):
-    title = "A service is unavailable; try again shortly"
-
-
-GATEWAY_STATUS = {BadRequestBody: 400, UnsupportedMediaType: 415, ServiceUnavailable: 503}
+GATEWAY_STATUS = {BadRequestBody: 400, UnsupportedMediaType: 415}
 
 
 def flatten_messages(messages: Any, prefix: str = "") -> list[dict[str, str]]:

@@ -16,12 +16,12 @@ from werkzeug.wrappers import Request
 from ksmart_common.envelope import from_json, verify_chain
 from ksmart_common.errors import InvalidInput
 from ksmart_common.roles import AUDITOR, CITIZEN, OFFICIAL_ROLES
+from ksmart_common.rpc import call
 from ksmart_gateway import schemas
 from ksmart_gateway.api import (
     PUBLIC,
     ApiResult,
     api,
-    call,
     instance,
     read_json,
     read_query,

@@ -16,6 +16,7 @@ from ksmart_applications.dependencies import DefinitionCacheProvider, EventStore
 from ksmart_common.domain.file import Actor
 from ksmart_common.envelope import to_json
 from ksmart_common.errors import InvalidInput
+from ksmart_common.rpc import call
 
 MAX_PAGE = 1_000
 
@@ -41,7 +42,9 @@ class ApplicationsService:
     ) -> dict:
         state, created = commands.submit(
             self.store,
-            lambda code: self.definitions.get(code, self.catalogue.get_service),
+            lambda code: self.definitions.get(
+                code, lambda missing: call(self.catalogue.get_service, missing)
+            ),
             service_code,
             local_body,
             form,

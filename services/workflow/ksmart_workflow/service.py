@@ -10,6 +10,7 @@ from ksmart_common.database import Database
 from ksmart_common.envelope import from_json
 from ksmart_common.errors import InvalidInput
 from ksmart_common.logging import get_logger
+from ksmart_common.rpc import call
 from ksmart_workflow import projection
 
 log = get_logger(__name__)
@@ -40,7 +41,7 @@ class WorkflowService:
     def _read_missing(self, stream_id: str, from_version: int, to_version: int):
         return [
             from_json(document)
-            for document in self.applications.read_stream(stream_id, from_version, to_version)
+            for document in call(self.applications.read_stream, stream_id, from_version, to_version)
         ]
 
     @rpc

@@ -22,12 +22,12 @@ from ksmart_common.consumer import ATTEMPT_HEADER, ConsumerTopology
 from ksmart_common.migrations import RoleNames, upgrade
 
 
-def consumer_topologies() -> list[ConsumerTopology]:
+def consumer_topologies(delays_ms: tuple[int, ...] | None = None) -> list[ConsumerTopology]:
     """Every consuming service's queues, declared before any event flows so
     that nothing published early is unroutable."""
     from ksmart_workflow.service import EVENTS_QUEUE as WORKFLOW_QUEUE
 
-    delays = config.RetryPolicy.from_env().delays_ms
+    delays = delays_ms if delays_ms is not None else config.RetryPolicy.from_env().delays_ms
     return [ConsumerTopology(WORKFLOW_QUEUE, ("#",), delays)]
 
 

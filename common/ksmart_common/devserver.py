@@ -21,9 +21,10 @@ from pathlib import Path
 import pika
 
 from ksmart_common import config
+from ksmart_common.services import SERVICES as SERVICE_CLASSES
 
-SERVICES = ("identity", "catalogue", "applications", "workflow", "gateway")
-RPC_SERVICES = ("identity", "catalogue", "applications", "workflow")
+SERVICES = tuple(SERVICE_CLASSES)
+RPC_SERVICES = tuple(name for name in SERVICES if name != "gateway")
 
 
 def commands() -> dict[str, list[str]]:

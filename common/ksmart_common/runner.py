@@ -23,14 +23,7 @@ patch_psycopg()
 
 from ksmart_common import config as ksmart_config  # noqa: E402
 from ksmart_common.logging import configure_logging  # noqa: E402
-
-SERVICES = {
-    "identity": "ksmart_identity.service:IdentityService",
-    "catalogue": "ksmart_catalogue.service:CatalogueService",
-    "applications": "ksmart_applications.service:ApplicationsService",
-    "workflow": "ksmart_workflow.service:WorkflowService",
-    "gateway": "ksmart_gateway.service:GatewayService",
-}
+from ksmart_common.services import SERVICES  # noqa: E402
 
 
 def load_service(name: str) -> type:

@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-import eventlet
 from marshmallow import Schema
-from nameko.exceptions import UnknownService
 from nameko.extensions import SharedExtension
 from nameko.standalone.rpc import ClusterRpcProxy
 from nameko.web.handlers import HttpRequestHandler
@@ -28,6 +26,7 @@ from werkzeug.wrappers import Request, Response
 
 from ksmart_common import errors
 from ksmart_common.logging import get_logger
+from ksmart_common.rpc import call
 from ksmart_gateway import problems
 from ksmart_gateway.auth import Principal, TokenVerifier, bearer_token
 
@@ -61,13 +60,13 @@ class Authenticator(SharedExtension):
             and time.monotonic() - self._fetched_at < JWKS_REFRESH_SECONDS
         ):
             return
-        try:
-            with eventlet.Timeout(5), ClusterRpcProxy(self.container.config) as cluster:
-                jwks = cluster.identity.jwks()
-        except (eventlet.Timeout, UnknownService) as error:
-            raise errors.ServiceUnavailable("the identity service is not answering") from error
+        jwks = call(self._fetch_jwks, timeout=5)
         self._verifier = TokenVerifier.from_jwks(jwks)
         self._fetched_at = time.monotonic()
+
+    def _fetch_jwks(self) -> dict:
+        with ClusterRpcProxy(self.container.config) as cluster:
+            return cluster.identity.jwks()
 
     def authenticate(self, request: Request) -> Principal:
         token = bearer_token(request.headers.get("Authorization"))
@@ -143,8 +142,6 @@ class ApiEndpoint(HttpRequestHandler):
         response = problems.response_for(exc)
         if response is not None:
             return response
-        if isinstance(exc, UnknownService):
-            return problems.response_for(errors.ServiceUnavailable(str(exc)))
         log.error("unhandled error", error=repr(exc), url=self.url)
         return problems.problem_response(500, "Internal error", "the error was logged")
 

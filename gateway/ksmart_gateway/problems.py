@@ -13,17 +13,6 @@ from ksmart_common import errors
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
-STATUS_BY_ERROR: dict[type[errors.KsmartError], int] = {
-    errors.InvalidInput: 422,
-    errors.Unauthenticated: 401,
-    errors.Forbidden: 403,
-    errors.NotFound: 404,
-    errors.VersionConflict: 409,
-    errors.ActionNotAllowed: 409,
-    errors.IdempotencyKeyReused: 422,
-    errors.ServiceUnavailable: 503,
-}
-
 
 class BadRequestBody(errors.KsmartError):
     """The body could not be read as JSON at all (raised in the gateway only)."""
@@ -35,7 +24,18 @@ class UnsupportedMediaType(errors.KsmartError):
     title = "Unsupported media type"
 
 
-GATEWAY_STATUS = {BadRequestBody: 400, UnsupportedMediaType: 415}
+STATUS_BY_ERROR: dict[type[errors.KsmartError], int] = {
+    BadRequestBody: 400,
+    UnsupportedMediaType: 415,
+    errors.InvalidInput: 422,
+    errors.Unauthenticated: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.VersionConflict: 409,
+    errors.ActionNotAllowed: 409,
+    errors.IdempotencyKeyReused: 422,
+    errors.ServiceUnavailable: 503,
+}
 
 
 def flatten_messages(messages: Any, prefix: str = "") -> list[dict[str, str]]:
@@ -81,7 +81,7 @@ def response_for(exc: Exception) -> Response | None:
             flatten_messages(exc.messages),
         )
     if isinstance(exc, errors.KsmartError):
-        status = GATEWAY_STATUS.get(type(exc)) or STATUS_BY_ERROR.get(type(exc))
+        status = STATUS_BY_ERROR.get(type(exc))
         if status is None:
             return None
         headers = {"Retry-After": "5"} if status == 503 else None

@@ -14,11 +14,10 @@ from pathlib import Path
 import requests
 import sqlalchemy as sa
 
-from ksmart_common.consumer import ConsumerTopology
+from ksmart_common.admin import consumer_topologies
 from ksmart_common.devserver import SERVICES, start, stop, wait_for_exit, wait_until_ready
 from ksmart_common.migrations import RoleNames
 from ksmart_identity.users import seed_demo_users
-from ksmart_workflow.service import EVENTS_QUEUE
 from tests.support.broker import fresh_vhost
 from tests.support.databases import ServiceDatabase, fresh_service_database
 
@@ -71,7 +70,8 @@ def running_platform(tmp_dir: Path, names=(*SERVICES, "relay")) -> Iterator[Plat
             for service in ("applications", "workflow", "identity")
         }
         amqp_uri = stack.enter_context(fresh_vhost())
-        ConsumerTopology(EVENTS_QUEUE, ("#",), TEST_RETRY_DELAYS_MS).declare(amqp_uri)
+        for topology in consumer_topologies(TEST_RETRY_DELAYS_MS):
+            topology.declare(amqp_uri)
         password = secrets.token_urlsafe(12)
         identity = sa.create_engine(databases["identity"].service_url, poolclass=sa.pool.NullPool)
         seed_demo_users(identity, password)

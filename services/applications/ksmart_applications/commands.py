@@ -13,7 +13,7 @@ from typing import Any
 from ksmart_common.canonical import canonical_json
 from ksmart_common.domain import file as files
 from ksmart_common.domain.file import Actor, FileState
-from ksmart_common.envelope import file_stream_id
+from ksmart_common.envelope import Envelope, file_stream_id
 from ksmart_common.errors import (
     Forbidden,
     IdempotencyKeyReused,
@@ -64,9 +64,9 @@ def submit(
     ).hexdigest()
     if key:
         file_id = str(uuid.uuid5(IDEMPOTENT_FILE_NAMESPACE, f"{actor.actor_id}\n{key}"))
-        existing = files.replay(store.read_stream(file_stream_id(file_id), to_version=None))
-        if existing is not None:
-            return _same_request_or_refuse(store, existing, fingerprint), False
+        earlier = store.read_stream(file_stream_id(file_id))
+        if earlier:
+            return _same_request_or_refuse(earlier, fingerprint), False
     else:
         file_id = str(uuid.uuid4())
     definition = get_definition(service_code)
@@ -78,18 +78,19 @@ def submit(
         if not key:
             raise
         # The same key raced itself: the other request stored first.
-        return _same_request_or_refuse(store, load_file(store, file_id), fingerprint), False
+        earlier = store.read_stream(file_stream_id(file_id))
+        return _same_request_or_refuse(earlier, fingerprint), False
     return files.replay(envelopes), True
 
 
-def _same_request_or_refuse(store: EventStore, state: FileState, fingerprint: str) -> FileState:
-    first = store.read_stream(state.stream_id, to_version=1)[0]
-    if first.metadata.get("request_fingerprint") != fingerprint:
+def _same_request_or_refuse(earlier: list[Envelope], fingerprint: str) -> FileState:
+    """The file an earlier request with the same key made, if it was this request."""
+    if earlier[0].metadata.get("request_fingerprint") != fingerprint:
         raise IdempotencyKeyReused(
             "this Idempotency-Key was used for a different application",
             [{"field": "Idempotency-Key", "message": "use a new key for a new application"}],
         )
-    return state
+    return files.replay(earlier)
 
 
 def act(

@@ -16,23 +16,14 @@ from nameko.testing.utils import get_extension
 from ksmart_catalogue.catalogue import DEFINITIONS_DIR, LEDGER_FILE, Catalogue
 from ksmart_catalogue.dependencies import CatalogueProvider
 from ksmart_catalogue.errors import CatalogueError
-from ksmart_catalogue.schema import WAITING_ROLES, load_definition
+from ksmart_catalogue.schema import CATEGORIES, WAITING_ROLES, load_definition
 from ksmart_catalogue.service import CatalogueService
 from ksmart_common.canonical import content_hash
 from ksmart_common.domain.workflow import APPLICANT, Workflow
 from ksmart_common.errors import InvalidInput, NotFound
 
 SHIPPED_FILES = sorted(DEFINITIONS_DIR.glob("*/v*.json"))
-SHIPPED_CODES = {"birth-certificate", "trade-licence", "building-permit", "residence-certificate"}
-# The shape every service's workflow shares (a building permit adds a site
-# inspection between verification and the decision).
-COMMON_ACTIONS = {
-    "verify": "FileVerified",
-    "return_for_clarification": "FileReturnedForClarification",
-    "resubmit": "ClarificationProvided",
-    "approve": "FileApproved",
-    "reject": "FileRejected",
-}
+SHIPPED_CODES = {path.parent.name for path in SHIPPED_FILES}
 
 
 def shipped(code: str, version: int = 1) -> dict[str, Any]:
@@ -56,8 +47,19 @@ def lines_of(error: CatalogueError) -> list[str]:
 # --- the shipped definitions -------------------------------------------------
 
 
-def test_the_four_first_services_are_shipped():
-    assert {path.parent.name for path in SHIPPED_FILES} == SHIPPED_CODES
+def test_at_least_forty_services_are_shipped_across_every_category():
+    catalogue = Catalogue.load()
+    services = catalogue.list_services()
+    assert len(services) >= 40
+    assert {service["category"] for service in services} == set(CATEGORIES)
+    for category in CATEGORIES:
+        in_category = [s for s in services if s["category"] == category]
+        assert len(in_category) >= 3, f"{category} has {len(in_category)} services"
+
+
+def test_short_codes_are_unique_in_the_catalogue():
+    short_codes = [service["short_code"] for service in Catalogue.load().list_services()]
+    assert len(short_codes) == len(set(short_codes))
 
 
 @pytest.mark.parametrize("path", SHIPPED_FILES, ids=lambda path: f"{path.parent.name}/{path.name}")
@@ -78,17 +80,20 @@ def test_every_shipped_definition_loads_with_a_consistent_workflow(path):
         assert any(machine.is_final(name) for name in _reachable(machine, state.name))
     for name, spec in definition["workflow"]["states"].items():
         assert spec["label"]["en"] and spec["label"]["ml"], name
-
-    actions = {name: action.event_type for name, action in machine.actions.items()}
-    assert COMMON_ACTIONS.items() <= actions.items()
-    assert machine.waits_on("clarification_requested") == APPLICANT
-    assert machine.waits_on(machine.initial_state) == "clerk"
-    assert {name for name, state in machine.states.items() if state.final} == {
-        "approved",
-        "rejected",
-    }
+    # Every role a workflow names is one the platform knows.
+    assert {state.waits_on for state in machine.states.values() if not state.final} <= set(
+        WAITING_ROLES
+    )
+    # A refusal always says why.
     for action in ("return_for_clarification", "reject"):
-        assert machine.actions[action].requires_remarks
+        if action in machine.actions:
+            assert machine.actions[action].requires_remarks
+    # The office's per-state limits add up to no more than the service's
+    # time limit, whichever way the file goes (the applicant's time to answer
+    # a clarification is not the office's).
+    assert _longest_office_days(machine, machine.initial_state, frozenset()) <= (
+        definition["sla_days"]
+    )
 
 
 def test_a_building_permit_is_inspected_on_site_by_the_overseer():
@@ -232,7 +237,7 @@ def test_the_catalogue_reports_every_broken_file_in_one_error(tmp_path):
     wrong_version = write_definition(tmp_path, shipped("birth-certificate"), name="v2.json")
     badly_named = write_definition(tmp_path, shipped("building-permit"), name="version1.json")
     broken = shipped("residence-certificate")
-    broken["fee_paise"] = -5
+    broken["fees"] = [{**broken["fees"][0], "amount_paise": -5}]
     broken_path = write_definition(tmp_path, broken)
 
     with pytest.raises(CatalogueError) as raised:
@@ -242,7 +247,7 @@ def test_the_catalogue_reports_every_broken_file_in_one_error(tmp_path):
         f"{wrong_folder}: code: 'trade-licence' does not match folder 'trade-licences'",
         f"{wrong_version}: version: 1 does not match file name v2.json",
         f"{badly_named}: (file): must be named v<version>.json, e.g. v1.json",
-        f"{broken_path}: fee_paise: Must be greater than or equal to 0.",
+        f"{broken_path}: fees.0.amount_paise: Must be greater than or equal to 1.",
     }
 
 
@@ -294,7 +299,7 @@ def two_versions(tmp_path) -> Path:
     first = shipped("trade-licence")
     second = copy.deepcopy(first)
     second["version"] = 2
-    second["fee_paise"] = 30000
+    second["fees"][0]["amount_paise"] = 30000
     write_definition(tmp_path, first)
     write_definition(tmp_path, second)
     write_definition(tmp_path, shipped("birth-certificate"))
@@ -306,14 +311,14 @@ def test_an_old_version_stays_retrievable_by_its_hash(two_versions):
     old = catalogue.get_service("trade-licence", 1)
 
     latest = catalogue.get_service("trade-licence")
-    assert (latest["version"], latest["fee_paise"]) == (2, 30000)
+    assert (latest["version"], latest["fees"][0]["amount_paise"]) == (2, 30000)
     assert catalogue.versions("trade-licence") == [1, 2]
     assert [(s["code"], s["version"]) for s in catalogue.list_services()] == [
         ("birth-certificate", 1),
         ("trade-licence", 2),
     ]
     assert catalogue.get_by_hash(old["content_hash"]) == old
-    assert old["fee_paise"] == 25000
+    assert old["fees"][0]["amount_paise"] == 25000
     assert old["content_hash"] != latest["content_hash"]
 
 
@@ -323,7 +328,7 @@ def test_a_published_version_can_be_neither_changed_nor_removed(two_versions):
     )
     first = two_versions / "trade-licence" / "v1.json"
     edited = json.loads(first.read_text(encoding="utf-8"))
-    edited["fee_paise"] = 1
+    edited["fees"][0]["amount_paise"] = 1
     first.write_text(json.dumps(edited), encoding="utf-8")
     (two_versions / "birth-certificate" / "v1.json").unlink()
 
@@ -404,6 +409,20 @@ def _reachable(machine: Workflow, start: str) -> set[str]:
             seen.add(state)
             frontier.extend(action.to_state for action in machine.actions_from(state))
     return seen
+
+
+def _longest_office_days(machine: Workflow, state: str, seen: frozenset[str]) -> int:
+    """The most days the office's states can add up to on a path without
+    repeats from `state`, not passing through the applicant's turn."""
+    if machine.is_final(state) or machine.waits_on(state) == APPLICANT:
+        return 0
+    days = machine.states[state].sla_days
+    onward = [
+        _longest_office_days(machine, action.to_state, seen | {state})
+        for action in machine.actions_from(state)
+        if action.to_state not in seen | {state}
+    ]
+    return days + max(onward, default=0)
 
 
 def container_config(catalogue_dir: Path) -> dict[str, str]:

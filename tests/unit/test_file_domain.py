@@ -1,23 +1,25 @@
 """The file's domain without I/O: decisions, refusals and the projector."""
 
+import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from ksmart_catalogue.catalogue import Catalogue
+from ksmart_catalogue.samples import documents_needed, sample_form
 from ksmart_common.canonical import GENESIS_HASH
 from ksmart_common.domain.file import (
     Actor,
     FileState,
     ProjectionError,
-    applies,
     may_read,
     project,
     replay,
     submit_application,
     take_action,
 )
+from ksmart_common.domain.intake import Upload, applies
 from ksmart_common.domain.workflow import DefinitionError, Workflow
 from ksmart_common.envelope import Envelope, NewEvent, file_stream_id
 from ksmart_common.errors import ActionNotAllowed, Forbidden, InvalidInput
@@ -37,15 +39,17 @@ def definition():
 
 
 def complete_form(definition):
-    form = {}
-    for spec in definition["fields"]:
-        if spec["type"] == "choice":
-            form[spec["name"]] = spec["choices"][0]["value"]
-        elif spec["type"] == "boolean":
-            form[spec["name"]] = False
-        else:
-            form[spec["name"]] = "x"
-    return form
+    return sample_form(definition)
+
+
+def uploads_for(definition, form):
+    """A fitting upload for every document the form needs."""
+    return {
+        spec["code"]: Upload(
+            hashlib.sha256(spec["code"].encode()).hexdigest(), spec["formats"][0], 1024
+        )
+        for spec in documents_needed(definition, form)
+    }
 
 
 class Stream:
@@ -85,8 +89,11 @@ class Stream:
 def filed(definition):
     file_id = str(uuid.uuid4())
     stream = Stream(file_id)
+    form = complete_form(definition)
     state = stream.add(
-        submit_application(file_id, definition, KOCHI, CITIZEN, complete_form(definition)),
+        submit_application(
+            file_id, definition, KOCHI, CITIZEN, form, uploads_for(definition, form)
+        ),
         CITIZEN,
     )
     return stream, state
@@ -103,7 +110,9 @@ def test_every_missing_required_field_is_named_at_once(definition):
     with pytest.raises(InvalidInput) as raised:
         submit_application("f", definition, KOCHI, CITIZEN, {})
     required = [s for s in definition["fields"] if s["required"] and applies(s, {})]
-    assert len(raised.value.problems) == len(required) >= 2
+    documents = [s for s in definition["documents"] if s["required"] and applies(s, {})]
+    assert len(raised.value.problems) == len(required) + len(documents)
+    assert len(required) >= 2 and len(documents) >= 1
 
 
 def test_conditional_fields_apply_only_when_their_condition_holds():

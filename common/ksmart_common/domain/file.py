@@ -9,6 +9,8 @@ events in, same state out.
 The first event, ApplicationSubmitted, carries the catalogue definition's
 content hash, version and workflow section, so a file is always replayed
 against the workflow it was filed under, never against today's catalogue.
+It also carries the file's number, the documents filed with it and the fee
+demanded; DocumentAttached and FeePaid add to those later.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from ksmart_common.domain import intake
+from ksmart_common.domain.intake import Upload
 from ksmart_common.domain.workflow import APPLICANT, Workflow
 from ksmart_common.envelope import Envelope, NewEvent, format_timestamp
 from ksmart_common.errors import ActionNotAllowed, Forbidden, InvalidInput
@@ -24,7 +28,15 @@ from ksmart_common.roles import AUDITOR as AUDITOR_ROLE
 from ksmart_common.roles import CITIZEN as CITIZEN_ROLE
 
 APPLICATION_SUBMITTED = "ApplicationSubmitted"
+DOCUMENT_ATTACHED = "DocumentAttached"
+FEE_PAID = "FeePaid"
 SUBMIT_ACTION = "submit"
+ATTACH_ACTION = "attach_document"
+PAY_ACTION = "pay_fee"
+# The key of ApplicationSubmitted's data that the event store fills with the
+# file's number, assigned without gaps in the appending transaction.
+FILE_NUMBER_KEY = "file_number"
+NO_FEE = {"items": [], "total_paise": 0}
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,18 @@ class FileState:
     submitted_at: str
     updated_at: str
     timeline: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
+    file_number: str | None = None
+    # document code -> the upload filed for it (the latest, if replaced)
+    documents: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    fee_demand: Mapping[str, Any] = field(default_factory=lambda: NO_FEE)
+    # payment ids already counted, so a provider's repeated callback is not
+    # counted twice
+    payments: tuple[str, ...] = field(default_factory=tuple)
+    paid_paise: int = 0
+
+    @property
+    def fee_due_paise(self) -> int:
+        return max(0, self.fee_demand["total_paise"] - self.paid_paise)
 
     @property
     def machine(self) -> Workflow:
@@ -71,6 +95,7 @@ class FileState:
         document = self.to_dict()
         del document["workflow"]
         document["allowed_actions"] = self.allowed_actions()
+        document["fee_due_paise"] = self.fee_due_paise
         return document
 
     def to_dict(self) -> dict[str, Any]:
@@ -79,11 +104,18 @@ class FileState:
         pinned workflow for every file.)"""
         document = {field.name: getattr(self, field.name) for field in fields(self)}
         document["timeline"] = list(self.timeline)
+        document["payments"] = list(self.payments)
         return document
 
     @classmethod
     def from_dict(cls, document: Mapping[str, Any]) -> FileState:
-        return cls(**{**document, "timeline": tuple(document["timeline"])})
+        return cls(
+            **{
+                **document,
+                "timeline": tuple(document["timeline"]),
+                "payments": tuple(document.get("payments", ())),
+            }
+        )
 
 
 _MACHINES: dict[str, tuple[Mapping[str, Any], Workflow]] = {}
@@ -116,17 +148,17 @@ def submit_application(
     local_body: str,
     applicant: Actor,
     form: Mapping[str, Any],
+    documents: Mapping[str, Upload | None] | None = None,
+    lang: str = intake.DEFAULT_LANGUAGE,
 ) -> list[NewEvent]:
-    """The events of a new application, or InvalidInput naming every problem."""
+    """The events of a new application, or InvalidInput naming every problem
+    of it at once, in `lang`. The event store adds the file number."""
     if CITIZEN_ROLE not in applicant.roles:
         raise Forbidden("only a citizen may file an application")
-    problems = [
-        {"field": f"form.{spec['name']}", "message": "is required"}
-        for spec in definition.get("fields", [])
-        if spec.get("required") and applies(spec, form) and form.get(spec["name"]) in (None, "")
-    ]
+    documents = documents or {}
+    problems = intake.application_problems(definition, form, documents, lang)
     if problems:
-        raise InvalidInput("the application is incomplete", problems)
+        raise InvalidInput(_incomplete(len(problems), lang), problems)
     Workflow.from_definition(definition["workflow"])  # refuse a broken definition early
     return [
         NewEvent(
@@ -142,21 +174,91 @@ def submit_application(
                 "local_body": local_body,
                 "applicant_id": applicant.actor_id,
                 "form": dict(form),
+                "documents": {
+                    code: upload.to_dict() for code, upload in documents.items() if upload
+                },
+                "fee_demand": intake.fee_demand(definition, form),
             },
         )
     ]
 
 
-def applies(spec: Mapping[str, Any], form: Mapping[str, Any]) -> bool:
-    """Whether a field or document applies to this form: it has no condition,
-    or the form's answer to the condition's field matches it."""
-    condition = spec.get("condition")
-    if not condition:
-        return True
-    answer = form.get(condition["field"])
-    if "equals" in condition:
-        return answer == condition["equals"]
-    return answer in condition.get("in", ())
+def _incomplete(count: int, lang: str) -> str:
+    if lang == "ml":
+        return f"അപേക്ഷയിൽ {count} പ്രശ്നങ്ങളുണ്ട്; എല്ലാം താഴെ കൊടുത്തിരിക്കുന്നു"
+    noun = "problem" if count == 1 else "problems"
+    return f"the application has {count} {noun}; all are listed"
+
+
+def file_number_series(local_body: str, short_code: str, year: int) -> str:
+    """Files are numbered per local body, service and year:
+    KL-EKM-KOC/BR/2026/000123 is the 123rd birth registration that the
+    Kochi corporation received in 2026."""
+    return f"{local_body}/{short_code}/{year}"
+
+
+def attach_document(
+    state: FileState,
+    definition: Mapping[str, Any],
+    code: str,
+    upload: Upload | None,
+    actor: Actor,
+    lang: str = intake.DEFAULT_LANGUAGE,
+) -> list[NewEvent]:
+    """The applicant adds (or replaces) a document of an open file, as a
+    clarification may ask; checked against the definition the file was
+    filed under."""
+    if actor.actor_id != state.applicant_id or CITIZEN_ROLE not in actor.roles:
+        raise Forbidden("only the applicant may attach documents to the file")
+    if state.is_final:
+        raise ActionNotAllowed(
+            f"the file is {state.state!r}: it takes no more documents",
+            [{"field": "file", "message": "the file has been decided"}],
+        )
+    spec = next((doc for doc in definition["documents"] if doc["code"] == code), None)
+    if spec is None:
+        problems = [
+            {
+                "field": f"documents.{code}",
+                "code": "document_unknown",
+                "message": f"{code}: {intake.message('document_unknown', lang)}",
+            }
+        ]
+    else:
+        problems = intake.upload_problems(spec, upload, lang)
+    if problems:
+        raise InvalidInput(_incomplete(len(problems), lang), problems)
+    return [
+        NewEvent(
+            DOCUMENT_ATTACHED,
+            {"code": code, "document": upload.to_dict(), "replaces": state.documents.get(code)},
+        )
+    ]
+
+
+def record_payment(
+    state: FileState, payment_id: str, provider: str, amount_paise: int
+) -> list[NewEvent]:
+    """FeePaid for a payment the provider confirmed; nothing for one already
+    counted (providers repeat their callbacks)."""
+    if payment_id in state.payments:
+        return []
+    if state.fee_due_paise == 0:
+        raise ActionNotAllowed(
+            "the file owes no fee",
+            [{"field": "payment_id", "message": "no fee is due on this file"}],
+        )
+    if amount_paise != state.fee_due_paise:
+        raise InvalidInput(
+            f"the payment of {amount_paise} paise does not match the {state.fee_due_paise} due",
+            [{"field": "amount_paise", "message": f"{state.fee_due_paise} paise is due"}],
+        )
+    return [
+        NewEvent(
+            FEE_PAID,
+            {"payment_id": payment_id, "provider": provider, "amount_paise": amount_paise},
+        )
+    ]
 
 
 def take_action(
@@ -172,6 +274,11 @@ def take_action(
             [{"field": "action", "message": f"allowed now: {', '.join(allowed) or 'none'}"}],
         )
     role = _acting_role(state, actor)
+    if machine.is_final(action.to_state) and state.fee_due_paise:
+        raise ActionNotAllowed(
+            f"the fee of ₹{state.fee_due_paise / 100:.2f} is unpaid: the file cannot be decided",
+            [{"field": "fee", "message": "the applicant must pay the fee first"}],
+        )
     if action.requires_remarks and not (remarks or "").strip():
         raise InvalidInput(
             f"{action_name!r} needs remarks",
@@ -231,6 +338,9 @@ def project(state: FileState | None, envelope: Envelope) -> FileState:
             local_body=data["local_body"],
             applicant_id=data["applicant_id"],
             form=data["form"],
+            file_number=data.get(FILE_NUMBER_KEY),
+            documents=data.get("documents", {}),
+            fee_demand=data.get("fee_demand", NO_FEE),
             state=machine.initial_state,
             waits_on=machine.waits_on(machine.initial_state),
             version=1,
@@ -257,6 +367,25 @@ def project(state: FileState | None, envelope: Envelope) -> FileState:
             f"{state.stream_id}: version {envelope.stream_version} cannot follow {state.version}"
         )
     data = envelope.data
+    if envelope.event_type == DOCUMENT_ATTACHED:
+        entry = _entry(envelope, ATTACH_ACTION, APPLICANT, state.state, at)
+        return replace(
+            state,
+            documents={**state.documents, data["code"]: data["document"]},
+            version=envelope.stream_version,
+            updated_at=at,
+            timeline=(*state.timeline, entry),
+        )
+    if envelope.event_type == FEE_PAID:
+        entry = _entry(envelope, PAY_ACTION, APPLICANT, state.state, at)
+        return replace(
+            state,
+            payments=(*state.payments, data["payment_id"]),
+            paid_paise=state.paid_paise + data["amount_paise"],
+            version=envelope.stream_version,
+            updated_at=at,
+            timeline=(*state.timeline, entry),
+        )
     if "to_state" not in data:
         # An event this projector does not know yet changes no state.
         return replace(state, version=envelope.stream_version, updated_at=at)
@@ -279,6 +408,21 @@ def project(state: FileState | None, envelope: Envelope) -> FileState:
         updated_at=at,
         timeline=(*state.timeline, entry),
     )
+
+
+def _entry(envelope: Envelope, action: str, role: str, in_state: str, at: str) -> dict:
+    """A timeline entry for an event that leaves the file in its state."""
+    return {
+        "version": envelope.stream_version,
+        "action": action,
+        "event_type": envelope.event_type,
+        "actor_id": envelope.metadata.get("actor_id"),
+        "role": role,
+        "remarks": None,
+        "from_state": in_state,
+        "to_state": in_state,
+        "at": at,
+    }
 
 
 def replay(envelopes: Iterable[Envelope], state: FileState | None = None) -> FileState | None:

@@ -38,7 +38,31 @@ LOCAL_BODY_TYPES = (
     "corporation",
 )
 
+# The categories the catalogue is browsed by, with their names; a service
+# belongs to exactly one.
+CATEGORIES: dict[str, dict[str, str]] = {
+    "civil-registration": {"en": "Civil registration", "ml": "സിവിൽ രജിസ്ട്രേഷൻ"},
+    "trade-licences": {
+        "en": "Trade and business licences",
+        "ml": "വ്യാപാര, വ്യവസായ ലൈസൻസുകൾ",
+    },
+    "building-permits": {"en": "Building permits", "ml": "കെട്ടിട നിർമ്മാണ അനുമതികൾ"},
+    "property-tax": {"en": "Property tax", "ml": "വസ്തു നികുതി"},
+    "social-security-pensions": {
+        "en": "Social security pensions",
+        "ml": "സാമൂഹ്യ സുരക്ഷാ പെൻഷനുകൾ",
+    },
+    "certificates": {"en": "Certificates", "ml": "സർട്ടിഫിക്കറ്റുകൾ"},
+    "grievances": {"en": "Grievances", "ml": "പരാതികൾ"},
+    "public-health": {
+        "en": "Public health and sanitation",
+        "ml": "പൊതുജനാരോഗ്യവും ശുചിത്വവും",
+    },
+}
+
 FIELD_TYPES = ("string", "date", "integer", "phone", "email", "choice", "boolean")
+# The longest answer a string field may allow (intake's default is shorter).
+MAX_TEXT_LENGTH = 5_000
 # Only the answers to these can switch a document or a field on or off: a
 # condition on free text would be a condition on spelling.
 CONDITION_FIELD_TYPES = ("choice", "boolean")
@@ -51,6 +75,9 @@ SERVICE_CODE = validate.Regexp(
 NAME = validate.Regexp(
     r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$", error="must be lower-case words joined by '_'"
 )
+# Two to four capitals, unique in the catalogue: the service's part of a file
+# number (KL-EKM-KOC/BR/2026/000123).
+SHORT_CODE = validate.Regexp(r"^[A-Z]{2,4}$", error="must be 2 to 4 capital letters")
 EVENT_TYPE = validate.Regexp(r"^[A-Z][A-Za-z0-9]+$", error="must be an UpperCamelCase name")
 MALAYALAM = re.compile(r"[\u0D00-\u0D7F]")
 
@@ -159,6 +186,13 @@ class FieldSchema(Schema):
     type = fields.String(required=True, validate=validate.OneOf(FIELD_TYPES))
     required = StrictBoolean(required=True)
     pattern = fields.String(validate=[validate.Length(min=1), _compiles])
+    # An answer that fits the pattern, shown to the applicant ("e.g. 682001")
+    # and checked against the pattern here, so a pattern nobody can satisfy
+    # is caught when the definition loads.
+    example = fields.String(validate=validate.Length(min=1))
+    max_length = fields.Integer(strict=True, validate=validate.Range(min=1, max=MAX_TEXT_LENGTH))
+    minimum = fields.Integer(strict=True)
+    maximum = fields.Integer(strict=True)
     choices = fields.List(fields.Nested(ChoiceSchema), validate=validate.Length(min=2))
     condition = fields.Nested(ConditionSchema)
     label = localised(required=True)
@@ -176,8 +210,20 @@ class FieldSchema(Schema):
             errors["choices"] = ["a choice field must list its choices"]
         if field_type not in (None, "choice") and "choices" in original_data:
             errors["choices"] = ["only a choice field has choices"]
-        if field_type not in (None, "string") and "pattern" in original_data:
-            errors["pattern"] = ["only a string field has a pattern"]
+        for key in ("pattern", "max_length", "example"):
+            if field_type not in (None, "string") and key in original_data:
+                errors[key] = [f"only a string field has a {key}"]
+        if "pattern" in data and field_type == "string":
+            example = data.get("example")
+            if example is None:
+                errors["example"] = ["a field with a pattern needs an example that fits it"]
+            elif not re.fullmatch(data["pattern"], example):
+                errors["example"] = [f"{example!r} does not fit the pattern"]
+        for key in ("minimum", "maximum"):
+            if field_type not in (None, "integer") and key in original_data:
+                errors[key] = [f"only an integer field has a {key}"]
+        if data.get("minimum", 0) > data.get("maximum", data.get("minimum", 0)):
+            errors["maximum"] = ["must not be below the minimum"]
         try:
             values = [choice.get("value") for choice in data.get("choices", [])]
             _unique([value for value in values if value is not None])
@@ -201,6 +247,31 @@ class DocumentSchema(Schema):
         required=True, strict=True, validate=validate.Range(min=1, max=MAX_DOCUMENT_BYTES)
     )
     condition = fields.Nested(ConditionSchema)
+
+
+class FeeSchema(Schema):
+    """One item of the fee demanded when a file is submitted; the demand is
+    the sum of the items whose condition holds."""
+
+    code = fields.String(required=True, validate=NAME)
+    label = localised(required=True)
+    amount_paise = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    condition = fields.Nested(ConditionSchema)
+
+
+class OfficeSchema(Schema):
+    """A section of the local body's office that handles the service."""
+
+    code = fields.String(required=True, validate=NAME)
+    name = localised(required=True)
+
+
+class CertificateSchema(Schema):
+    """What an approved file yields, if anything: a certificate or licence
+    the platform issues and signs."""
+
+    title = localised(required=True)
+    valid_for_days = fields.Integer(strict=True, validate=validate.Range(min=1))
 
 
 class StateSchema(Schema):
@@ -279,15 +350,23 @@ class DefinitionSchema(Schema):
     code = fields.String(required=True, validate=[validate.Length(max=64), SERVICE_CODE])
     version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
     name = localised(required=True)
-    category = fields.String(required=True, validate=[validate.Length(max=64), SERVICE_CODE])
+    short_code = fields.String(required=True, validate=SHORT_CODE)
+    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
     description = localised(required=True)
+    who_may_apply = localised(required=True)
+    keywords = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)), validate=_unique
+    )
     applicable_to = fields.List(
         fields.String(validate=validate.OneOf(LOCAL_BODY_TYPES)),
         required=True,
         validate=[validate.Length(min=1), _unique],
     )
     sla_days = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
-    fee_paise = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    fees = fields.List(fields.Nested(FeeSchema), required=True)
+    offices = fields.List(
+        fields.Nested(OfficeSchema), required=True, validate=validate.Length(min=1)
+    )
     fields_ = fields.List(
         fields.Nested(FieldSchema),
         data_key="fields",
@@ -295,6 +374,7 @@ class DefinitionSchema(Schema):
         validate=validate.Length(min=1),
     )
     documents = fields.List(fields.Nested(DocumentSchema), required=True)
+    certificate = fields.Nested(CertificateSchema)
     workflow = fields.Nested(WorkflowSchema, required=True)
 
     @validates_schema(skip_on_field_errors=False)
@@ -313,15 +393,17 @@ class DefinitionSchema(Schema):
                 report("fields", index, "name", f"field {name!r} is defined twice")
             if name is not None:
                 by_name.setdefault(name, form_field)
-        codes: set[str] = set()
-        for index, document in enumerate(documents):
-            code = document.get("code")
-            if code in codes:
-                report("documents", index, "code", f"document {code!r} is listed twice")
-            if code is not None:
-                codes.add(code)
+        fees = data.get("fees", [])
+        for section, items, noun in (("documents", documents, "document"), ("fees", fees, "fee")):
+            codes: set[str] = set()
+            for index, item in enumerate(items):
+                code = item.get("code")
+                if code in codes:
+                    report(section, index, "code", f"{noun} {code!r} is listed twice")
+                if code is not None:
+                    codes.add(code)
 
-        for section, items in (("fields", form_fields), ("documents", documents)):
+        for section, items in (("fields", form_fields), ("documents", documents), ("fees", fees)):
             for index, item in enumerate(items):
                 condition = item.get("condition")
                 if condition is None:

@@ -1,0 +1,301 @@
+"""Intake: an application is checked against the definition it is filed
+under, and every problem comes back in one answer, in the applicant's
+language. Also the fee it owes, the documents added later, and payments."""
+
+import hashlib
+import uuid
+
+import pytest
+
+from ksmart_catalogue.catalogue import Catalogue
+from ksmart_catalogue.samples import documents_needed, sample_form
+from ksmart_common.domain.file import (
+    Actor,
+    attach_document,
+    record_payment,
+    submit_application,
+    take_action,
+)
+from ksmart_common.domain.intake import Upload, application_problems, fee_demand, language
+from ksmart_common.errors import ActionNotAllowed, Forbidden, InvalidInput
+from tests.unit.test_file_domain import Stream
+
+KOCHI = "KL-EKM-KOC"
+CITIZEN = Actor("citizen-1", ("citizen",))
+CLERK = Actor("clerk-1", ("clerk",), KOCHI)
+SECRETARY = Actor("secretary-1", ("secretary",), KOCHI)
+CATALOGUE = Catalogue.load()
+ALL_DEFINITIONS = [CATALOGUE.get_service(s["code"]) for s in CATALOGUE.list_services()]
+
+
+def upload(media_type="application/pdf", size=2048, name="x"):
+    return Upload(hashlib.sha256(name.encode()).hexdigest(), media_type, size, f"{name}.pdf")
+
+
+def uploads_for(definition, form):
+    return {
+        spec["code"]: upload(spec["formats"][0], 1024, spec["code"])
+        for spec in documents_needed(definition, form)
+    }
+
+
+@pytest.fixture
+def birth():
+    return CATALOGUE.get_service("birth-certificate")
+
+
+@pytest.mark.parametrize("definition", ALL_DEFINITIONS, ids=lambda d: d["code"])
+def test_the_sample_application_of_every_service_is_accepted(definition):
+    form = sample_form(definition)
+    assert application_problems(definition, form, uploads_for(definition, form)) == []
+
+
+def test_several_problems_come_back_together_each_with_its_place_and_reason(birth):
+    form = sample_form(birth, {"place_of_birth": "hospital"})
+    form["date_of_birth"] = "15/01/2026"  # not ISO
+    form["sex"] = "unknown"  # not a choice
+    del form["mother_name"]  # required
+    form["favourite_colour"] = "blue"  # not a question
+    form["phone"] = "9847012345"  # no country code
+    documents = uploads_for(birth, form)
+    documents.pop("hospital_birth_report")  # a missing document
+    documents["applicant_passport"] = upload()  # not applicable: not abroad
+
+    problems = application_problems(birth, form, documents)
+
+    assert {(p["field"], p["code"]) for p in problems} == {
+        ("form.date_of_birth", "not_date"),
+        ("form.sex", "not_choice"),
+        ("form.mother_name", "required"),
+        ("form.favourite_colour", "unknown_field"),
+        ("form.phone", "not_phone"),
+        ("documents.hospital_birth_report", "document_missing"),
+        ("documents.applicant_passport", "document_not_applicable"),
+    }
+    by_field = {p["field"]: p["message"] for p in problems}
+    assert by_field["form.mother_name"] == "Name of the mother: is required"
+    assert "male (Male)" in by_field["form.sex"]
+
+
+def test_the_problems_speak_the_applicants_language(birth):
+    problems = application_problems(birth, {}, {}, lang="ml")
+    messages = {p["field"]: p["message"] for p in problems}
+    assert messages["form.mother_name"] == "അമ്മയുടെ പേര്: നിർബന്ധമായും നൽകണം"
+    with pytest.raises(InvalidInput) as raised:
+        submit_application("f", birth, KOCHI, CITIZEN, {}, {}, lang="ml")
+    assert raised.value.detail.startswith("അപേക്ഷയിൽ")
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, "en"),
+        ("ml", "ml"),
+        ("ml-IN,ml;q=0.9,en;q=0.8", "ml"),
+        ("fr-FR, en", "en"),
+        ("de", "en"),
+    ],
+)
+def test_the_language_is_read_from_accept_language(header, expected):
+    assert language(header) == expected
+
+
+def test_a_document_is_judged_on_what_its_content_is_not_what_it_claims(birth):
+    form = sample_form(birth, {"place_of_birth": "hospital"})
+    documents = uploads_for(birth, form)
+    spec = next(d for d in birth["documents"] if d["code"] == "hospital_birth_report")
+    documents["hospital_birth_report"] = Upload("a" * 64, "text/plain", 10, "report.pdf")
+    documents["parent_identity_proof"] = upload("application/pdf", spec["max_bytes"] + 1)
+
+    codes = {(p["field"], p["code"]) for p in application_problems(birth, form, documents)}
+
+    assert ("documents.hospital_birth_report", "document_format") in codes
+    assert ("documents.parent_identity_proof", "document_too_large") in codes
+
+
+def test_a_document_that_is_not_the_applicants_upload_is_named(birth):
+    form = sample_form(birth, {"place_of_birth": "hospital"})
+    documents = {**uploads_for(birth, form), "hospital_birth_report": None}
+    problems = application_problems(birth, form, documents)
+    assert [(p["field"], p["code"]) for p in problems] == [
+        ("documents.hospital_birth_report", "document_not_uploaded")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("answer", "code"),
+    [
+        (1, "not_text"),
+        ("a" * 501, "too_long"),
+        ("Asha\x00Menon", "control_characters"),
+        ("   ", "required"),
+    ],
+)
+def test_text_answers_are_checked(birth, answer, code):
+    form = {**sample_form(birth), "mother_name": answer}
+    problems = application_problems(birth, form, uploads_for(birth, form))
+    assert [(p["field"], p["code"]) for p in problems] == [("form.mother_name", code)]
+
+
+def test_malayalam_and_other_scripts_are_answers_like_any_other(birth):
+    form = {**sample_form(birth), "mother_name": "ആശ മേനോൻ", "father_name": "محمد"}
+    assert application_problems(birth, form, uploads_for(birth, form)) == []
+
+
+def test_an_integer_field_keeps_to_its_range():
+    definition = {
+        "fields": [
+            {
+                "name": "rooms",
+                "type": "integer",
+                "required": True,
+                "minimum": 1,
+                "maximum": 40,
+                "label": {"en": "Rooms", "ml": "മുറികൾ"},
+                "help": {"en": "", "ml": ""},
+            },
+        ],
+        "documents": [],
+    }
+    assert application_problems(definition, {"rooms": 0}, {})[0]["code"] == "below_minimum"
+    assert application_problems(definition, {"rooms": 41}, {})[0]["code"] == "above_maximum"
+    assert application_problems(definition, {"rooms": True}, {})[0]["code"] == "not_integer"
+    assert application_problems(definition, {"rooms": "3"}, {})[0]["code"] == "not_integer"
+    assert application_problems(definition, {"rooms": 40}, {}) == []
+
+
+def test_a_form_that_is_not_an_object_is_one_problem(birth):
+    assert [p["code"] for p in application_problems(birth, ["x"], {})] == ["not_an_object"]
+
+
+def test_nothing_is_decided_for_an_invalid_application(birth):
+    with pytest.raises(InvalidInput) as raised:
+        submit_application("f", birth, KOCHI, CITIZEN, {"sex": "unknown"}, {})
+    assert len(raised.value.problems) > 5
+
+
+# -- fees ---------------------------------------------------------------------
+
+
+def _with_fees(definition, fees):
+    return {**definition, "fees": fees}
+
+
+def test_the_fee_demand_counts_only_the_items_that_apply(birth):
+    fees = [
+        {"code": "registration", "label": {"en": "R", "ml": "ര"}, "amount_paise": 1000},
+        {
+            "code": "abroad",
+            "label": {"en": "A", "ml": "അ"},
+            "amount_paise": 5000,
+            "condition": {"field": "applicant_abroad", "equals": True},
+        },
+    ]
+    at_home = fee_demand(_with_fees(birth, fees), {"applicant_abroad": False})
+    abroad = fee_demand(_with_fees(birth, fees), {"applicant_abroad": True})
+    assert (at_home["total_paise"], abroad["total_paise"]) == (1000, 6000)
+    assert [item["code"] for item in abroad["items"]] == ["registration", "abroad"]
+
+
+def _filed(definition):
+    file_id = str(uuid.uuid4())
+    stream = Stream(file_id)
+    form = sample_form(definition)
+    events = submit_application(
+        file_id, definition, KOCHI, CITIZEN, form, uploads_for(definition, form)
+    )
+    return stream, stream.add(events, CITIZEN)
+
+
+def test_a_file_whose_fee_is_unpaid_is_not_decided_until_it_is_paid():
+    licence = CATALOGUE.get_service("trade-licence", 1)
+    stream, state = _filed(licence)
+    assert state.fee_due_paise == licence["fees"][0]["amount_paise"] > 0
+    path = [("verify", CLERK)]
+    machine = state.machine
+    # walk the happy path up to the decision
+    while True:
+        action = next(
+            a
+            for a in machine.actions_from(state.state)
+            if a.name not in ("return_for_clarification", "reject")
+        )
+        if machine.is_final(action.to_state):
+            break
+        actor = (
+            CLERK
+            if state.waits_on == "clerk"
+            else Actor(f"{state.waits_on}-1", (state.waits_on,), KOCHI)
+        )
+        path.append((action.name, actor))
+        state = stream.add(take_action(state, action.name, actor, "ok"), actor)
+    decider = Actor(f"{state.waits_on}-1", (state.waits_on,), KOCHI)
+    with pytest.raises(ActionNotAllowed, match="fee"):
+        take_action(state, action.name, decider, "ok")
+
+    state = stream.add(record_payment(state, "pay-1", "fake", state.fee_due_paise), CITIZEN)
+    assert state.fee_due_paise == 0
+    assert state.timeline[-1]["action"] == "pay_fee"
+    # The provider calls back again: the same payment counts once.
+    assert record_payment(state, "pay-1", "fake", licence["fees"][0]["amount_paise"]) == []
+    state = stream.add(take_action(state, action.name, decider, "ok"), decider)
+    assert state.is_final
+
+
+def test_a_payment_must_match_what_is_due():
+    licence = CATALOGUE.get_service("trade-licence", 1)
+    _, state = _filed(licence)
+    with pytest.raises(InvalidInput):
+        record_payment(state, "pay-1", "fake", state.fee_due_paise - 1)
+
+
+def test_a_free_service_owes_nothing_and_takes_no_payment(birth):
+    _, state = _filed(birth)
+    assert state.fee_due_paise == 0
+    with pytest.raises(ActionNotAllowed):
+        record_payment(state, "pay-1", "fake", 100)
+
+
+# -- documents added later -------------------------------------------------------
+
+
+def test_the_applicant_attaches_a_document_to_an_open_file(birth):
+    stream, state = _filed(birth)
+    spec = birth["documents"][0]
+    new = upload(spec["formats"][0], 100, "again")
+    state = stream.add(attach_document(state, birth, spec["code"], new, CITIZEN), CITIZEN)
+    assert state.documents[spec["code"]]["sha256"] == new.sha256
+    assert state.timeline[-1]["action"] == "attach_document"
+    assert state.state == "submitted"
+
+    with pytest.raises(Forbidden):
+        attach_document(state, birth, spec["code"], new, CLERK)
+    with pytest.raises(InvalidInput) as raised:
+        attach_document(state, birth, "love_letter", new, CITIZEN)
+    assert raised.value.problems[0]["code"] == "document_unknown"
+    with pytest.raises(InvalidInput):
+        attach_document(state, birth, spec["code"], upload("image/gif"), CITIZEN)
+
+
+# -- versions --------------------------------------------------------------------
+
+
+def test_a_definition_change_does_not_change_a_file_filed_under_the_old_version(birth):
+    stream, state = _filed(birth)
+    changed = {
+        **birth,
+        "workflow": {**birth["workflow"], "initial_state": "verified"},
+        "content_hash": "f" * 64,
+        "version": 2,
+    }
+    # A new version's file starts elsewhere ...
+    other_stream = Stream(str(uuid.uuid4()))
+    form = sample_form(changed)
+    other = other_stream.add(
+        submit_application("g", changed, KOCHI, CITIZEN, form, uploads_for(changed, form)), CITIZEN
+    )
+    assert other.state == "verified"
+    # ... while the old file, replayed from its events, keeps its version.
+    state = stream.add(take_action(state, "verify", CLERK), CLERK)
+    assert (state.definition_version, state.definition_hash) == (1, birth["content_hash"])
+    assert state.state == "verified" and state.timeline[0]["to_state"] == "submitted"

@@ -26,6 +26,15 @@ before taking the lock and send BEGIN, lock, INSERT, NOTIFY, COMMIT at once.
 A guess made stale by another writer (a second replica) cannot slip
 through: positions and (stream, version) pairs are unique, so the INSERT
 collides, nothing is stored, and the batch goes the two-round-trip way.
+
+A new stream may ask for a number in a series (a file number such as
+KL-EKM-KOC/BR/2026/000123): the committer gives it the series' last number
+plus one, writes it into the first event's data before sealing (so the hash
+covers it), and records it in `stream_numbers` in the same transaction.
+Numbers are therefore gapless and unique for the same reasons positions
+are: they are given under the lock, and a rolled-back batch gives none. The
+last number of each series is read with the heads, or remembered, and a
+stale memory collides on the table's primary key like a stale head.
 """
 
 from __future__ import annotations
@@ -34,7 +43,8 @@ import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from dataclasses import replace as replace_fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,18 +64,36 @@ _COLUMNS = (
     " data, metadata, recorded_at, prev_hash, hash"
 )
 _ROW = "(%s, %s, %s, %s, %s, %s, %s::json, %s::json, %s, %s, %s)"
+_NUMBER_ROW = "(%s, %s, %s)"
 # Prepared once per connection: planned once, not on every commit.
 _PREPARE_HEADS = (
-    "PREPARE ksmart_heads(text[]) AS"
+    "PREPARE ksmart_heads(text[], text[]) AS"
     " SELECT s.stream_id, h.stream_version, h.hash,"
-    " (SELECT coalesce(max(global_position), 0) FROM events), clock_timestamp()"
+    " (SELECT coalesce(max(global_position), 0) FROM events), clock_timestamp(),"
+    " (SELECT json_object_agg(n.series, (SELECT max(number) FROM stream_numbers"
+    "   WHERE series = n.series)) FROM unnest($2) AS n(series))"
     " FROM unnest($1) AS s(stream_id)"
     " LEFT JOIN LATERAL (SELECT stream_version, hash FROM events e"
     "  WHERE e.stream_id = s.stream_id ORDER BY stream_version DESC LIMIT 1) h ON true"
 )
 # A new statement takes a new snapshot: the heads read after the lock is
 # granted see every append that committed before.
-_LOCK_AND_READ_HEADS = "BEGIN; SELECT pg_advisory_xact_lock(%s); EXECUTE ksmart_heads(%s)"
+_LOCK_AND_READ_HEADS = "BEGIN; SELECT pg_advisory_xact_lock(%s); EXECUTE ksmart_heads(%s, %s)"
+MAX_REMEMBERED_SERIES = 50_000
+
+
+@dataclass(frozen=True)
+class StreamNumber:
+    """Ask for a new stream's number in `series`: the store writes
+    "<series>/<number, `width` digits>" into the first event's data under
+    `data_key`, in the appending transaction."""
+
+    series: str
+    data_key: str
+    width: int = 6
+
+    def format(self, number: int) -> str:
+        return f"{self.series}/{number:0{self.width}d}"
 
 
 @dataclass
@@ -74,6 +102,7 @@ class AppendRequest:
     events: Sequence[NewEvent]
     expected_version: int | None
     metadata: dict[str, Any]
+    number: StreamNumber | None = None
     done: threading.Event = field(default_factory=threading.Event)
     envelopes: list[Envelope] | None = None
     error: BaseException | None = None
@@ -108,6 +137,8 @@ class Appender:
         self._last_time = datetime.min.replace(tzinfo=UTC)
         self._heads: OrderedDict[str, _Head] = OrderedDict()
         self._heads_lock = threading.Lock()
+        # series -> the last number given in it (the committer's alone)
+        self._series: OrderedDict[str, int] = OrderedDict()
 
     def append(self, request: AppendRequest) -> list[Envelope]:
         self._ensure_started()
@@ -180,11 +211,14 @@ class Appender:
         """Two round trips: lock and read the heads, then insert and commit."""
         cursor = self._cursor()
         streams = sorted({request.stream_id for request in batch})
-        cursor.execute(_LOCK_AND_READ_HEADS, (APPEND_LOCK, streams))
+        cursor.execute(_LOCK_AND_READ_HEADS, (APPEND_LOCK, streams, _series_of(batch)))
         rows = cursor.fetchall()
         last_position, now = rows[0][3], rows[0][4]
         heads = {row[0]: _Head(row[1] or 0, row[2] or GENESIS_HASH) for row in rows}
-        self._insert_and_commit(cursor, batch, heads, last_position, max(now, self._last_time))
+        numbers = {series: last or 0 for series, last in (rows[0][5] or {}).items()}
+        self._insert_and_commit(
+            cursor, batch, heads, numbers, last_position, max(now, self._last_time)
+        )
 
     def _can_predict(self, batch: list[AppendRequest]) -> bool:
         if self._last_position is None:
@@ -195,7 +229,7 @@ class Appender:
             head = self._known_head(request.stream_id)
             if head is None or request.expected_version != head.version:
                 return False
-        return True
+        return all(series in self._series for series in _series_of(batch))
 
     def _write_predicted(self, batch: list[AppendRequest]) -> None:
         """One round trip, when we already know the log's last position (our
@@ -210,9 +244,10 @@ class Appender:
         for request in batch:
             if request.expected_version == 0:
                 heads[request.stream_id] = _Head(0, GENESIS_HASH)
+        numbers = {series: self._series[series] for series in _series_of(batch)}
         now = max(datetime.now(UTC), self._last_time)
         self._insert_and_commit(
-            self._cursor(), batch, heads, self._last_position, now, lock_first=True
+            self._cursor(), batch, heads, numbers, self._last_position, now, lock_first=True
         )
 
     def _insert_and_commit(
@@ -220,11 +255,13 @@ class Appender:
         cursor,
         batch: list[AppendRequest],
         heads: dict[str, _Head],
+        numbers: dict[str, int],
         last_position: int,
         now: datetime,
         lock_first: bool = False,
     ) -> None:
         accepted: list[tuple[AppendRequest, list[tuple[Envelope, str, str]]]] = []
+        given: list[tuple[str, int, str]] = []  # (series, number, stream)
         refused: list[tuple[AppendRequest, VersionConflict]] = []
         for request in batch:
             head = heads[request.stream_id]
@@ -232,7 +269,13 @@ class Appender:
             if expected is not None and expected != head.version:
                 refused.append((request, _conflict(request.stream_id, head.version, expected)))
                 continue
-            sealed = seal(request, head.version, head.hash, last_position, now)
+            to_seal = request
+            if request.number is not None:
+                series = request.number.series
+                numbers[series] += 1
+                given.append((series, numbers[series], request.stream_id))
+                to_seal = _numbered(request, numbers[series])
+            sealed = seal(to_seal, head.version, head.hash, last_position, now)
             last_position += len(sealed)
             last = sealed[-1][0]
             heads[request.stream_id] = _Head(last.stream_version, last.hash)
@@ -245,8 +288,14 @@ class Appender:
                 for parts in sealed
             )
             lock = "BEGIN; SELECT pg_advisory_xact_lock(%s); " if lock_first else ""
+            numbers_sql = ""
+            if given:
+                number_rows = ",".join(cursor.mogrify(_NUMBER_ROW, row).decode() for row in given)
+                numbers_sql = (
+                    f"INSERT INTO stream_numbers (series, number, stream_id) VALUES {number_rows};"
+                )
             cursor.execute(
-                f"{lock}INSERT INTO events ({_COLUMNS}) VALUES {rows_sql};"
+                f"{lock}INSERT INTO events ({_COLUMNS}) VALUES {rows_sql};{numbers_sql}"
                 " SELECT pg_notify(%s, %s); COMMIT",
                 ((APPEND_LOCK,) if lock_first else ()) + (NOTIFY_CHANNEL, str(last_position)),
             )
@@ -255,6 +304,11 @@ class Appender:
         self._last_position, self._last_time = last_position, now
         for stream_id, head in heads.items():
             self.remember_head(stream_id, head.version, head.hash)
+        for series, last in numbers.items():
+            self._series[series] = last
+            self._series.move_to_end(series)
+            if len(self._series) > MAX_REMEMBERED_SERIES:
+                self._series.popitem(last=False)
         for request, sealed in accepted:
             request.finish([envelope for envelope, _, _ in sealed])
         for request, conflict in refused:
@@ -283,6 +337,8 @@ class Appender:
         with self._heads_lock:
             for request in batch:
                 self._heads.pop(request.stream_id, None)
+        for series in _series_of(batch):
+            self._series.pop(series, None)
 
     # -- the connection ------------------------------------------------------
 
@@ -312,6 +368,18 @@ class Appender:
                 pass
 
 
+def _series_of(batch: list[AppendRequest]) -> list[str]:
+    return sorted({request.number.series for request in batch if request.number is not None})
+
+
+def _numbered(request: AppendRequest, number: int) -> AppendRequest:
+    """A copy of the request, to seal, with its number written into its
+    first event's data (the caller still waits on the original)."""
+    first, *rest = request.events
+    data = {**first.data, request.number.data_key: request.number.format(number)}
+    return replace_fields(request, events=[replace_fields(first, data=data), *rest])
+
+
 def seal(
     request: AppendRequest,
     current_version: int,
@@ -339,7 +407,7 @@ def seal(
             prev_hash=prev_hash,
             hash="",
         )
-        envelope = replace(unsealed, hash=compute_hash(unsealed, data_text, metadata_text))
+        envelope = replace_fields(unsealed, hash=compute_hash(unsealed, data_text, metadata_text))
         sealed.append((envelope, data_text, metadata_text))
         prev_hash = envelope.hash
     return sealed

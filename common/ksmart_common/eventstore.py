@@ -50,7 +50,7 @@ from psycopg2.extras import register_uuid
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.engine import Engine
 
-from ksmart_common.appender import Appender, AppendRequest
+from ksmart_common.appender import Appender, AppendRequest, StreamNumber
 from ksmart_common.envelope import REQUIRED_METADATA, Envelope, NewEvent
 
 metadata = sa.MetaData()
@@ -114,6 +114,7 @@ class EventStore:
         events: Sequence[NewEvent],
         expected_version: int | None,
         metadata: dict[str, Any],
+        number: StreamNumber | None = None,
     ) -> list[Envelope]:
         """Append `events` to `stream_id` in one transaction.
 
@@ -121,9 +122,13 @@ class EventStore:
         it (0 for a stream that must not exist yet), or None to append
         wherever the stream is. A mismatch raises VersionConflict and stores
         nothing.
+        number: for a new stream, the series to number it in; the number is
+        written into the first event's data (see appender.py).
         """
         if not events:
             raise ValueError("append needs at least one event")
+        if number is not None and expected_version != 0:
+            raise ValueError("only a new stream (expected_version 0) is given a number")
         missing = [key for key in REQUIRED_METADATA if key not in metadata]
         if missing:
             raise ValueError(f"event metadata lacks {', '.join(missing)}")
@@ -131,7 +136,9 @@ class EventStore:
         for event in events:
             _json_safe(event.data, f"data of {event.event_type}")
 
-        return self._appender.append(AppendRequest(stream_id, events, expected_version, metadata))
+        return self._appender.append(
+            AppendRequest(stream_id, events, expected_version, metadata, number)
+        )
 
     def close(self) -> None:
         """Stop the committer thread (the engine is the caller's to dispose)."""

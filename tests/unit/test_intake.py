@@ -73,7 +73,7 @@ def test_several_problems_come_back_together_each_with_its_place_and_reason(birt
         ("documents.applicant_passport", "document_not_applicable"),
     }
     by_field = {p["field"]: p["message"] for p in problems}
-    assert by_field["form.mother_name"] == "Name of the mother: is required"
+    assert by_field["form.mother_name"] == "Mother's name: is required"
     assert "male (Male)" in by_field["form.sex"]
 
 

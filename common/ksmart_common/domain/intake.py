@@ -71,8 +71,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "not_phone": {
         "en": (
-            "must be a phone number with its country code,"
-            " such as +919847012345 or +971501234567"
+            "must be a phone number with its country code, such as +919847012345 or +971501234567"
         ),
         "ml": "രാജ്യ കോഡ് ഉൾപ്പെടെയുള്ള ഫോൺ നമ്പർ ആയിരിക്കണം, ഉദാ: +919847012345 അല്ലെങ്കിൽ +971501234567",
     },

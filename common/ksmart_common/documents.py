@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from ksmart_common.config import env
-from ksmart_common.errors import InvalidInput, NotFound
+from ksmart_common.errors import InvalidInput, NotFound, PayloadTooLarge
 
 DOCUMENTS_DIR_ENV = "KSMART_DOCUMENTS_DIR"
 DEFAULT_DOCUMENTS_DIR = "var/documents"
@@ -99,10 +99,8 @@ def check_sha256(sha256: str) -> str:
     return sha256
 
 
-def too_large(max_bytes: int) -> InvalidInput:
-    # The gateway maps InvalidInput to 422; a dedicated 413 type would be better
-    # (see the report that came with this module), so the problem says it plainly.
-    return InvalidInput(
+def too_large(max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
         "the document is too large",
         [{"field": "document", "message": f"must be at most {max_bytes} bytes"}],
     )

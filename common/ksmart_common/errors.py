@@ -77,3 +77,10 @@ class ServiceUnavailable(KsmartError):
     """A service this request needs did not answer in time (HTTP 503)."""
 
     title = "A service is unavailable; try again shortly"
+
+
+@deserialize_to_instance
+class PayloadTooLarge(KsmartError):
+    """A body or an uploaded document is larger than allowed (HTTP 413)."""
+
+    title = "Too large"

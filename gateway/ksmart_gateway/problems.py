@@ -35,6 +35,7 @@ STATUS_BY_ERROR: dict[type[errors.KsmartError], int] = {
     errors.ActionNotAllowed: 409,
     errors.IdempotencyKeyReused: 422,
     errors.ServiceUnavailable: 503,
+    errors.PayloadTooLarge: 413,
 }
 
 

@@ -9,10 +9,9 @@ from collections import defaultdict
 import pytest
 import sqlalchemy as sa
 
-from ksmart_common.appender import StreamNumber
 from ksmart_common.envelope import NewEvent, verify_chain
 from ksmart_common.errors import VersionConflict
-from ksmart_common.eventstore import EventStore
+from ksmart_common.eventstore import EventStore, StreamNumber
 
 METADATA = {"actor_id": "u", "actor_roles": ["citizen"], "correlation_id": "c"}
 KEY = "file_number"

@@ -13,7 +13,7 @@ from nameko.containers import ServiceContainer
 from nameko.testing.services import worker_factory
 from nameko.testing.utils import get_extension
 
-from ksmart_catalogue.catalogue import DEFINITIONS_DIR, LEDGER_FILE, Catalogue
+from ksmart_catalogue.catalogue import DEFINITIONS_DIR, LEDGER_FILE, SUMMARY_KEYS, Catalogue
 from ksmart_catalogue.dependencies import CatalogueProvider
 from ksmart_catalogue.errors import CatalogueError
 from ksmart_catalogue.schema import CATEGORIES, WAITING_ROLES, load_definition
@@ -91,8 +91,9 @@ def test_every_shipped_definition_loads_with_a_consistent_workflow(path):
     # The office's per-state limits add up to no more than the service's
     # time limit, whichever way the file goes (the applicant's time to answer
     # a clarification is not the office's).
-    assert _longest_office_days(machine, machine.initial_state, frozenset()) <= (
-        definition["sla_days"]
+    assert (
+        _longest_office_days(machine, machine.initial_state, frozenset())
+        <= (definition["sla_days"])
     )
 
 
@@ -371,14 +372,14 @@ def test_the_rpc_methods_answer_from_the_catalogue():
 
     summaries = service.list_services()
     assert {summary["code"] for summary in summaries} == SHIPPED_CODES
-    assert set(summaries[0]) == {"code", "version", "name", "category", "sla_days", "content_hash"}
+    assert set(summaries[0]) == {*SUMMARY_KEYS, "fee_paise", "content_hash"}
     permit = service.get_service("building-permit", version=1)
     assert service.get_definition(permit["content_hash"]) == permit
     assert service.health() == {
         "status": "ok",
         "service": "catalogue",
-        "services": 4,
-        "versions": 4,
+        "services": len(SHIPPED_CODES),
+        "versions": len(SHIPPED_FILES),
     }
     with pytest.raises(NotFound):
         service.get_definition("not-a-hash")
@@ -429,3 +430,45 @@ def container_config(catalogue_dir: Path) -> dict[str, str]:
     # The container is built and its provider set up, never started: no
     # broker is contacted, but nameko's RPC consumer reads the URI on binding.
     return {"AMQP_URI": "memory://", "CATALOGUE_DIR": str(catalogue_dir)}
+
+
+# --- search ------------------------------------------------------------------
+
+
+def test_services_are_found_by_words_in_either_language_category_and_body_type():
+    catalogue = Catalogue.load()
+    assert [s["code"] for s in catalogue.list_services("birth certificate")][:1] == [
+        "birth-certificate"
+    ]
+    assert "birth-certificate" in {s["code"] for s in catalogue.list_services("ജനന")}
+    assert "trade-licence" in {s["code"] for s in catalogue.list_services("TRADE")}
+    registrations = catalogue.list_services(category="civil-registration")
+    assert registrations and {s["category"] for s in registrations} == {"civil-registration"}
+    in_corporations = catalogue.list_services(local_body_type="corporation")
+    assert all("corporation" in s["applicable_to"] for s in in_corporations)
+    assert catalogue.list_services("no such service anywhere") == []
+
+
+def test_a_search_with_unknown_filters_names_each_problem():
+    with pytest.raises(InvalidInput) as raised:
+        Catalogue.load().list_services(category="astrology", local_body_type="kingdom")
+    assert {p["field"] for p in raised.value.problems} == {"category", "local_body_type"}
+
+
+def test_categories_count_their_services():
+    categories = {c["code"]: c for c in Catalogue.load().categories()}
+    assert set(categories) == set(CATEGORIES)
+    assert sum(c["services"] for c in categories.values()) == len(Catalogue.load().list_services())
+    assert categories["civil-registration"]["name"]["ml"]
+
+
+def test_a_short_code_belongs_to_one_service_for_ever(tmp_path):
+    write_definition(tmp_path, shipped("trade-licence"))
+    thief = shipped("birth-certificate")
+    thief["short_code"] = "TL"
+    path = write_definition(tmp_path, thief)
+    with pytest.raises(CatalogueError) as raised:
+        Catalogue.load(tmp_path)
+    assert lines_of(raised.value) == [
+        f"{path}: short_code: 'TL' already belongs to 'trade-licence'"
+    ]

@@ -12,7 +12,7 @@ from ksmart_common.documents import (
     sniff_media_type,
     storage_from_config,
 )
-from ksmart_common.errors import InvalidInput, NotFound
+from ksmart_common.errors import InvalidInput, NotFound, PayloadTooLarge
 
 PDF = b"%PDF-1.7\n" + b"x" * 1000
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
@@ -91,7 +91,7 @@ def test_too_large_is_refused_after_reading_at_most_one_byte_over(storage, monke
     monkeypatch.setattr(documents, "CHUNK_BYTES", 7)  # many chunks, not one read
     limit = 100
     stream = CountingStream(PDF)
-    with pytest.raises(InvalidInput) as refused:
+    with pytest.raises(PayloadTooLarge) as refused:
         storage.put(stream, limit, ACCEPTED)
     assert stream.bytes_read <= limit + 1
     assert "at most 100 bytes" in refused.value.problems[0]["message"]

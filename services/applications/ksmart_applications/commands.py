@@ -8,23 +8,34 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from ksmart_applications.payments import PaymentProvider
+from ksmart_applications.uploads import find_uploads
 from ksmart_common.canonical import canonical_json
 from ksmart_common.domain import file as files
-from ksmart_common.domain.file import Actor, FileState
+from ksmart_common.domain.file import FILE_NUMBER_KEY, Actor, FileState
+from ksmart_common.domain.intake import language
 from ksmart_common.envelope import Envelope, file_stream_id
 from ksmart_common.errors import (
+    ActionNotAllowed,
     Forbidden,
     IdempotencyKeyReused,
+    InvalidInput,
     NotFound,
+    ServiceUnavailable,
     VersionConflict,
 )
-from ksmart_common.eventstore import EventStore
+from ksmart_common.eventstore import EventStore, StreamNumber
 
 # Files created with an Idempotency-Key get an id derived from the caller and
 # the key, so a retried submission lands on the same stream and is found.
 IDEMPOTENT_FILE_NAMESPACE = uuid.UUID("5b8a3f2e-9d1c-4e57-a0c4-6b736d617274")
+# File numbers count per calendar year in Kerala's time (no daylight saving).
+INDIA_STANDARD_TIME = timezone(timedelta(hours=5, minutes=30))
+# Who records a payment: the provider, as its signed callback proves.
+PAYMENT_PROVIDER_ROLE = "payment_provider"
 
 
 def event_metadata(actor: Actor, request: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
@@ -53,14 +64,23 @@ def submit(
     service_code: str,
     local_body: str,
     form: Mapping[str, Any],
+    documents: Mapping[str, str],
     actor: Actor,
     request: Mapping[str, Any],
 ) -> tuple[FileState, bool]:
-    """File an application. Returns the file and whether it was created now
-    (False when an Idempotency-Key retry found the file it made before)."""
+    """File an application; `documents` maps document codes to the sha256
+    of the applicant's uploads. Returns the file and whether it was created
+    now (False when an Idempotency-Key retry found the file it made before)."""
     key = request.get("idempotency_key")
     fingerprint = hashlib.sha256(
-        canonical_json({"service": service_code, "local_body": local_body, "form": dict(form)})
+        canonical_json(
+            {
+                "service": service_code,
+                "local_body": local_body,
+                "form": form,
+                "documents": documents,
+            }
+        )
     ).hexdigest()
     if key:
         file_id = str(uuid.uuid5(IDEMPOTENT_FILE_NAMESPACE, f"{actor.actor_id}\n{key}"))
@@ -70,10 +90,16 @@ def submit(
     else:
         file_id = str(uuid.uuid4())
     definition = get_definition(service_code)
-    events = files.submit_application(file_id, definition, local_body, actor, form)
+    uploads = find_uploads(store.engine, actor.actor_id, documents)
+    lang = language(request.get("lang"))
+    events = files.submit_application(file_id, definition, local_body, actor, form, uploads, lang)
     metadata = event_metadata(actor, request, request_fingerprint=fingerprint)
+    year = datetime.now(INDIA_STANDARD_TIME).year
+    number = StreamNumber(
+        files.file_number_series(local_body, definition["short_code"], year), FILE_NUMBER_KEY
+    )
     try:
-        envelopes = store.append(file_stream_id(file_id), events, 0, metadata)
+        envelopes = store.append(file_stream_id(file_id), events, 0, metadata, number)
     except VersionConflict:
         if not key:
             raise
@@ -126,3 +152,84 @@ def read_file(store: EventStore, file_id: str, actor: Actor) -> FileState:
 def require_auditor(actor: Actor) -> None:
     if files.AUDITOR_ROLE not in actor.roles:
         raise Forbidden("only an auditor may read the raw event log")
+
+
+def attach(
+    store: EventStore,
+    get_definition_by_hash: Callable[[str], Mapping[str, Any]],
+    file_id: str,
+    code: str,
+    sha256: str,
+    actor: Actor,
+    request: Mapping[str, Any],
+) -> FileState:
+    """Attach one of the applicant's uploads to their open file, as the
+    definition the file was filed under describes that document."""
+    state = read_file(store, file_id, actor)
+    definition = get_definition_by_hash(state.definition_hash)
+    upload = find_uploads(store.engine, actor.actor_id, {code: sha256})[code]
+    lang = language(request.get("lang"))
+    events = files.attach_document(state, definition, code, upload, actor, lang)
+    envelopes = store.append(state.stream_id, events, state.version, event_metadata(actor, request))
+    return files.replay(envelopes, state)
+
+
+def document_for_reader(store: EventStore, file_id: str, code: str, actor: Actor) -> dict:
+    """The upload filed as document `code` of a file the actor may read."""
+    state = read_file(store, file_id, actor)
+    document = state.documents.get(code)
+    if document is None:
+        raise NotFound(f"file {file_id} has no document {code!r}")
+    return dict(document)
+
+
+def start_payment(
+    store: EventStore, provider: PaymentProvider | None, file_id: str, actor: Actor
+) -> dict:
+    """Ask the provider for a payment of the fee due on the applicant's file."""
+    state = read_file(store, file_id, actor)
+    if actor.actor_id != state.applicant_id:
+        raise Forbidden("only the applicant pays the file's fee")
+    if state.fee_due_paise == 0:
+        raise ActionNotAllowed(
+            "no fee is due on this file", [{"field": "fee", "message": "nothing to pay"}]
+        )
+    if provider is None:
+        raise ServiceUnavailable("payments are not configured on this platform")
+    payment = provider.create_payment(
+        state.file_id, state.file_number or state.file_id, state.fee_due_paise
+    )
+    return {
+        "payment_id": payment.payment_id,
+        "provider": payment.provider,
+        "amount_paise": payment.amount_paise,
+        "checkout_url": payment.checkout_url,
+    }
+
+
+def record_payment(
+    store: EventStore,
+    provider: PaymentProvider | None,
+    body: str,
+    signature: str | None,
+    request: Mapping[str, Any],
+) -> dict:
+    """A provider's signed callback: FeePaid once the payment is captured.
+    A repeated callback for a payment already counted changes nothing."""
+    if provider is None:
+        raise ServiceUnavailable("payments are not configured on this platform")
+    notice = provider.parse_callback(body.encode("utf-8"), signature)
+    if notice.status != "captured":
+        return {"recorded": False, "status": notice.status}
+    try:
+        uuid.UUID(notice.file_id)
+    except ValueError as error:
+        raise InvalidInput(
+            "the callback names no file", [{"field": "file_id", "message": "not a file id"}]
+        ) from error
+    state = load_file(store, notice.file_id)
+    events = files.record_payment(state, notice.payment_id, notice.provider, notice.amount_paise)
+    if events:
+        payer = Actor(f"payment-provider:{notice.provider}", (PAYMENT_PROVIDER_ROLE,))
+        store.append(state.stream_id, events, state.version, event_metadata(payer, request))
+    return {"recorded": bool(events), "status": notice.status, "file_id": state.file_id}

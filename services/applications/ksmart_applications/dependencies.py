@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from nameko.extensions import DependencyProvider
 
+from ksmart_applications.payments import PaymentProvider, provider_from_environment
 from ksmart_common.database import DB_URL_CONFIG_KEY, create_engine
 from ksmart_common.eventstore import EventStore
 
@@ -51,9 +52,44 @@ class DefinitionCache:
         return definition
 
 
+class DefinitionsByHash:
+    """Definitions by content hash: immutable, so kept as long as there is
+    room (a file's later commands need the definition it was filed under)."""
+
+    def __init__(self, max_entries: int = 1_000) -> None:
+        self.max_entries = max_entries
+        self._entries: dict[str, dict] = {}
+
+    def get(self, content_hash: str, fetch: Callable[[str], dict]) -> dict:
+        definition = self._entries.get(content_hash)
+        if definition is None:
+            definition = fetch(content_hash)
+            if len(self._entries) >= self.max_entries:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[content_hash] = definition
+        return definition
+
+
+class PaymentProviderProvider(DependencyProvider):
+    """The fee payment provider configured by the environment, or None."""
+
+    def setup(self) -> None:
+        self.provider = provider_from_environment()
+
+    def get_dependency(self, worker_ctx) -> PaymentProvider | None:
+        return self.provider
+
+
 class DefinitionCacheProvider(DependencyProvider):
     def setup(self) -> None:
         self.cache = DefinitionCache()
+        self.by_hash = DefinitionsByHash()
 
-    def get_dependency(self, worker_ctx) -> DefinitionCache:
-        return self.cache
+    def get_dependency(self, worker_ctx) -> DefinitionCacheProvider:
+        return self
+
+    def latest(self, code: str, fetch: Callable[[str], dict]) -> dict:
+        return self.cache.get(code, fetch)
+
+    def pinned(self, content_hash: str, fetch: Callable[[str], dict]) -> dict:
+        return self.by_hash.get(content_hash, fetch)

@@ -12,13 +12,38 @@ from typing import Any
 from nameko.rpc import RpcProxy, rpc
 
 from ksmart_applications import commands
-from ksmart_applications.dependencies import DefinitionCacheProvider, EventStoreProvider
+from ksmart_applications.dependencies import (
+    DefinitionCacheProvider,
+    EventStoreProvider,
+    PaymentProviderProvider,
+)
+from ksmart_applications.uploads import record_upload
 from ksmart_common.domain.file import Actor
+from ksmart_common.domain.intake import Upload
 from ksmart_common.envelope import to_json
-from ksmart_common.errors import InvalidInput
+from ksmart_common.errors import (
+    ActionNotAllowed,
+    Forbidden,
+    IdempotencyKeyReused,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+    VersionConflict,
+)
 from ksmart_common.rpc import call
 
 MAX_PAGE = 1_000
+# Refusals are answers to the caller, not faults of this service: nameko
+# logs them as expected, not as errors with a traceback.
+CALLER_ERRORS = (
+    InvalidInput,
+    NotFound,
+    Forbidden,
+    Unauthenticated,
+    VersionConflict,
+    ActionNotAllowed,
+    IdempotencyKeyReused,
+)
 
 
 def actor_from(document: dict[str, Any]) -> Actor:
@@ -34,26 +59,80 @@ class ApplicationsService:
 
     store = EventStoreProvider()
     definitions = DefinitionCacheProvider()
+    payments = PaymentProviderProvider()
     catalogue = RpcProxy("catalogue")
 
-    @rpc
+    def _latest_definition(self, code: str) -> dict:
+        return self.definitions.latest(
+            code, lambda missing: call(self.catalogue.get_service, missing)
+        )
+
+    def _pinned_definition(self, content_hash: str) -> dict:
+        return self.definitions.pinned(
+            content_hash, lambda missing: call(self.catalogue.get_definition, missing)
+        )
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
     def submit_application(
-        self, service_code: str, local_body: str, form: dict, actor: dict, request: dict
+        self,
+        service_code: str,
+        local_body: str,
+        form: dict,
+        actor: dict,
+        request: dict,
+        documents: dict | None = None,
     ) -> dict:
+        """documents: document code -> sha256 of the applicant's upload."""
         state, created = commands.submit(
             self.store,
-            lambda code: self.definitions.get(
-                code, lambda missing: call(self.catalogue.get_service, missing)
-            ),
+            self._latest_definition,
             service_code,
             local_body,
             form,
+            documents or {},
             actor_from(actor),
             request,
         )
         return {"file": state.view(), "created": created}
 
-    @rpc
+    @rpc(expected_exceptions=CALLER_ERRORS)
+    def record_upload(
+        self, sha256: str, media_type: str, size_bytes: int, filename: str | None, actor: dict
+    ) -> dict:
+        """The gateway stored a document's bytes; record whose it is."""
+        upload = Upload(sha256, media_type, size_bytes, filename)
+        return record_upload(self.store.engine, actor_from(actor).actor_id, upload).to_dict()
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
+    def attach_document(
+        self, file_id: str, code: str, sha256: str, actor: dict, request: dict
+    ) -> dict:
+        state = commands.attach(
+            self.store,
+            self._pinned_definition,
+            file_id,
+            code,
+            sha256,
+            actor_from(actor),
+            request,
+        )
+        return state.view()
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
+    def document_for_reader(self, file_id: str, code: str, actor: dict) -> dict:
+        """The upload behind a file's document, if the actor may read the file."""
+        return commands.document_for_reader(self.store, file_id, code, actor_from(actor))
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
+    def start_payment(self, file_id: str, actor: dict) -> dict:
+        return commands.start_payment(self.store, self.payments, file_id, actor_from(actor))
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
+    def payment_callback(self, body: str, signature: str | None, request: dict) -> dict:
+        """A payment provider's callback, passed on by the gateway unread."""
+        return commands.record_payment(self.store, self.payments, body, signature, request)
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
     def take_action(
         self,
         file_id: str,
@@ -68,7 +147,7 @@ class ApplicationsService:
         )
         return state.view()
 
-    @rpc
+    @rpc(expected_exceptions=CALLER_ERRORS)
     def get_file(self, file_id: str, actor: dict) -> dict:
         return commands.read_file(self.store, file_id, actor_from(actor)).view()
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 import copy
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ksmart_catalogue.errors import CatalogueError, problem
-from ksmart_catalogue.schema import load_definition
+from ksmart_catalogue.schema import CATEGORIES, LOCAL_BODY_TYPES, load_definition
 from ksmart_common.canonical import content_hash
 from ksmart_common.errors import InvalidInput, NotFound
 
@@ -31,7 +32,15 @@ DEFINITIONS_DIR = Path(__file__).resolve().parent / "definitions"
 LEDGER_FILE = "published.json"
 DEFINITION_FILE = re.compile(r"^v([1-9][0-9]*)\.json$")
 
-SUMMARY_KEYS = ("code", "version", "name", "category", "sla_days")
+SUMMARY_KEYS = (
+    "code",
+    "version",
+    "short_code",
+    "name",
+    "category",
+    "applicable_to",
+    "sla_days",
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,8 @@ class Catalogue:
     # load, so one instance can serve every worker of a container.
     _versions: Mapping[str, Mapping[int, Mapping[str, Any]]]
     _by_hash: Mapping[str, Mapping[str, Any]]
+    # code -> the latest version's searchable text, normalised once
+    _search_text: Mapping[str, str]
 
     @classmethod
     def load(cls, directory: str | Path | None = None) -> Catalogue:
@@ -68,21 +79,63 @@ class Catalogue:
         problems.extend(_ledger_problems(root, versions))
         if problems:
             raise CatalogueError(problems)
+        problems.extend(_short_code_problems(root, versions))
+        if problems:
+            raise CatalogueError(problems)
         by_hash = {
             definition["content_hash"]: definition
             for by_version in versions.values()
             for definition in by_version.values()
         }
-        return cls(versions, by_hash)
+        search_text = {
+            code: _searchable(by_version[max(by_version)]) for code, by_version in versions.items()
+        }
+        return cls(versions, by_hash, search_text)
 
-    def list_services(self) -> list[dict[str, Any]]:
-        """The latest version of each service, in code order."""
+    def list_services(
+        self,
+        text: str | None = None,
+        category: str | None = None,
+        local_body_type: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The latest version of each service, in code order; optionally
+        only those in a category, offered by a kind of local body, and
+        matching every word of `text` (in English or Malayalam, in names,
+        descriptions, keywords and codes)."""
+        problems = []
+        if category is not None and category not in CATEGORIES:
+            problems.append({"field": "category", "message": f"one of {', '.join(CATEGORIES)}"})
+        if local_body_type is not None and local_body_type not in LOCAL_BODY_TYPES:
+            problems.append(
+                {"field": "local_body_type", "message": f"one of {', '.join(LOCAL_BODY_TYPES)}"}
+            )
+        if problems:
+            raise InvalidInput("the search cannot be run", problems)
+        words = _normalise(text or "").split()
         summaries = []
         for code in sorted(self._versions):
             latest = self._latest(code)
+            if category is not None and latest["category"] != category:
+                continue
+            if local_body_type is not None and local_body_type not in latest["applicable_to"]:
+                continue
+            if not all(word in self._search_text[code] for word in words):
+                continue
             summary = {key: copy.deepcopy(latest[key]) for key in SUMMARY_KEYS}
+            summary["fee_paise"] = sum(item["amount_paise"] for item in latest["fees"])
             summaries.append({**summary, "content_hash": latest["content_hash"]})
         return summaries
+
+    def categories(self) -> list[dict[str, Any]]:
+        """Every category with its names and how many services it holds."""
+        counts: dict[str, int] = {}
+        for code in self._versions:
+            category = self._latest(code)["category"]
+            counts[category] = counts.get(category, 0) + 1
+        return [
+            {"code": code, "name": dict(name), "services": counts.get(code, 0)}
+            for code, name in CATEGORIES.items()
+        ]
 
     def get_service(self, code: str, version: int | None = None) -> dict[str, Any]:
         """The full definition (latest, or the given version) with its
@@ -158,6 +211,47 @@ def _load_one(path: Path, problems: list[dict[str, str]]) -> dict[str, Any] | No
         )
     problems.extend(mismatches)
     return None if mismatches else definition
+
+
+def _normalise(text: str) -> str:
+    # NFC so that Malayalam typed with different code point sequences for the
+    # same letters compares equal; casefold for English.
+    return unicodedata.normalize("NFC", text).casefold()
+
+
+def _searchable(definition: Mapping[str, Any]) -> str:
+    parts = [
+        definition["code"],
+        definition["short_code"],
+        *definition["name"].values(),
+        *definition["description"].values(),
+        *CATEGORIES[definition["category"]].values(),
+        *definition.get("keywords", []),
+    ]
+    return _normalise(" ".join(parts))
+
+
+def _short_code_problems(
+    root: Path, versions: Mapping[str, Mapping[int, Mapping[str, Any]]]
+) -> list[dict[str, str]]:
+    """A short code names one service for ever: file numbers carry it."""
+    problems = []
+    owners: dict[str, str] = {}
+    for code, by_version in sorted(versions.items()):
+        for version, definition in sorted(by_version.items()):
+            short_code = definition["short_code"]
+            file = str(root / code / f"v{version}.json")
+            first = by_version[min(by_version)]["short_code"]
+            if short_code != first:
+                problems.append(
+                    problem(file, "short_code", f"{short_code!r} differs from earlier {first!r}")
+                )
+            owner = owners.setdefault(short_code, code)
+            if owner != code:
+                problems.append(
+                    problem(file, "short_code", f"{short_code!r} already belongs to {owner!r}")
+                )
+    return problems
 
 
 def _ledger_key(code: str, version: int) -> str:

@@ -24,11 +24,20 @@ class CatalogueService:
 
     catalogue = CatalogueProvider()
 
+    @rpc(expected_exceptions=CALLER_ERRORS)
+    def list_services(
+        self,
+        text: str | None = None,
+        category: str | None = None,
+        local_body_type: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Latest version of each service (summaries), optionally searched by
+        text in either language, category and kind of local body."""
+        return self.catalogue.list_services(text, category, local_body_type)
+
     @rpc
-    def list_services(self) -> list[dict[str, Any]]:
-        """Latest version of each service: code, version, name, category,
-        sla_days, content_hash."""
-        return self.catalogue.list_services()
+    def categories(self) -> list[dict[str, Any]]:
+        return self.catalogue.categories()
 
     @rpc(expected_exceptions=CALLER_ERRORS)
     def get_service(self, code: str, version: int | None = None) -> dict[str, Any]:

@@ -12,6 +12,8 @@ import argparse
 import os
 import secrets
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pika
@@ -20,6 +22,7 @@ import sqlalchemy as sa
 from ksmart_common import config
 from ksmart_common.consumer import ATTEMPT_HEADER, ConsumerTopology
 from ksmart_common.migrations import RoleNames, upgrade
+from ksmart_common.payments import PAYMENT_SECRET_ENV, SIGNATURE_HEADER, FakePaymentProvider
 
 
 def consumer_topologies(delays_ms: tuple[int, ...] | None = None) -> list[ConsumerTopology]:
@@ -141,6 +144,27 @@ def replay_dead_letters(queue: str, limit: int | None = None) -> int:
     return moved
 
 
+def fake_pay(file_id: str, amount_paise: int, secret_file: Path, gateway: str | None) -> int:
+    """Post the callback the fake payment provider would send on capturing
+    a payment, signed with the development platform's secret."""
+    secret = os.environ.get(PAYMENT_SECRET_ENV) or secret_file.read_text().strip()
+    provider = FakePaymentProvider(secret.encode())
+    body = provider.callback_body(file_id, amount_paise)
+    address = gateway or config.env("KSMART_GATEWAY_ADDRESS", "127.0.0.1:8000")
+    request = urllib.request.Request(
+        f"http://{address}/api/v1/payments/callback",
+        data=body,
+        headers={"Content-Type": "application/json", SIGNATURE_HEADER: provider.sign(body)},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            print(response.read().decode())
+    except urllib.error.HTTPError as error:
+        print(error.read().decode(), file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ksmart-admin",
@@ -161,6 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     replay_parser = commands.add_parser("replay-dead-letters", help="retry a queue's dead letters")
     replay_parser.add_argument("queue")
     replay_parser.add_argument("--limit", type=int, default=None)
+    pay_parser = commands.add_parser(
+        "fake-pay", help="development only: the fake provider confirms a file's fee payment"
+    )
+    pay_parser.add_argument("file_id")
+    pay_parser.add_argument("amount_paise", type=int)
+    pay_parser.add_argument("--secret-file", type=Path, default=Path("var/run/payment-secret"))
+    pay_parser.add_argument("--gateway", default=None, help="default: KSMART_GATEWAY_ADDRESS")
     args = parser.parse_args(argv)
 
     if args.command == "check-infrastructure":
@@ -172,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "dead-letters":
         print(dead_letter_count(args.queue))
         return 0
+    if args.command == "fake-pay":
+        return fake_pay(args.file_id, args.amount_paise, args.secret_file, args.gateway)
     if args.command == "replay-dead-letters":
         print(f"replayed {replay_dead_letters(args.queue, args.limit)} message(s) to {args.queue}")
         return 0

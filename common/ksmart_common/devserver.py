@@ -10,6 +10,7 @@ Used by `make run` / `make stop` and by the end-to-end tests.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -21,7 +22,12 @@ from pathlib import Path
 import pika
 
 from ksmart_common import config
+from ksmart_common.documents import DOCUMENTS_DIR_ENV
+from ksmart_common.payments import PAYMENT_SECRET_ENV
 from ksmart_common.services import SERVICES as SERVICE_CLASSES
+
+# Where `make run` keeps the fake payment provider's secret (ksmart-admin fake-pay reads it).
+PAYMENT_SECRET_FILE = "payment-secret"
 
 SERVICES = tuple(SERVICE_CLASSES)
 RPC_SERVICES = tuple(name for name in SERVICES if name != "gateway")
@@ -116,6 +122,23 @@ def wait_for_exit(processes: Mapping[str, subprocess.Popen], timeout: float = 20
             process.wait(timeout=10)
 
 
+def dev_environment(run_dir: Path) -> dict[str, str]:
+    """What a development platform needs beyond the defaults: a documents
+    folder and a payment secret for the fake provider, both under the run
+    folder (the secret made once, readable by its owner only), unless the
+    environment names its own."""
+    environ = {}
+    if not os.environ.get(DOCUMENTS_DIR_ENV):
+        environ[DOCUMENTS_DIR_ENV] = str((run_dir / "documents").resolve())
+    if not os.environ.get(PAYMENT_SECRET_ENV):
+        secret_file = run_dir / PAYMENT_SECRET_FILE
+        if not secret_file.exists():
+            secret_file.touch(mode=0o600)
+            secret_file.write_text(secrets.token_hex(32))
+        environ[PAYMENT_SECRET_ENV] = secret_file.read_text().strip()
+    return environ
+
+
 def main(argv: list[str] | None = None) -> int:
     action, run_dir = (argv or sys.argv[1:])[:2]
     run_dir_path = Path(run_dir)
@@ -124,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if action == "start":
         stop(run_dir_path)  # never two platforms from one folder
-        processes = start(run_dir_path)
+        processes = start(run_dir_path, dev_environment(run_dir_path))
         address = config.env("KSMART_GATEWAY_ADDRESS", "127.0.0.1:8000")
         try:
             wait_until_ready(config.amqp_uri(), address, processes=processes)

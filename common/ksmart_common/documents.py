@@ -24,6 +24,11 @@ from typing import BinaryIO, Protocol
 from ksmart_common.config import env
 from ksmart_common.errors import InvalidInput, NotFound, PayloadTooLarge
 
+# What the platform takes as a document at all; a service's definition may
+# narrow both for each of its documents.
+DOCUMENT_FORMATS = ("application/pdf", "image/jpeg", "image/png")
+MAX_DOCUMENT_BYTES = 25 * 1024 * 1024
+
 DOCUMENTS_DIR_ENV = "KSMART_DOCUMENTS_DIR"
 DEFAULT_DOCUMENTS_DIR = "var/documents"
 

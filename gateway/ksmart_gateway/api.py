@@ -161,7 +161,7 @@ def read_json(request: Request, schema: type[Schema]) -> dict:
     declared = request.content_length or 0
     raw = b"" if declared > MAX_BODY_BYTES else request.get_data(cache=False)
     if max(declared, len(raw)) > MAX_BODY_BYTES:
-        raise errors.InvalidInput(
+        raise errors.PayloadTooLarge(
             "the body is too large",
             [{"field": "body", "message": f"at most {MAX_BODY_BYTES} bytes"}],
         )

@@ -11,6 +11,9 @@ LOCAL_BODY_CODE = validate.Regexp(
     r"^[A-Z]{2}-[A-Z]{3}-[A-Z0-9]{2,6}$", error="a local-body code such as KL-EKM-KOC"
 )
 FORM_VALUE = fields.Raw(allow_none=True)
+SHA256 = validate.Regexp(r"^[0-9a-f]{64}$", error="a sha256: 64 lowercase hexadecimal digits")
+DOCUMENT_CODE = validate.Regexp(r"^[a-z][a-z0-9_]{0,63}$", error="a document code")
+SERVICE_CODE = validate.Regexp(r"^[a-z0-9-]{2,64}$", error="a service code")
 
 
 class StrictSchema(Schema):
@@ -30,9 +33,7 @@ class TokenResponse(Schema):
 
 
 class SubmitApplicationRequest(StrictSchema):
-    service_code = fields.String(
-        required=True, validate=validate.Regexp(r"^[a-z0-9-]{2,64}$", error="a service code")
-    )
+    service_code = fields.String(required=True, validate=SERVICE_CODE)
     local_body = fields.String(required=True, validate=LOCAL_BODY_CODE)
     form = fields.Dict(
         keys=fields.String(validate=validate.Length(min=1, max=64)),
@@ -40,6 +41,42 @@ class SubmitApplicationRequest(StrictSchema):
         required=True,
         validate=validate.Length(max=200),
     )
+    documents = fields.Dict(
+        keys=fields.String(validate=DOCUMENT_CODE),
+        values=fields.String(validate=SHA256),
+        load_default=dict,
+        validate=validate.Length(max=50),
+        metadata={"description": "document code -> sha256 of one of your uploads"},
+    )
+
+
+class AttachDocumentRequest(StrictSchema):
+    code = fields.String(required=True, validate=DOCUMENT_CODE)
+    sha256 = fields.String(required=True, validate=SHA256)
+
+
+class UploadQuery(StrictSchema):
+    filename = fields.String(load_default=None, validate=validate.Length(min=1, max=255))
+
+
+class UploadResponse(Schema):
+    sha256 = fields.String(required=True)
+    media_type = fields.String(required=True)
+    size_bytes = fields.Integer(required=True)
+    filename = fields.String(allow_none=True)
+
+
+class PaymentResponse(Schema):
+    payment_id = fields.String(required=True)
+    provider = fields.String(required=True)
+    amount_paise = fields.Integer(required=True)
+    checkout_url = fields.String(allow_none=True)
+
+
+class PaymentCallbackResponse(Schema):
+    recorded = fields.Boolean(required=True)
+    status = fields.String()
+    file_id = fields.String()
 
 
 class ActionRequest(StrictSchema):
@@ -64,6 +101,7 @@ class TimelineEntry(Schema):
 
 class FileResponse(Schema):
     file_id = fields.String(required=True)
+    file_number = fields.String(allow_none=True)
     service_code = fields.String(required=True)
     definition_version = fields.Integer(required=True)
     definition_hash = fields.String(required=True)
@@ -77,10 +115,18 @@ class FileResponse(Schema):
     updated_at = fields.String(required=True)
     allowed_actions = fields.List(fields.String(), required=True)
     timeline = fields.List(fields.Nested(TimelineEntry), required=True)
+    documents = fields.Dict(
+        keys=fields.String(), values=fields.Nested(UploadResponse), required=True
+    )
+    fee_demand = fields.Dict(required=True)
+    paid_paise = fields.Integer(required=True)
+    fee_due_paise = fields.Integer(required=True)
+    payments = fields.List(fields.String(), required=True)
 
 
 class FileSummary(Schema):
     file_id = fields.String()
+    file_number = fields.String(allow_none=True)
     service_code = fields.String()
     local_body = fields.String()
     state = fields.String()
@@ -117,17 +163,44 @@ class AuditFileResponse(Schema):
     events = fields.List(fields.Nested(EnvelopeSchema))
 
 
+class ServiceQuery(StrictSchema):
+    q = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "words to find, in English or Malayalam"},
+    )
+    category = fields.String(load_default=None, validate=validate.Length(max=64))
+    local_body_type = fields.String(load_default=None, validate=validate.Length(max=64))
+
+
 class ServiceSummary(Schema):
     code = fields.String()
     version = fields.Integer()
+    short_code = fields.String()
     name = fields.Dict()
     category = fields.String()
+    applicable_to = fields.List(fields.String())
     sla_days = fields.Integer()
+    fee_paise = fields.Integer(metadata={"description": "the most a file can owe"})
     content_hash = fields.String()
 
 
 class ServiceList(Schema):
     services = fields.List(fields.Nested(ServiceSummary))
+
+
+class ServiceVersionQuery(StrictSchema):
+    version = fields.Integer(load_default=None, validate=validate.Range(min=1))
+
+
+class Category(Schema):
+    code = fields.String()
+    name = fields.Dict()
+    services = fields.Integer()
+
+
+class CategoryList(Schema):
+    categories = fields.List(fields.Nested(Category))
 
 
 class Problem(Schema):

@@ -8,13 +8,18 @@ declarations (openapi.py).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from nameko.rpc import RpcProxy
-from werkzeug.wrappers import Request
+from werkzeug.wrappers import Request, Response
 
+from ksmart_common.documents import check_sha256
+from ksmart_common.domain.intake import language
 from ksmart_common.envelope import from_json, verify_chain
-from ksmart_common.errors import InvalidInput
+from ksmart_common.errors import InvalidInput, PayloadTooLarge
+from ksmart_common.payments import SIGNATURE_HEADER
 from ksmart_common.roles import AUDITOR, CITIZEN, OFFICIAL_ROLES
 from ksmart_common.rpc import call
 from ksmart_gateway import schemas
@@ -28,6 +33,13 @@ from ksmart_gateway.api import (
     request_id,
 )
 from ksmart_gateway.auth import Principal
+from ksmart_gateway.documents import (
+    DOCUMENT_FORMATS,
+    MAX_DOCUMENT_BYTES,
+    DocumentStorageProvider,
+    download_name,
+    safe_filename,
+)
 from ksmart_gateway.openapi import openapi_document
 
 PREFIX = "/api/v1"
@@ -43,7 +55,13 @@ def actor(principal: Principal) -> dict[str, Any]:
 
 
 def request_meta(request: Request, **extra: Any) -> dict[str, Any]:
-    return {"request_id": request_id(request), "correlation_id": request_id(request), **extra}
+    return {
+        "request_id": request_id(request),
+        "correlation_id": request_id(request),
+        # The language problems are written in: Accept-Language, English by default.
+        "lang": language(request.headers.get("Accept-Language")),
+        **extra,
+    }
 
 
 def file_body(view: dict[str, Any]) -> dict[str, Any]:
@@ -67,8 +85,29 @@ def parse_if_match(value: str | None) -> int | None:
     return int(tag)
 
 
+# The catalogue changes only when a new version ships: answers may be cached
+# for a while, and one pinned to a version (or hash) for ever.
+CATALOGUE_MAX_AGE = 300
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def cacheable(request: Request, body: Any, tag: str, cache_control: str) -> Response | ApiResult:
+    """The answer with its ETag, or 304 Not Modified if the caller has it."""
+    quoted = f'"{tag}"'
+    headers = {"ETag": quoted, "Cache-Control": cache_control}
+    if quoted in request.if_none_match or request.if_none_match.contains(tag):
+        return Response(status=304, headers=headers)
+    return ApiResult(body, headers=headers)
+
+
+def body_tag(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 class GatewayService:
     name = "gateway"
+
+    documents = DocumentStorageProvider()
 
     identity = RpcProxy("identity")
     catalogue = RpcProxy("catalogue")
@@ -117,17 +156,158 @@ class GatewayService:
         tag="catalogue",
     )
     def list_services(self, request, principal):
-        return ApiResult({"services": call(self.catalogue.list_services)})
+        query = read_query(request, schemas.ServiceQuery)
+        services = call(
+            self.catalogue.list_services, query["q"], query["category"], query["local_body_type"]
+        )
+        body = {"services": services}
+        return cacheable(request, body, body_tag(body), f"public, max-age={CATALOGUE_MAX_AGE}")
+
+    @api(
+        "GET",
+        f"{PREFIX}/categories",
+        summary="The categories services are listed under, with their names",
+        allowed_roles=PUBLIC,
+        response=schemas.CategoryList,
+        tag="catalogue",
+    )
+    def categories(self, request, principal):
+        body = {"categories": call(self.catalogue.categories)}
+        return cacheable(request, body, body_tag(body), f"public, max-age={CATALOGUE_MAX_AGE}")
 
     @api(
         "GET",
         f"{PREFIX}/services/<string:code>",
-        summary="One service's complete definition: fields, documents, fees, workflow",
+        summary="One service's complete checklist in one answer: who may apply, every "
+        "field, every document (formats, size limits, when needed), fees, time limit, "
+        "offices and workflow; the latest version, or ?version=N",
         allowed_roles=PUBLIC,
+        query=schemas.ServiceVersionQuery,
         tag="catalogue",
     )
     def get_service(self, request, principal, code):
-        return ApiResult(call(self.catalogue.get_service, code))
+        version = read_query(request, schemas.ServiceVersionQuery)["version"]
+        definition = call(self.catalogue.get_service, code, version)
+        # Its content hash names this exact definition: the perfect ETag.
+        cache_control = IMMUTABLE if version else f"public, max-age={CATALOGUE_MAX_AGE}"
+        return cacheable(request, definition, definition["content_hash"], cache_control)
+
+    # -- documents ---------------------------------------------------------------
+
+    @api(
+        "POST",
+        f"{PREFIX}/documents",
+        summary="Upload a document (the raw bytes as the body: PDF, JPEG or PNG, judged by "
+        "content, at most 25 MiB); attach it by its sha256 when applying",
+        allowed_roles=(CITIZEN,),
+        query=schemas.UploadQuery,
+        response=schemas.UploadResponse,
+        status=201,
+        tag="documents",
+    )
+    def upload_document(self, request, principal):
+        filename = safe_filename(read_query(request, schemas.UploadQuery)["filename"])
+        if (request.content_length or 0) > MAX_DOCUMENT_BYTES:
+            raise PayloadTooLarge(
+                "the document is too large",
+                [{"field": "body", "message": f"at most {MAX_DOCUMENT_BYTES} bytes"}],
+            )
+        stored = self.documents.put(request.stream, MAX_DOCUMENT_BYTES, DOCUMENT_FORMATS)
+        upload = call(
+            self.applications.record_upload,
+            stored.sha256,
+            stored.media_type,
+            stored.size_bytes,
+            filename,
+            actor(principal),
+        )
+        return ApiResult(instance(schemas.UploadResponse).dump(upload), status=201)
+
+    @api(
+        "POST",
+        f"{PREFIX}/files/<uuid:file_id>/documents",
+        summary="Attach one of your uploads to your open file (as a clarification asks)",
+        allowed_roles=(CITIZEN,),
+        body=schemas.AttachDocumentRequest,
+        response=schemas.FileResponse,
+        tag="documents",
+    )
+    def attach_document(self, request, principal, file_id):
+        attachment = read_json(request, schemas.AttachDocumentRequest)
+        document = call(
+            self.applications.attach_document,
+            str(file_id),
+            attachment["code"],
+            attachment["sha256"],
+            actor(principal),
+            request_meta(request),
+        )
+        return ApiResult(file_body(document), headers={"ETag": etag(document["version"])})
+
+    @api(
+        "GET",
+        f"{PREFIX}/files/<uuid:file_id>/documents/<string:code>",
+        summary="Download a document of a file: for those who may read the file",
+        allowed_roles=ANYONE_SIGNED_IN,
+        tag="documents",
+    )
+    def download_document(self, request, principal, file_id, code):
+        upload = call(self.applications.document_for_reader, str(file_id), code, actor(principal))
+        sha256 = check_sha256(upload["sha256"])
+        return Response(
+            self.documents.open(sha256),
+            direct_passthrough=True,
+            content_type=upload["media_type"],
+            headers={
+                "Content-Length": str(upload["size_bytes"]),
+                "Content-Disposition": f'attachment; filename="{download_name(code, upload)}"',
+                "ETag": f'"{sha256}"',
+                "Cache-Control": "private, max-age=3600",
+                # Served as the type it was judged to be, never re-guessed.
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+    # -- fees ----------------------------------------------------------------------
+
+    @api(
+        "POST",
+        f"{PREFIX}/files/<uuid:file_id>/payments",
+        summary="Start paying the fee due on your file; the provider confirms by callback",
+        allowed_roles=(CITIZEN,),
+        response=schemas.PaymentResponse,
+        status=201,
+        tag="fees",
+    )
+    def start_payment(self, request, principal, file_id):
+        payment = call(self.applications.start_payment, str(file_id), actor(principal))
+        return ApiResult(payment, status=201)
+
+    @api(
+        "POST",
+        f"{PREFIX}/payments/callback",
+        summary="The payment provider's callback: the body is signed by the provider "
+        f"({SIGNATURE_HEADER}), and nothing else is trusted",
+        allowed_roles=PUBLIC,
+        response=schemas.PaymentCallbackResponse,
+        tag="fees",
+        headers=(SIGNATURE_HEADER,),
+    )
+    def payment_callback(self, request, principal):
+        raw = request.get_data(cache=False)
+        if len(raw) > 16 * 1024:
+            raise PayloadTooLarge("the callback is too large")
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise InvalidInput("the callback is not UTF-8 text") from error
+        outcome = call(
+            self.applications.payment_callback,
+            body,
+            request.headers.get(SIGNATURE_HEADER),
+            request_meta(request),
+        )
+        return ApiResult(outcome)
 
     # -- files -----------------------------------------------------------------
 
@@ -156,6 +336,7 @@ class GatewayService:
             application["form"],
             actor(principal),
             request_meta(request, idempotency_key=key),
+            application["documents"],
         )
         document = outcome["file"]
         return ApiResult(

@@ -8,10 +8,9 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from tests.support import citizen
 from tests.support.platform import running_platform
 from tests.support.waiting import wait_for
-
-KOCHI = "KL-EKM-KOC"
 
 
 @pytest.fixture(scope="module")
@@ -20,41 +19,11 @@ def platform(tmp_path_factory):
         yield running
 
 
-def _form_for(platform, service_code):
-    """A complete form, built from the service's published definition."""
-    definition = requests.get(
-        f"{platform.base_url}/api/v1/services/{service_code}", timeout=10
-    ).json()
-    samples = {
-        "date": "2026-01-15",
-        "integer": 1,
-        "phone": "+971501234567",
-        "email": "asha@example.org",
-        "boolean": True,
-    }
-    form = {}
-    for spec in definition["fields"]:
-        if spec["type"] == "choice":
-            form[spec["name"]] = spec["choices"][0]["value"]
-        else:
-            form[spec["name"]] = samples.get(spec["type"], "Asha Menon")
-    return form
-
-
-def _submit(platform, key=None, form=None, service_code="birth-certificate"):
-    headers = platform.as_user("citizen")
-    if key:
-        headers["Idempotency-Key"] = key
-    return requests.post(
-        f"{platform.base_url}/api/v1/files",
-        json={
-            "service_code": service_code,
-            "local_body": KOCHI,
-            "form": form if form is not None else _form_for(platform, service_code),
-        },
-        headers=headers,
-        timeout=10,
-    )
+def _submit(platform, key=None, form=None, service_code="birth-certificate", body=None):
+    body = body or citizen.application(platform, service_code)
+    if form is not None:
+        body = {**body, "form": form}
+    return citizen.submit(platform, body, key=key)
 
 
 def _act(platform, user, file_id, action, version=None, remarks=None):
@@ -196,12 +165,15 @@ def test_refusals_are_problem_documents_with_the_right_status(platform):
 
 def test_an_idempotency_key_makes_a_retry_return_the_same_file(platform):
     key = str(uuid.uuid4())
-    form = _form_for(platform, "birth-certificate")
-    first = _submit(platform, key=key, form=form)
-    again = _submit(platform, key=key, form=form)
+    body = citizen.application(platform)
+    first = _submit(platform, key=key, body=body)
+    again = _submit(platform, key=key, body=body)
     assert first.status_code == 201 and again.status_code == 200
     assert first.json()["file_id"] == again.json()["file_id"]
-    different = _submit(platform, key=key, form={**form, "child_name": "Someone Else"})
+    assert first.json()["file_number"] == again.json()["file_number"]
+    different = _submit(
+        platform, key=key, body=body, form={**body["form"], "child_name": "Someone Else"}
+    )
     assert different.status_code == 422
 
 

@@ -86,6 +86,8 @@ def running_platform(tmp_dir: Path, names=(*SERVICES, "relay")) -> Iterator[Plat
             "KSMART_GATEWAY_ADDRESS": address,
             "KSMART_RETRY_DELAYS_MS": ",".join(map(str, TEST_RETRY_DELAYS_MS)),
             "KSMART_LOG_LEVEL": "INFO",
+            "KSMART_DOCUMENTS_DIR": str(tmp_dir / "documents"),
+            "KSMART_PAYMENT_SECRET": secrets.token_hex(32),
         }
         processes = start(tmp_dir, env, names=list(names))
         stack.callback(_stop_and_wait, tmp_dir, processes)

@@ -4,14 +4,14 @@ import json
 
 import pytest
 
-from ksmart_applications.payments import (
+from ksmart_common.errors import InvalidInput, Unauthenticated
+from ksmart_common.payments import (
     PAYMENT_SECRET_ENV,
     SIGNATURE_HEADER,
     FakePaymentProvider,
     PaymentNotice,
     provider_from_environment,
 )
-from ksmart_common.errors import InvalidInput, Unauthenticated
 
 SECRET = b"s" * 32
 

@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ksmart_applications.payments import PaymentProvider
 from ksmart_applications.uploads import find_uploads
 from ksmart_common.canonical import canonical_json
 from ksmart_common.domain import file as files
@@ -28,6 +27,7 @@ from ksmart_common.errors import (
     VersionConflict,
 )
 from ksmart_common.eventstore import EventStore, StreamNumber
+from ksmart_common.payments import PaymentProvider
 
 # Files created with an Idempotency-Key get an id derived from the caller and
 # the key, so a retried submission lands on the same stream and is found.

@@ -22,6 +22,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ksmart_catalogue.errors import CatalogueError, problem
+from ksmart_common.documents import DOCUMENT_FORMATS, MAX_DOCUMENT_BYTES
 from ksmart_common.domain.workflow import APPLICANT, DefinitionError, Workflow
 from ksmart_common.roles import OFFICIAL_ROLES
 
@@ -66,8 +67,6 @@ MAX_TEXT_LENGTH = 5_000
 # Only the answers to these can switch a document or a field on or off: a
 # condition on free text would be a condition on spelling.
 CONDITION_FIELD_TYPES = ("choice", "boolean")
-DOCUMENT_FORMATS = ("application/pdf", "image/jpeg", "image/png")
-MAX_DOCUMENT_BYTES = 25 * 1024 * 1024
 
 SERVICE_CODE = validate.Regexp(
     r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$", error="must be lower-case words joined by '-'"
@@ -354,9 +353,7 @@ class DefinitionSchema(Schema):
     category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
     description = localised(required=True)
     who_may_apply = localised(required=True)
-    keywords = fields.List(
-        fields.String(validate=validate.Length(min=1, max=64)), validate=_unique
-    )
+    keywords = fields.List(fields.String(validate=validate.Length(min=1, max=64)), validate=_unique)
     applicable_to = fields.List(
         fields.String(validate=validate.OneOf(LOCAL_BODY_TYPES)),
         required=True,

@@ -166,6 +166,7 @@ def inbox(
 def summary(row: sa.Row) -> dict[str, Any]:
     return {
         "file_id": str(row.file_id),
+        "file_number": row.projected.get("file_number"),
         "service_code": row.service_code,
         "local_body": row.local_body,
         "state": row.state,

@@ -35,6 +35,7 @@ import sqlalchemy as sa
 
 from bench.core import Progress, Ratio, Section, Settings
 from ksmart_common.devserver import wait_for_exit
+from tests.support import citizen
 from tests.support.broker import fresh_vhost
 from tests.support.platform import Platform, free_port, running_platform
 
@@ -57,39 +58,6 @@ POLL_INTERVAL_SECONDS = 0.005
 PROJECTION_DEADLINE_SECONDS = 15.0
 CEILING_READY_SECONDS = 30.0
 LOCUST_GRACE_SECONDS = 90.0  # sign-ins, start-up and shut-down around the window
-
-
-# -- the application a citizen submits ---------------------------------------
-
-
-def sample_answer(spec: dict[str, Any]) -> Any:
-    """A valid answer for one field of a catalogue definition."""
-    kind = spec.get("type")
-    if kind == "choice":
-        return spec["choices"][0]["value"]
-    if kind == "boolean":
-        return True
-    if kind == "date":
-        return "2026-01-15"
-    if kind == "phone":
-        return "+971501234567"
-    if kind == "email":
-        return "applicant@example.org"
-    if kind in ("integer", "number"):
-        return 1
-    return f"Sample {spec['name'].replace('_', ' ')}"
-
-
-def application_body(base_url: str) -> dict[str, Any]:
-    """A complete birth-certificate application, built from the catalogue."""
-    reply = requests.get(f"{base_url}/api/v1/services/{SERVICE_CODE}", timeout=10)
-    reply.raise_for_status()
-    definition = reply.json()
-    return {
-        "service_code": SERVICE_CODE,
-        "local_body": LOCAL_BODY,
-        "form": {spec["name"]: sample_answer(spec) for spec in definition["fields"]},
-    }
 
 
 # -- statistics ----------------------------------------------------------------
@@ -528,7 +496,9 @@ def run(settings: Settings, progress: Progress) -> Section:
         work = Path(tmp)
         progress("e2e: starting the platform (fresh databases and vhost)")
         with running_platform(work / "platform") as platform:
-            application = application_body(platform.base_url)
+            # A complete application, its documents uploaded once by the
+            # citizen every simulated user signs in as.
+            application = citizen.application(platform, SERVICE_CODE)
             body = json.dumps(application).encode()
             body_file = work / "application.json"
             body_file.write_bytes(body)

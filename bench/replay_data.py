@@ -16,6 +16,7 @@ projector accepts.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
 import random
@@ -29,9 +30,11 @@ from typing import Any, NamedTuple
 
 import psycopg2
 
+from ksmart_catalogue.samples import documents_needed, sample_form
 from ksmart_common.appender import AppendRequest, seal
 from ksmart_common.canonical import GENESIS_HASH
 from ksmart_common.domain.file import Actor, replay, submit_application, take_action
+from ksmart_common.domain.intake import Upload
 from ksmart_common.envelope import Envelope, NewEvent, file_stream_id, format_timestamp
 
 SERVICE_CODE = "birth-certificate"
@@ -71,24 +74,30 @@ COPY_COLUMNS = (
 
 
 def _form(definition: dict[str, Any]) -> dict[str, Any]:
-    values = {
-        "child_name": "ആദിത്യ മേനോൻ",
-        "sex": "female",
-        "date_of_birth": "2025-11-03",
-        "place_of_birth": "hospital",
-        "hospital_name": "General Hospital, Ernakulam",
-        "birth_place_address": "Hospital Road, Ernakulam 682011",
-        "mother_name": "Lakshmi Menon",
-        "father_name": "Arjun Menon",
-        "parents_address": "12/345, MG Road, Kochi 682016",
-        "registration_timing": "within_21_days",
-        "informant_name": "Arjun Menon",
-        "informant_relationship": "father",
-        "phone": "+971501234567",
-        "email": "arjun@example.com",
-        "applicant_abroad": "yes",
+    return sample_form(
+        definition,
+        {
+            "child_name": "ആദിത്യ മേനോൻ",
+            "sex": "female",
+            "date_of_birth": "2025-11-03",
+            "place_of_birth": "hospital",
+            "hospital_name": "General Hospital, Ernakulam",
+            "applicant_abroad": True,
+        },
+    )
+
+
+def _documents(definition: dict[str, Any], form: dict[str, Any]) -> dict[str, Upload]:
+    """A plausible upload for each document the form needs."""
+    return {
+        spec["code"]: Upload(
+            hashlib.sha256(spec["code"].encode()).hexdigest(),
+            spec["formats"][0],
+            180_000,
+            f"{spec['code']}.pdf",
+        )
+        for spec in documents_needed(definition, form)
     }
-    return {spec["name"]: values.get(spec["name"], "x") for spec in definition["fields"]}
 
 
 class _Template:
@@ -98,7 +107,10 @@ class _Template:
     def __init__(self, definition: dict[str, Any], history: list) -> None:
         applicant = Actor("citizen-template", ("citizen",))
         file_id = str(uuid.uuid4())
-        events = submit_application(file_id, definition, LOCAL_BODY, applicant, _form(definition))
+        form = _form(definition)
+        events = submit_application(
+            file_id, definition, LOCAL_BODY, applicant, form, _documents(definition, form)
+        )
         self.submission = events[0]
         self.steps: list[tuple[str, dict[str, Any], Actor | str]] = []
         envelopes = _seal_all(file_stream_id(file_id), events, applicant)

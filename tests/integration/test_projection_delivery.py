@@ -16,11 +16,12 @@ import sqlalchemy as sa
 
 from ksmart_common.admin import dead_letter_count, replay_dead_letters
 from ksmart_common.consumer import ATTEMPT_HEADER
-from ksmart_common.domain.file import Actor, replay, submit_application, take_action
+from ksmart_common.domain.file import Actor, replay, take_action
 from ksmart_common.envelope import file_stream_id
 from ksmart_common.eventstore import EventStore
 from ksmart_common.messaging import EVENTS_EXCHANGE, event_body, event_headers
 from ksmart_workflow.service import EVENTS_QUEUE
+from tests.support.files import submission
 from tests.support.platform import running_platform
 from tests.support.waiting import wait_for
 
@@ -78,9 +79,8 @@ def _file_with_history(store, definition):
     """A file stored with four events: submitted, returned, resubmitted, verified."""
     file_id = str(uuid.uuid4())
     stream = file_stream_id(file_id)
-    form = {spec["name"]: "x" for spec in definition["fields"]}
     envelopes = store.append(
-        stream, submit_application(file_id, definition, "KL-EKM-KOC", CITIZEN, form), 0, METADATA
+        stream, submission(file_id, definition, "KL-EKM-KOC", CITIZEN), 0, METADATA
     )
     steps = [
         (CLERK, "return_for_clarification", "need more"),

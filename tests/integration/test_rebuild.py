@@ -6,10 +6,11 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from ksmart_common.domain.file import Actor, replay, submit_application, take_action
+from ksmart_common.domain.file import Actor, replay, take_action
 from ksmart_common.envelope import file_stream_id
 from ksmart_workflow import projection
 from ksmart_workflow.rebuild import RebuildResult, rebuild_files
+from tests.support.files import submission
 
 LOCAL_BODY = "KL-EKM-KOC"
 CITIZEN = Actor("citizen-1", ("citizen",))
@@ -54,8 +55,8 @@ def _store_files(store, definition, copies=2):
     pending = {}
     for history in HISTORIES * copies:
         file_id = str(uuid.uuid4())
-        form = {spec["name"]: f"{spec['name']} of {file_id[:8]}" for spec in definition["fields"]}
-        events = submit_application(file_id, definition, LOCAL_BODY, CITIZEN, form)
+        answers = {"child_name": f"Child of {file_id[:8]}"}
+        events = submission(file_id, definition, LOCAL_BODY, CITIZEN, answers)
         store.append(file_stream_id(file_id), events, 0, METADATA)
         pending[file_id] = list(history)
     while any(pending.values()):

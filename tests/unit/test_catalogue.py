@@ -463,12 +463,12 @@ def test_categories_count_their_services():
 
 
 def test_a_short_code_belongs_to_one_service_for_ever(tmp_path):
-    write_definition(tmp_path, shipped("trade-licence"))
-    thief = shipped("birth-certificate")
-    thief["short_code"] = "TL"
+    write_definition(tmp_path, shipped("birth-certificate"))
+    thief = shipped("trade-licence")
+    thief["short_code"] = "BR"
     path = write_definition(tmp_path, thief)
     with pytest.raises(CatalogueError) as raised:
         Catalogue.load(tmp_path)
     assert lines_of(raised.value) == [
-        f"{path}: short_code: 'TL' already belongs to 'trade-licence'"
+        f"{path}: short_code: 'BR' already belongs to 'birth-certificate'"
     ]

@@ -1,13 +1,12 @@
 """The file's domain without I/O: decisions, refusals and the projector."""
 
-import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from ksmart_catalogue.catalogue import Catalogue
-from ksmart_catalogue.samples import documents_needed, sample_form
+from ksmart_catalogue.samples import sample_form
 from ksmart_common.canonical import GENESIS_HASH
 from ksmart_common.domain.file import (
     Actor,
@@ -19,10 +18,11 @@ from ksmart_common.domain.file import (
     submit_application,
     take_action,
 )
-from ksmart_common.domain.intake import Upload, applies
+from ksmart_common.domain.intake import applies
 from ksmart_common.domain.workflow import DefinitionError, Workflow
 from ksmart_common.envelope import Envelope, NewEvent, file_stream_id
 from ksmart_common.errors import ActionNotAllowed, Forbidden, InvalidInput
+from tests.support.files import sample_uploads
 
 KOCHI = "KL-EKM-KOC"
 CITIZEN = Actor("citizen-1", ("citizen",))
@@ -40,16 +40,6 @@ def definition():
 
 def complete_form(definition):
     return sample_form(definition)
-
-
-def uploads_for(definition, form):
-    """A fitting upload for every document the form needs."""
-    return {
-        spec["code"]: Upload(
-            hashlib.sha256(spec["code"].encode()).hexdigest(), spec["formats"][0], 1024
-        )
-        for spec in documents_needed(definition, form)
-    }
 
 
 class Stream:
@@ -92,7 +82,7 @@ def filed(definition):
     form = complete_form(definition)
     state = stream.add(
         submit_application(
-            file_id, definition, KOCHI, CITIZEN, form, uploads_for(definition, form)
+            file_id, definition, KOCHI, CITIZEN, form, sample_uploads(definition, form)
         ),
         CITIZEN,
     )

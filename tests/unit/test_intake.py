@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from ksmart_catalogue.catalogue import Catalogue
-from ksmart_catalogue.samples import documents_needed, sample_form
+from ksmart_catalogue.samples import sample_form
 from ksmart_common.domain.file import (
     Actor,
     attach_document,
@@ -18,6 +18,7 @@ from ksmart_common.domain.file import (
 )
 from ksmart_common.domain.intake import Upload, application_problems, fee_demand, language
 from ksmart_common.errors import ActionNotAllowed, Forbidden, InvalidInput
+from tests.support.files import sample_uploads, submission
 from tests.unit.test_file_domain import Stream
 
 KOCHI = "KL-EKM-KOC"
@@ -32,13 +33,6 @@ def upload(media_type="application/pdf", size=2048, name="x"):
     return Upload(hashlib.sha256(name.encode()).hexdigest(), media_type, size, f"{name}.pdf")
 
 
-def uploads_for(definition, form):
-    return {
-        spec["code"]: upload(spec["formats"][0], 1024, spec["code"])
-        for spec in documents_needed(definition, form)
-    }
-
-
 @pytest.fixture
 def birth():
     return CATALOGUE.get_service("birth-certificate")
@@ -47,7 +41,7 @@ def birth():
 @pytest.mark.parametrize("definition", ALL_DEFINITIONS, ids=lambda d: d["code"])
 def test_the_sample_application_of_every_service_is_accepted(definition):
     form = sample_form(definition)
-    assert application_problems(definition, form, uploads_for(definition, form)) == []
+    assert application_problems(definition, form, sample_uploads(definition, form)) == []
 
 
 def test_several_problems_come_back_together_each_with_its_place_and_reason(birth):
@@ -57,7 +51,7 @@ def test_several_problems_come_back_together_each_with_its_place_and_reason(birt
     del form["mother_name"]  # required
     form["favourite_colour"] = "blue"  # not a question
     form["phone"] = "9847012345"  # no country code
-    documents = uploads_for(birth, form)
+    documents = sample_uploads(birth, form)
     documents.pop("hospital_birth_report")  # a missing document
     documents["applicant_passport"] = upload()  # not applicable: not abroad
 
@@ -102,7 +96,7 @@ def test_the_language_is_read_from_accept_language(header, expected):
 
 def test_a_document_is_judged_on_what_its_content_is_not_what_it_claims(birth):
     form = sample_form(birth, {"place_of_birth": "hospital"})
-    documents = uploads_for(birth, form)
+    documents = sample_uploads(birth, form)
     spec = next(d for d in birth["documents"] if d["code"] == "hospital_birth_report")
     documents["hospital_birth_report"] = Upload("a" * 64, "text/plain", 10, "report.pdf")
     documents["parent_identity_proof"] = upload("application/pdf", spec["max_bytes"] + 1)
@@ -115,7 +109,7 @@ def test_a_document_is_judged_on_what_its_content_is_not_what_it_claims(birth):
 
 def test_a_document_that_is_not_the_applicants_upload_is_named(birth):
     form = sample_form(birth, {"place_of_birth": "hospital"})
-    documents = {**uploads_for(birth, form), "hospital_birth_report": None}
+    documents = {**sample_uploads(birth, form), "hospital_birth_report": None}
     problems = application_problems(birth, form, documents)
     assert [(p["field"], p["code"]) for p in problems] == [
         ("documents.hospital_birth_report", "document_not_uploaded")
@@ -133,13 +127,13 @@ def test_a_document_that_is_not_the_applicants_upload_is_named(birth):
 )
 def test_text_answers_are_checked(birth, answer, code):
     form = {**sample_form(birth), "mother_name": answer}
-    problems = application_problems(birth, form, uploads_for(birth, form))
+    problems = application_problems(birth, form, sample_uploads(birth, form))
     assert [(p["field"], p["code"]) for p in problems] == [("form.mother_name", code)]
 
 
 def test_malayalam_and_other_scripts_are_answers_like_any_other(birth):
     form = {**sample_form(birth), "mother_name": "ആശ മേനോൻ", "father_name": "محمد"}
-    assert application_problems(birth, form, uploads_for(birth, form)) == []
+    assert application_problems(birth, form, sample_uploads(birth, form)) == []
 
 
 def test_an_integer_field_keeps_to_its_range():
@@ -202,7 +196,7 @@ def _filed(definition):
     stream = Stream(file_id)
     form = sample_form(definition)
     events = submit_application(
-        file_id, definition, KOCHI, CITIZEN, form, uploads_for(definition, form)
+        file_id, definition, KOCHI, CITIZEN, form, sample_uploads(definition, form)
     )
     return stream, stream.add(events, CITIZEN)
 
@@ -290,10 +284,7 @@ def test_a_definition_change_does_not_change_a_file_filed_under_the_old_version(
     }
     # A new version's file starts elsewhere ...
     other_stream = Stream(str(uuid.uuid4()))
-    form = sample_form(changed)
-    other = other_stream.add(
-        submit_application("g", changed, KOCHI, CITIZEN, form, uploads_for(changed, form)), CITIZEN
-    )
+    other = other_stream.add(submission("g", changed, KOCHI, CITIZEN), CITIZEN)
     assert other.state == "verified"
     # ... while the old file, replayed from its events, keeps its version.
     state = stream.add(take_action(state, "verify", CLERK), CLERK)

@@ -20,6 +20,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from ksmart_common.errors import InvalidInput
+from ksmart_common.roles import OFFICIAL_ROLES
 
 KINDS = ("citizen", "official", "auditor", "administrator")
 
@@ -48,13 +49,22 @@ class DemoUser:
 
 
 # The demo accounts `seed_demo_users` creates (all share one password, given at
-# seeding). The one list the docs cite: two local bodies, so a demo can show an
-# official of one body being refused another body's files.
+# seeding). The one list the docs cite: two citizens (one abroad), an official
+# of Kochi Corporation in every role a workflow names (<role>.kochi), and a
+# clerk of another body, so a demo can show an official of one body being
+# refused another body's files.
 DEMO_USERS: tuple[DemoUser, ...] = (
     DemoUser("citizen", "Demo Citizen", "citizen", ("citizen",), None),
-    DemoUser("clerk.kochi", "Clerk, Kochi Corporation", "official", ("clerk",), "KL-EKM-KOC"),
-    DemoUser(
-        "secretary.kochi", "Secretary, Kochi Corporation", "official", ("secretary",), "KL-EKM-KOC"
+    DemoUser("citizen.dubai", "Demo Citizen living in Dubai", "citizen", ("citizen",), None),
+    *(
+        DemoUser(
+            f"{role}.kochi",
+            f"{role.replace('_', ' ').capitalize()}, Kochi Corporation",
+            "official",
+            (role,),
+            "KL-EKM-KOC",
+        )
+        for role in OFFICIAL_ROLES
     ),
     DemoUser(
         "clerk.tvm", "Clerk, Thiruvananthapuram Corporation", "official", ("clerk",), "KL-TVM-TVC"

@@ -192,6 +192,18 @@ class GatewayService:
         cache_control = IMMUTABLE if version else f"public, max-age={CATALOGUE_MAX_AGE}"
         return cacheable(request, definition, definition["content_hash"], cache_control)
 
+    @api(
+        "GET",
+        f"{PREFIX}/definitions/<string:content_hash>",
+        summary="The definition with this content hash, however old: what a file was "
+        "filed under (its definition_hash)",
+        allowed_roles=PUBLIC,
+        tag="catalogue",
+    )
+    def get_definition(self, request, principal, content_hash):
+        definition = call(self.catalogue.get_definition, check_sha256(content_hash))
+        return cacheable(request, definition, definition["content_hash"], IMMUTABLE)
+
     # -- documents ---------------------------------------------------------------
 
     @api(

@@ -56,6 +56,10 @@ def test_a_services_checklist_is_one_cacheable_answer(platform):
 
     pinned = requests.get(_url(platform, "/services/trade-licence?version=1"), timeout=10)
     assert "immutable" in pinned.headers["Cache-Control"]
+    by_hash = requests.get(_url(platform, f"/definitions/{checklist['content_hash']}"), timeout=10)
+    assert by_hash.json() == checklist and "immutable" in by_hash.headers["Cache-Control"]
+    not_a_hash = requests.get(_url(platform, "/definitions/..%2Fetc"), timeout=10)
+    assert not_a_hash.status_code in (404, 422)
 
 
 def test_services_are_searched_in_either_language(platform):

@@ -96,6 +96,8 @@ class ApiEndpoint(HttpRequestHandler):
         status: int = 200,
         tag: str = "files",
         headers: tuple[str, ...] = (),
+        raw_body: bool = False,
+        binary_response: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(method, url, **kwargs)
@@ -107,6 +109,10 @@ class ApiEndpoint(HttpRequestHandler):
         self.status = status
         self.tag = tag
         self.request_headers = headers
+        # For the OpenAPI document: the body is bytes, not JSON (an upload),
+        # or the answer is a document's bytes.
+        self.raw_body = raw_body
+        self.binary_response = binary_response
 
     @property
     def is_public(self) -> bool:
@@ -166,12 +172,18 @@ def read_json(request: Request, schema: type[Schema]) -> dict:
             [{"field": "body", "message": f"at most {MAX_BODY_BYTES} bytes"}],
         )
     try:
-        document = json.loads(raw)
+        document = json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as error:
         raise problems.BadRequestBody(f"the body is not JSON: {error}") from error
     if not isinstance(document, dict):
         raise errors.InvalidInput("the body must be a JSON object")
     return instance(schema).load(document)
+
+
+def _refuse_constant(name: str) -> None:
+    # Python's json takes NaN and Infinity, which JSON does not have and no
+    # event could store.
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def read_query(request: Request, schema: type[Schema]) -> dict:

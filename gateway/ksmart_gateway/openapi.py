@@ -10,17 +10,20 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from ksmart_common.documents import DOCUMENT_FORMATS
 from ksmart_gateway import schemas
 from ksmart_gateway.api import ApiEndpoint
 
 PATH_PARAMETER = re.compile(r"<(?:(\w+):)?(\w+)>")
 PROBLEM = {"application/problem+json": {"schema": "Problem"}}
+BINARY = {"type": "string", "format": "binary"}
 ERROR_RESPONSES = {
     "400": "The body is not JSON",
     "401": "No valid bearer token",
     "403": "The caller's role or jurisdiction does not allow this",
     "404": "Not found, or not the caller's to see",
     "409": "The file changed since it was read, or the action does not fit its state",
+    "413": "The body or document is too large",
     "415": "The body is not application/json",
     "422": "The request has problems: every one is listed",
     "503": "A service is unavailable; retry after the Retry-After seconds",
@@ -65,8 +68,12 @@ def _operation(name: str, endpoint: ApiEndpoint) -> dict[str, Any]:
             "required": True,
             "content": {"application/json": {"schema": endpoint.body_schema}},
         }
+    if endpoint.raw_body:
+        operation["requestBody"] = {"required": True, "content": {"*/*": {"schema": BINARY}}}
     success: dict[str, Any] = {"description": "Success"}
-    if endpoint.response_schema is not None:
+    if endpoint.binary_response:
+        success["content"] = {media: {"schema": BINARY} for media in DOCUMENT_FORMATS}
+    elif endpoint.response_schema is not None:
         success["content"] = {"application/json": {"schema": endpoint.response_schema}}
     else:
         success["content"] = {"application/json": {"schema": {"type": "object"}}}

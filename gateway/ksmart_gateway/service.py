@@ -93,9 +93,8 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 
 def cacheable(request: Request, body: Any, tag: str, cache_control: str) -> Response | ApiResult:
     """The answer with its ETag, or 304 Not Modified if the caller has it."""
-    quoted = f'"{tag}"'
-    headers = {"ETag": quoted, "Cache-Control": cache_control}
-    if quoted in request.if_none_match or request.if_none_match.contains(tag):
+    headers = {"ETag": f'"{tag}"', "Cache-Control": cache_control}
+    if request.if_none_match.contains(tag):
         return Response(status=304, headers=headers)
     return ApiResult(body, headers=headers)
 
@@ -216,6 +215,7 @@ class GatewayService:
         response=schemas.UploadResponse,
         status=201,
         tag="documents",
+        raw_body=True,
     )
     def upload_document(self, request, principal):
         filename = safe_filename(read_query(request, schemas.UploadQuery)["filename"])
@@ -262,6 +262,7 @@ class GatewayService:
         summary="Download a document of a file: for those who may read the file",
         allowed_roles=ANYONE_SIGNED_IN,
         tag="documents",
+        binary_response=True,
     )
     def download_document(self, request, principal, file_id, code):
         upload = call(self.applications.document_for_reader, str(file_id), code, actor(principal))

@@ -111,6 +111,17 @@ def test_every_problem_of_an_application_comes_in_one_answer_and_nothing_is_stor
     assert in_malayalam.json()["detail"].startswith("അപേക്ഷയിൽ 4")
 
 
+def test_a_body_that_is_not_json_is_refused_before_anything_is_read(platform):
+    body = '{"service_code": "birth-certificate", "local_body": "KL-EKM-KOC", "form": {"x": NaN}}'
+    reply = requests.post(
+        _url(platform, "/files"),
+        data=body,
+        headers={**platform.as_user("citizen"), "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert reply.status_code == 400 and reply.headers["Content-Type"] == PROBLEM
+
+
 def test_another_citizens_upload_cannot_be_attached(platform):
     body = citizen.application(platform)
     # Same codes and hashes, but the uploads are the first citizen's, not this one's.

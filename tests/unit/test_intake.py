@@ -290,3 +290,22 @@ def test_a_definition_change_does_not_change_a_file_filed_under_the_old_version(
     state = stream.add(take_action(state, "verify", CLERK), CLERK)
     assert (state.definition_version, state.definition_hash) == (1, birth["content_hash"])
     assert state.state == "verified" and state.timeline[0]["to_state"] == "submitted"
+
+
+@pytest.mark.parametrize(
+    ("timing", "late_fee"),
+    [
+        ("within_21_days", 0),
+        ("within_30_days", 200),
+        ("within_one_year", 500),
+        ("after_one_year", 1000),
+    ],
+)
+def test_a_late_birth_registration_owes_the_late_fee_of_its_period(birth, timing, late_fee):
+    form = sample_form(birth, {"registration_timing": timing})
+    assert fee_demand(birth, form)["total_paise"] == late_fee
+    needed = {spec["code"] for spec in documents_needed(birth, form)}
+    assert ("late_registration_affidavit" in needed) == (
+        timing in ("within_one_year", "after_one_year")
+    )
+    assert ("rdo_order" in needed) == (timing == "after_one_year")

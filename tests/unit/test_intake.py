@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from ksmart_catalogue.catalogue import Catalogue
-from ksmart_catalogue.samples import sample_form
+from ksmart_catalogue.samples import documents_needed, sample_form
 from ksmart_common.domain.file import (
     Actor,
     attach_document,

@@ -83,7 +83,7 @@ MAX_REMEMBERED_SERIES = 50_000
 
 
 @dataclass(frozen=True)
-class StreamNumber:
+class NumberRequest:
     """Ask for a new stream's number in `series`: the store writes
     "<series>/<number, `width` digits>" into the first event's data under
     `data_key`, in the appending transaction."""
@@ -102,7 +102,7 @@ class AppendRequest:
     events: Sequence[NewEvent]
     expected_version: int | None
     metadata: dict[str, Any]
-    number: StreamNumber | None = None
+    number: NumberRequest | None = None
     done: threading.Event = field(default_factory=threading.Event)
     envelopes: list[Envelope] | None = None
     error: BaseException | None = None

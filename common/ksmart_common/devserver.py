@@ -23,7 +23,11 @@ import pika
 
 from ksmart_common import config
 from ksmart_common.documents import DOCUMENTS_DIR_ENV
-from ksmart_common.payments import PAYMENT_SECRET_ENV
+from ksmart_common.payments import (
+    PAYMENT_PROVIDER_ENV,
+    PAYMENT_SECRET_ENV,
+    FakePaymentProvider,
+)
 from ksmart_common.services import SERVICES as SERVICE_CLASSES
 
 # Where `make run` keeps the fake payment provider's secret (ksmart-admin fake-pay reads it).
@@ -124,12 +128,14 @@ def wait_for_exit(processes: Mapping[str, subprocess.Popen], timeout: float = 20
 
 def dev_environment(run_dir: Path) -> dict[str, str]:
     """What a development platform needs beyond the defaults: a documents
-    folder and a payment secret for the fake provider, both under the run
+    folder, and the fake payment provider with a secret, under the run
     folder (the secret made once, readable by its owner only), unless the
     environment names its own."""
     environ = {}
     if not os.environ.get(DOCUMENTS_DIR_ENV):
         environ[DOCUMENTS_DIR_ENV] = str((run_dir / "documents").resolve())
+    if not os.environ.get(PAYMENT_PROVIDER_ENV):
+        environ[PAYMENT_PROVIDER_ENV] = FakePaymentProvider.name
     if not os.environ.get(PAYMENT_SECRET_ENV):
         secret_file = run_dir / PAYMENT_SECRET_FILE
         if not secret_file.exists():

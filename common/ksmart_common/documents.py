@@ -24,33 +24,49 @@ from typing import BinaryIO, Protocol
 from ksmart_common.config import env
 from ksmart_common.errors import InvalidInput, NotFound, PayloadTooLarge
 
+
 # What the platform takes as a document at all; a service's definition may
-# narrow both for each of its documents.
-DOCUMENT_FORMATS = ("application/pdf", "image/jpeg", "image/png")
+# narrow both for each of its documents. One table: each accepted type with
+# the magic bytes its content starts with, its name for people, and the
+# extension a download is saved with.
+@dataclass(frozen=True)
+class DocumentType:
+    media_type: str
+    magic: bytes
+    name: str
+    extension: str
+
+
+DOCUMENT_TYPES = {
+    kind.media_type: kind
+    for kind in (
+        DocumentType("application/pdf", b"%PDF-", "PDF", "pdf"),
+        DocumentType("image/jpeg", b"\xff\xd8\xff", "JPEG", "jpg"),
+        DocumentType("image/png", b"\x89PNG\r\n\x1a\n", "PNG", "png"),
+    )
+}
+DOCUMENT_FORMATS = tuple(DOCUMENT_TYPES)
 MAX_DOCUMENT_BYTES = 25 * 1024 * 1024
+# A sha256 as documents are named by: 64 lowercase hexadecimal digits.
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+MAX_FILENAME_LENGTH = 255
 
 DOCUMENTS_DIR_ENV = "KSMART_DOCUMENTS_DIR"
 DEFAULT_DOCUMENTS_DIR = "var/documents"
 
 CHUNK_BYTES = 64 * 1024
 
-# Long enough for every signature below; the sniffer is given this many bytes.
+# Long enough for every signature above; the sniffer is given this many bytes.
 SNIFF_BYTES = 8
 
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"%PDF-", "application/pdf"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-)
-
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_SHA256_HEX = re.compile(SHA256_PATTERN)
 
 
 def sniff_media_type(head: bytes) -> str | None:
     """The media type the content's magic bytes announce, or None if unknown."""
-    for magic, media_type in _MAGIC:
-        if head.startswith(magic):
-            return media_type
+    for kind in DOCUMENT_TYPES.values():
+        if head.startswith(kind.magic):
+            return kind.media_type
     return None
 
 

@@ -50,7 +50,7 @@ from psycopg2.extras import register_uuid
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.engine import Engine
 
-from ksmart_common.appender import Appender, AppendRequest, StreamNumber
+from ksmart_common.appender import Appender, AppendRequest, NumberRequest
 from ksmart_common.envelope import REQUIRED_METADATA, Envelope, NewEvent
 
 metadata = sa.MetaData()
@@ -114,7 +114,7 @@ class EventStore:
         events: Sequence[NewEvent],
         expected_version: int | None,
         metadata: dict[str, Any],
-        number: StreamNumber | None = None,
+        number: NumberRequest | None = None,
     ) -> list[Envelope]:
         """Append `events` to `stream_id` in one transaction.
 

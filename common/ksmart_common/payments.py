@@ -24,6 +24,7 @@ from ksmart_common.errors import InvalidInput, Unauthenticated
 SIGNATURE_HEADER = "X-Payment-Signature"
 SIGNATURE_PREFIX = "sha256="
 PAYMENT_SECRET_ENV = "KSMART_PAYMENT_SECRET"
+PAYMENT_PROVIDER_ENV = "KSMART_PAYMENT_PROVIDER"
 MIN_SECRET_LENGTH = 32
 STATUSES = ("captured", "failed")
 
@@ -172,12 +173,22 @@ def _parse_body(body: bytes) -> dict[str, Any]:
 def provider_from_environment(environ: Mapping[str, str] | None = None) -> PaymentProvider | None:
     """The configured provider, or None when payments are not configured.
 
-    There is deliberately no default secret: a secret in the code would let
-    anyone who reads it forge "captured" callbacks.
+    The provider is named explicitly (KSMART_PAYMENT_PROVIDER): a fake one
+    that charges nothing must never switch itself on because a secret
+    happens to be set. There is deliberately no default secret either: a
+    secret in the code would let anyone who reads it forge "captured"
+    callbacks.
     """
-    secret = (os.environ if environ is None else environ).get(PAYMENT_SECRET_ENV, "")
-    if secret == "":
+    environ = os.environ if environ is None else environ
+    name = environ.get(PAYMENT_PROVIDER_ENV, "")
+    if name == "":
         return None
+    if name != FakePaymentProvider.name:
+        raise ValueError(
+            f"{PAYMENT_PROVIDER_ENV}={name!r}: the only provider built so far is "
+            f"{FakePaymentProvider.name!r} (development and tests)"
+        )
+    secret = environ.get(PAYMENT_SECRET_ENV, "")
     if len(secret) < MIN_SECRET_LENGTH:
         raise ValueError(
             f"{PAYMENT_SECRET_ENV} must be at least {MIN_SECRET_LENGTH} characters"

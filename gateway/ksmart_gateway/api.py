@@ -11,6 +11,7 @@ what every endpoint needs, so no endpoint repeats it:
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from collections.abc import Iterable
@@ -172,7 +173,9 @@ def read_json(request: Request, schema: type[Schema]) -> dict:
             [{"field": "body", "message": f"at most {MAX_BODY_BYTES} bytes"}],
         )
     try:
-        document = json.loads(raw, parse_constant=_refuse_constant)
+        document = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite)
+        # A lone surrogate (\ud800) is valid JSON but not text any event can hold.
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
     except (ValueError, RecursionError) as error:
         raise problems.BadRequestBody(f"the body is not JSON: {error}") from error
     if not isinstance(document, dict):
@@ -184,6 +187,13 @@ def _refuse_constant(name: str) -> None:
     # Python's json takes NaN and Infinity, which JSON does not have and no
     # event could store.
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e999
+        raise ValueError(f"{text} is too large a number")
+    return number
 
 
 def read_query(request: Request, schema: type[Schema]) -> dict:

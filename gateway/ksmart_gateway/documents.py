@@ -8,14 +8,16 @@ decides who may read it.
 
 from __future__ import annotations
 
-import re
+import unicodedata
 from typing import Any
 
 from nameko.extensions import DependencyProvider
 
 from ksmart_common.documents import (
     DOCUMENT_FORMATS,
+    DOCUMENT_TYPES,
     MAX_DOCUMENT_BYTES,
+    MAX_FILENAME_LENGTH,
     DocumentStorage,
     storage_from_config,
 )
@@ -28,8 +30,9 @@ __all__ = [
     "safe_filename",
 ]
 
-EXTENSIONS = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}
-_UNSAFE = re.compile(r"[^\w.\- ()]+", re.UNICODE)
+# Letters (any script, with their vowel signs), digits, and a little
+# punctuation; nothing else survives into a stored file name.
+_KEPT_PUNCTUATION = frozenset(".-_ ()")
 
 
 class DocumentStorageProvider(DependencyProvider):
@@ -46,11 +49,15 @@ def safe_filename(name: str | None) -> str | None:
     if name is None:
         return None
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    cleaned = _UNSAFE.sub("_", base).strip(" .")
-    return cleaned[:255] or None
+    cleaned = "".join(
+        char if unicodedata.category(char)[0] in "LMN" or char in _KEPT_PUNCTUATION else "_"
+        for char in base
+    ).strip(" .")
+    return cleaned[:MAX_FILENAME_LENGTH] or None
 
 
 def download_name(code: str, upload: dict[str, Any]) -> str:
     """The name a download is saved as: the document's code and its real
     type, never the uploader's name (which a header must not carry)."""
-    return f"{code}.{EXTENSIONS.get(upload['media_type'], 'bin')}"
+    kind = DOCUMENT_TYPES.get(upload["media_type"])
+    return f"{code}.{kind.extension if kind else 'bin'}"

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from ksmart_common.documents import MAX_FILENAME_LENGTH, SHA256_PATTERN
 from ksmart_common.envelope import EnvelopeSchema
 
 LOCAL_BODY_CODE = validate.Regexp(
     r"^[A-Z]{2}-[A-Z]{3}-[A-Z0-9]{2,6}$", error="a local-body code such as KL-EKM-KOC"
 )
 FORM_VALUE = fields.Raw(allow_none=True)
-SHA256 = validate.Regexp(r"^[0-9a-f]{64}$", error="a sha256: 64 lowercase hexadecimal digits")
+SHA256 = validate.Regexp(SHA256_PATTERN, error="a sha256: 64 lowercase hexadecimal digits")
 DOCUMENT_CODE = validate.Regexp(r"^[a-z][a-z0-9_]{0,63}$", error="a document code")
 SERVICE_CODE = validate.Regexp(r"^[a-z0-9-]{2,64}$", error="a service code")
 
@@ -56,7 +57,9 @@ class AttachDocumentRequest(StrictSchema):
 
 
 class UploadQuery(StrictSchema):
-    filename = fields.String(load_default=None, validate=validate.Length(min=1, max=255))
+    filename = fields.String(
+        load_default=None, validate=validate.Length(min=1, max=MAX_FILENAME_LENGTH)
+    )
 
 
 class UploadResponse(Schema):

@@ -12,8 +12,10 @@ import hashlib
 import json
 from typing import Any
 
+from eventlet import tpool
 from nameko.rpc import RpcProxy
 from werkzeug.wrappers import Request, Response
+from werkzeug.wsgi import wrap_file
 
 from ksmart_common.documents import check_sha256
 from ksmart_common.domain.intake import language
@@ -88,13 +90,16 @@ def parse_if_match(value: str | None) -> int | None:
 # The catalogue changes only when a new version ships: answers may be cached
 # for a while, and one pinned to a version (or hash) for ever.
 CATALOGUE_MAX_AGE = 300
+MAX_CALLBACK_BYTES = 16 * 1024
+DOWNLOAD_CHUNK_BYTES = 64 * 1024
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 def cacheable(request: Request, body: Any, tag: str, cache_control: str) -> Response | ApiResult:
     """The answer with its ETag, or 304 Not Modified if the caller has it."""
     headers = {"ETag": f'"{tag}"', "Cache-Control": cache_control}
-    if request.if_none_match.contains(tag):
+    # Weak comparison, as If-None-Match asks: a cache may hand back W/"...".
+    if request.if_none_match.contains_weak(tag):
         return Response(status=304, headers=headers)
     return ApiResult(body, headers=headers)
 
@@ -224,7 +229,11 @@ class GatewayService:
                 "the document is too large",
                 [{"field": "body", "message": f"at most {MAX_DOCUMENT_BYTES} bytes"}],
             )
-        stored = self.documents.put(request.stream, MAX_DOCUMENT_BYTES, DOCUMENT_FORMATS)
+        # Hashing and fsync are blocking work: a real thread, so the gateway's
+        # other requests (green threads) are not held up meanwhile.
+        stored = tpool.execute(
+            self.documents.put, request.stream, MAX_DOCUMENT_BYTES, DOCUMENT_FORMATS
+        )
         upload = call(
             self.applications.record_upload,
             stored.sha256,
@@ -268,7 +277,7 @@ class GatewayService:
         upload = call(self.applications.document_for_reader, str(file_id), code, actor(principal))
         sha256 = check_sha256(upload["sha256"])
         return Response(
-            self.documents.open(sha256),
+            wrap_file(request.environ, self.documents.open(sha256), DOWNLOAD_CHUNK_BYTES),
             direct_passthrough=True,
             content_type=upload["media_type"],
             headers={
@@ -307,8 +316,12 @@ class GatewayService:
         headers=(SIGNATURE_HEADER,),
     )
     def payment_callback(self, request, principal):
-        raw = request.get_data(cache=False)
-        if len(raw) > 16 * 1024:
+        # Anyone can call this before the signature is checked: read no more
+        # than a callback can be.
+        if (request.content_length or 0) > MAX_CALLBACK_BYTES:
+            raise PayloadTooLarge("the callback is too large")
+        raw = request.stream.read(MAX_CALLBACK_BYTES + 1)
+        if len(raw) > MAX_CALLBACK_BYTES:
             raise PayloadTooLarge("the callback is too large")
         try:
             body = raw.decode("utf-8")

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from ksmart_common.envelope import NewEvent, verify_chain
 from ksmart_common.errors import VersionConflict
-from ksmart_common.eventstore import EventStore, StreamNumber
+from ksmart_common.eventstore import EventStore, NumberRequest
 
 METADATA = {"actor_id": "u", "actor_roles": ["citizen"], "correlation_id": "c"}
 KEY = "file_number"
@@ -34,7 +34,7 @@ def _new_file(store, series):
         [NewEvent("ApplicationSubmitted", {"form": {}})],
         0,
         METADATA,
-        StreamNumber(series, KEY),
+        NumberRequest(series, KEY),
     )
     return envelope
 
@@ -101,7 +101,7 @@ def test_a_refused_append_uses_no_number(store):
             [NewEvent("ApplicationSubmitted", {})],
             0,
             METADATA,
-            StreamNumber("KL-EKM-KOC/BR/2026", KEY),
+            NumberRequest("KL-EKM-KOC/BR/2026", KEY),
         )
     duplicate_id = first.event_id
     with pytest.raises(Exception):  # noqa: B017 - a unique violation from the driver
@@ -110,7 +110,7 @@ def test_a_refused_append_uses_no_number(store):
             [NewEvent("ApplicationSubmitted", {}, event_id=duplicate_id)],
             0,
             METADATA,
-            StreamNumber("KL-EKM-KOC/BR/2026", KEY),
+            NumberRequest("KL-EKM-KOC/BR/2026", KEY),
         )
     assert _new_file(store, "KL-EKM-KOC/BR/2026").data[KEY].endswith("/000002")
 
@@ -127,7 +127,9 @@ def test_a_replica_with_a_stale_memory_of_a_series_does_not_repeat_a_number(two_
 def test_only_a_new_stream_is_numbered(store):
     envelope = _new_file(store, "S/2")
     with pytest.raises(ValueError):
-        store.append(envelope.stream_id, [NewEvent("X", {})], 1, METADATA, StreamNumber("S/2", KEY))
+        store.append(
+            envelope.stream_id, [NewEvent("X", {})], 1, METADATA, NumberRequest("S/2", KEY)
+        )
 
 
 def test_numbers_cannot_be_changed_even_by_the_owner(applications_db, store):

@@ -122,6 +122,27 @@ def test_a_body_that_is_not_json_is_refused_before_anything_is_read(platform):
     assert reply.status_code == 400 and reply.headers["Content-Type"] == PROBLEM
 
 
+def test_text_that_is_not_unicode_is_refused_as_a_bad_body(platform):
+    body = '{"service_code": "x", "local_body": "KL-EKM-KOC", "form": {"x": "\\ud800"}}'
+    reply = requests.post(
+        _url(platform, "/files"),
+        data=body,
+        headers={**platform.as_user("citizen"), "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert reply.status_code == 400 and reply.headers["Content-Type"] == PROBLEM
+
+
+def test_an_oversized_payment_callback_is_refused_unread(platform):
+    reply = requests.post(
+        _url(platform, "/payments/callback"),
+        data=b"{" + b" " * (1024 * 1024) + b"}",
+        headers={"Content-Type": "application/json", SIGNATURE_HEADER: "sha256=00"},
+        timeout=10,
+    )
+    assert reply.status_code == 413
+
+
 def test_another_citizens_upload_cannot_be_attached(platform):
     body = citizen.application(platform)
     # Same codes and hashes, but the uploads are the first citizen's, not this one's.
@@ -146,6 +167,9 @@ def test_documents_are_judged_by_their_content_not_their_name(platform):
     tricky = citizen.upload(platform, png, filename="../../etc/\u202epasswd.pdf")
     assert tricky.status_code == 201
     assert "/" not in tricky.json()["filename"] and "\u202e" not in tricky.json()["filename"]
+    malayalam = citizen.SAMPLE_CONTENT["image/png"] + b"malayalam name"
+    named = citizen.upload(platform, malayalam, filename="ജനന സർട്ടിഫിക്കറ്റ്.png")
+    assert named.json()["filename"] == "ജനന സർട്ടിഫിക്കറ്റ്.png"
 
 
 def test_an_oversized_document_is_refused_without_being_stored(platform):
@@ -185,16 +209,28 @@ def test_a_files_documents_are_read_only_by_those_who_may_read_the_file(platform
         assert reply.status_code == 404, outsider
 
 
-def test_the_applicant_attaches_a_document_later_as_an_event(platform):
+def test_the_applicant_attaches_a_document_when_a_clarification_asks(platform):
     file = citizen.submit(platform, citizen.application(platform)).json()
     content = citizen.SAMPLE_CONTENT["application/pdf"] + b"a newer copy"
     sha256 = citizen.upload(platform, content).json()["sha256"]
-    reply = requests.post(
-        _url(platform, f"/files/{file['file_id']}/documents"),
-        json={"code": "parent_identity_proof", "sha256": sha256},
-        headers=platform.as_user("citizen"),
+
+    def attach():
+        return requests.post(
+            _url(platform, f"/files/{file['file_id']}/documents"),
+            json={"code": "parent_identity_proof", "sha256": sha256},
+            headers=platform.as_user("citizen"),
+            timeout=10,
+        )
+
+    assert attach().status_code == 409  # the office holds the file
+    returned = requests.post(
+        _url(platform, f"/files/{file['file_id']}/actions"),
+        json={"action": "return_for_clarification", "remarks": "The ID copy is unreadable"},
+        headers=platform.as_user("clerk.kochi"),
         timeout=10,
     )
+    assert returned.status_code == 200, returned.text
+    reply = attach()
     assert reply.status_code == 200, reply.text
     assert reply.json()["documents"]["parent_identity_proof"]["sha256"] == sha256
     assert reply.json()["timeline"][-1]["event_type"] == "DocumentAttached"

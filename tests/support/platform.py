@@ -87,6 +87,7 @@ def running_platform(tmp_dir: Path, names=(*SERVICES, "relay")) -> Iterator[Plat
             "KSMART_RETRY_DELAYS_MS": ",".join(map(str, TEST_RETRY_DELAYS_MS)),
             "KSMART_LOG_LEVEL": "INFO",
             "KSMART_DOCUMENTS_DIR": str(tmp_dir / "documents"),
+            "KSMART_PAYMENT_PROVIDER": "fake",
             "KSMART_PAYMENT_SECRET": secrets.token_hex(32),
         }
         processes = start(tmp_dir, env, names=list(names))

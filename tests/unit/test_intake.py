@@ -236,37 +236,57 @@ def test_a_file_whose_fee_is_unpaid_is_not_decided_until_it_is_paid():
     assert state.is_final
 
 
-def test_a_payment_must_match_what_is_due():
+def test_money_taken_is_always_recorded_and_an_overpayment_is_owed_back():
     licence = CATALOGUE.get_service("trade-licence", 1)
-    _, state = _filed(licence)
-    with pytest.raises(InvalidInput):
-        record_payment(state, "pay-1", "fake", state.fee_due_paise - 1)
+    stream, state = _filed(licence)
+    due = state.fee_due_paise
+    state = stream.add(record_payment(state, "pay-1", "fake", due - 100), CITIZEN)
+    assert (state.fee_due_paise, state.refund_due_paise) == (100, 0)
+    state = stream.add(record_payment(state, "pay-2", "fake", due), CITIZEN)
+    assert (state.fee_due_paise, state.refund_due_paise) == (0, due - 100)
+    assert state.view()["refund_due_paise"] == due - 100
+    assert [entry["role"] for entry in state.timeline[-2:]] == ["payment_provider"] * 2
 
 
-def test_a_free_service_owes_nothing_and_takes_no_payment(birth):
-    _, state = _filed(birth)
-    assert state.fee_due_paise == 0
-    with pytest.raises(ActionNotAllowed):
-        record_payment(state, "pay-1", "fake", 100)
+def test_an_unpaid_file_offers_no_grant_but_can_still_be_refused():
+    licence = CATALOGUE.get_service("trade-licence", 1)
+    stream, state = _filed(licence)
+    machine = state.machine
+    granting = {action.name for action in machine.actions.values() if machine.grants(action)}
+    while not state.is_final:
+        assert not granting & set(state.allowed_actions())
+        actor = Actor(f"{state.waits_on}-1", (state.waits_on,), KOCHI)
+        offered = state.allowed_actions()
+        action = "reject" if "reject" in offered else offered[0]
+        state = stream.add(take_action(state, action, actor, "not a trade"), actor)
+    assert machine.states[state.state].outcome == "refused"
 
 
 # -- documents added later -------------------------------------------------------
 
 
-def test_the_applicant_attaches_a_document_to_an_open_file(birth):
+def test_the_applicant_attaches_a_document_when_a_clarification_asks(birth):
     stream, state = _filed(birth)
-    spec = birth["documents"][0]
+    spec = next(doc for doc in birth["documents"] if "condition" not in doc)
     new = upload(spec["formats"][0], 100, "again")
+    # While the office holds the file, what it checks must not change under it.
+    with pytest.raises(ActionNotAllowed):
+        attach_document(state, birth, spec["code"], new, CITIZEN)
+
+    state = stream.add(take_action(state, "return_for_clarification", CLERK, "clearer copy"), CLERK)
     state = stream.add(attach_document(state, birth, spec["code"], new, CITIZEN), CITIZEN)
     assert state.documents[spec["code"]]["sha256"] == new.sha256
     assert state.timeline[-1]["action"] == "attach_document"
-    assert state.state == "submitted"
+    assert state.state == "clarification_requested"
 
     with pytest.raises(Forbidden):
         attach_document(state, birth, spec["code"], new, CLERK)
     with pytest.raises(InvalidInput) as raised:
         attach_document(state, birth, "love_letter", new, CITIZEN)
     assert raised.value.problems[0]["code"] == "document_unknown"
+    with pytest.raises(InvalidInput) as raised:
+        attach_document(state, birth, "rdo_order", new, CITIZEN)  # not late: not needed
+    assert raised.value.problems[0]["code"] == "document_not_applicable"
     with pytest.raises(InvalidInput):
         attach_document(state, birth, spec["code"], upload("image/gif"), CITIZEN)
 
@@ -309,3 +329,12 @@ def test_a_late_birth_registration_owes_the_late_fee_of_its_period(birth, timing
         timing in ("within_one_year", "after_one_year")
     )
     assert ("rdo_order" in needed) == (timing == "after_one_year")
+
+
+def test_direction_overrides_are_refused_but_malayalam_joiners_are_not(birth):
+    form = {**sample_form(birth), "mother_name": "Asha\u202eanemoM"}
+    problems = application_problems(birth, form, sample_uploads(birth, form))
+    assert [p["code"] for p in problems] == ["control_characters"]
+    # ZWJ and ZWNJ are part of Malayalam spelling (chillu letters, conjuncts).
+    form = {**sample_form(birth), "mother_name": "ആശ\u200dമേനോൻ\u200c"}
+    assert application_problems(birth, form, sample_uploads(birth, form)) == []

@@ -6,6 +6,7 @@ import pytest
 
 from ksmart_common.errors import InvalidInput, Unauthenticated
 from ksmart_common.payments import (
+    PAYMENT_PROVIDER_ENV,
     PAYMENT_SECRET_ENV,
     SIGNATURE_HEADER,
     FakePaymentProvider,
@@ -137,13 +138,19 @@ def test_the_status_must_be_captured_or_failed(provider, status):
     assert [p["field"] for p in parse_signed(provider, body)] == ["status"]
 
 
-@pytest.mark.parametrize("environ", [{}, {PAYMENT_SECRET_ENV: ""}])
-def test_no_secret_means_payments_are_not_configured(environ):
+FAKE = {PAYMENT_PROVIDER_ENV: "fake"}
+
+
+@pytest.mark.parametrize(
+    "environ", [{}, {PAYMENT_PROVIDER_ENV: ""}, {PAYMENT_SECRET_ENV: "k" * 64}]
+)
+def test_without_a_named_provider_payments_are_not_configured(environ):
+    # A secret alone never switches on a provider that charges nothing.
     assert provider_from_environment(environ) is None
 
 
-def test_a_secret_of_32_characters_configures_the_fake_provider():
-    provider = provider_from_environment({PAYMENT_SECRET_ENV: "k" * 32})
+def test_the_fake_provider_is_named_and_given_a_secret_of_32_characters():
+    provider = provider_from_environment({**FAKE, PAYMENT_SECRET_ENV: "k" * 32})
     assert isinstance(provider, FakePaymentProvider)
     body = provider.callback_body("file-1", 100)
     assert (
@@ -151,10 +158,15 @@ def test_a_secret_of_32_characters_configures_the_fake_provider():
     )
 
 
-@pytest.mark.parametrize("secret", ["short", "k" * 31])
-def test_a_short_secret_is_refused(secret):
+@pytest.mark.parametrize("secret", ["", "short", "k" * 31])
+def test_a_missing_or_short_secret_is_refused(secret):
     with pytest.raises(ValueError, match=PAYMENT_SECRET_ENV):
-        provider_from_environment({PAYMENT_SECRET_ENV: secret})
+        provider_from_environment({**FAKE, PAYMENT_SECRET_ENV: secret})
+
+
+def test_an_unknown_provider_is_refused():
+    with pytest.raises(ValueError, match=PAYMENT_PROVIDER_ENV):
+        provider_from_environment({PAYMENT_PROVIDER_ENV: "paypal", PAYMENT_SECRET_ENV: "k" * 40})
 
 
 def test_the_provider_itself_refuses_a_short_secret():
@@ -163,7 +175,8 @@ def test_the_provider_itself_refuses_a_short_secret():
 
 
 def test_reads_the_process_environment(monkeypatch):
-    monkeypatch.delenv(PAYMENT_SECRET_ENV, raising=False)
-    assert provider_from_environment() is None
+    monkeypatch.delenv(PAYMENT_PROVIDER_ENV, raising=False)
     monkeypatch.setenv(PAYMENT_SECRET_ENV, "k" * 40)
+    assert provider_from_environment() is None
+    monkeypatch.setenv(PAYMENT_PROVIDER_ENV, "fake")
     assert provider_from_environment() is not None

@@ -37,6 +37,8 @@ PAY_ACTION = "pay_fee"
 # file's number, assigned without gaps in the appending transaction.
 FILE_NUMBER_KEY = "file_number"
 NO_FEE = {"items": [], "total_paise": 0}
+# Who records a payment: the provider, as its signed callback proves.
+PAYMENT_PROVIDER = "payment_provider"
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,11 @@ class FileState:
         return max(0, self.fee_demand["total_paise"] - self.paid_paise)
 
     @property
+    def refund_due_paise(self) -> int:
+        """Paid beyond the demand (a payment made twice): owed back."""
+        return max(0, self.paid_paise - self.fee_demand["total_paise"])
+
+    @property
     def machine(self) -> Workflow:
         return _workflow(self.definition_hash, self.workflow)
 
@@ -87,7 +94,13 @@ class FileState:
         return self.machine.is_final(self.state)
 
     def allowed_actions(self) -> list[str]:
-        return [action.name for action in self.machine.actions_from(self.state)]
+        """The actions the state offers now: a grant waits for the fee."""
+        machine = self.machine
+        return [
+            action.name
+            for action in machine.actions_from(self.state)
+            if not (self.fee_due_paise and machine.grants(action))
+        ]
 
     def view(self) -> dict[str, Any]:
         """What a reader of the file is shown: everything but the pinned
@@ -96,6 +109,7 @@ class FileState:
         del document["workflow"]
         document["allowed_actions"] = self.allowed_actions()
         document["fee_due_paise"] = self.fee_due_paise
+        document["refund_due_paise"] = self.refund_due_paise
         return document
 
     def to_dict(self) -> dict[str, Any]:
@@ -205,18 +219,27 @@ def attach_document(
     actor: Actor,
     lang: str = intake.DEFAULT_LANGUAGE,
 ) -> list[NewEvent]:
-    """The applicant adds (or replaces) a document of an open file, as a
-    clarification may ask; checked against the definition the file was
-    filed under."""
+    """The applicant adds (or replaces) a document while the file waits on
+    them (a clarification asked for it), checked against the definition the
+    file was filed under. Never while officials hold the file: what they
+    verified must be what is decided on."""
     if actor.actor_id != state.applicant_id or CITIZEN_ROLE not in actor.roles:
         raise Forbidden("only the applicant may attach documents to the file")
-    if state.is_final:
+    if state.waits_on != APPLICANT:
         raise ActionNotAllowed(
-            f"the file is {state.state!r}: it takes no more documents",
-            [{"field": "file", "message": "the file has been decided"}],
+            f"the file is {state.state!r}: documents are added when a clarification asks",
+            [{"field": "file", "message": "the file is with the office, not with you"}],
         )
     spec = next((doc for doc in definition["documents"] if doc["code"] == code), None)
-    if spec is None:
+    if spec is not None and not intake.applies(spec, state.form):
+        problems = [
+            {
+                "field": f"documents.{code}",
+                "code": "document_not_applicable",
+                "message": intake.message("document_not_applicable", lang, spec["label"]),
+            }
+        ]
+    elif spec is None:
         problems = [
             {
                 "field": f"documents.{code}",
@@ -239,20 +262,12 @@ def attach_document(
 def record_payment(
     state: FileState, payment_id: str, provider: str, amount_paise: int
 ) -> list[NewEvent]:
-    """FeePaid for a payment the provider confirmed; nothing for one already
-    counted (providers repeat their callbacks)."""
+    """FeePaid for a payment the provider captured; nothing for one already
+    counted (providers repeat their callbacks). Money taken is always
+    recorded, even more than is due (a second payment): the excess shows as
+    a refund due, never as a payment refused and lost."""
     if payment_id in state.payments:
         return []
-    if state.fee_due_paise == 0:
-        raise ActionNotAllowed(
-            "the file owes no fee",
-            [{"field": "payment_id", "message": "no fee is due on this file"}],
-        )
-    if amount_paise != state.fee_due_paise:
-        raise InvalidInput(
-            f"the payment of {amount_paise} paise does not match the {state.fee_due_paise} due",
-            [{"field": "amount_paise", "message": f"{state.fee_due_paise} paise is due"}],
-        )
     return [
         NewEvent(
             FEE_PAID,
@@ -274,7 +289,7 @@ def take_action(
             [{"field": "action", "message": f"allowed now: {', '.join(allowed) or 'none'}"}],
         )
     role = _acting_role(state, actor)
-    if machine.is_final(action.to_state) and state.fee_due_paise:
+    if machine.grants(action) and state.fee_due_paise:
         raise ActionNotAllowed(
             f"the fee of ₹{state.fee_due_paise / 100:.2f} is unpaid: the file cannot be decided",
             [{"field": "fee", "message": "the applicant must pay the fee first"}],
@@ -377,7 +392,7 @@ def project(state: FileState | None, envelope: Envelope) -> FileState:
             timeline=(*state.timeline, entry),
         )
     if envelope.event_type == FEE_PAID:
-        entry = _entry(envelope, PAY_ACTION, APPLICANT, state.state, at)
+        entry = _entry(envelope, PAY_ACTION, PAYMENT_PROVIDER, state.state, at)
         return replace(
             state,
             payments=(*state.payments, data["payment_id"]),

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from ksmart_common.documents import DOCUMENT_TYPES
+
 LANGUAGES = ("en", "ml")
 DEFAULT_LANGUAGE = "en"
 # A string answer longer than this is refused unless the field says otherwise.
@@ -31,7 +33,6 @@ DEFAULT_MAX_LENGTH = 500
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
 ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-FORMAT_NAMES = {"application/pdf": "PDF", "image/jpeg": "JPEG", "image/png": "PNG"}
 
 MESSAGES: dict[str, dict[str, str]] = {
     "required": {"en": "is required", "ml": "നിർബന്ധമായും നൽകണം"},
@@ -45,8 +46,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "not_text": {"en": "must be text", "ml": "എഴുത്തായി നൽകണം"},
     "control_characters": {
-        "en": "must not contain control characters",
-        "ml": "നിയന്ത്രണ അക്ഷരങ്ങൾ പാടില്ല",
+        "en": "must not contain control, direction-changing or unassigned characters",
+        "ml": "നിയന്ത്രണ അക്ഷരങ്ങളോ ദിശ മാറ്റുന്ന അക്ഷരങ്ങളോ പാടില്ല",
     },
     "too_long": {
         "en": "must be at most {max_length} characters",
@@ -232,7 +233,7 @@ def _answer_problem(
         return None, {}
     if not isinstance(answer, str):
         return "not_text", {}
-    if any(unicodedata.category(char) == "Cc" for char in answer):
+    if any(_unprintable(char) for char in answer):
         return "control_characters", {}
     max_length = spec.get("max_length", DEFAULT_MAX_LENGTH)
     if len(answer) > max_length:
@@ -253,6 +254,17 @@ def _answer_problem(
             )
             return "not_choice", {"choices": labels}
     return None, {}
+
+
+# Bidirectional overrides and isolates can make text read differently from
+# what is stored. Zero-width joiner and non-joiner are not refused: Malayalam
+# spelling uses them.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _unprintable(char: str) -> bool:
+    # Cc control, Cs lone surrogate, Co private use, Cn unassigned
+    return unicodedata.category(char) in ("Cc", "Cs", "Co", "Cn") or char in BIDI_CONTROLS
 
 
 def _is_date(text: str) -> bool:
@@ -316,8 +328,8 @@ def upload_problems(spec: Mapping[str, Any], upload: Upload | None, lang: str) -
         ]
     problems = []
     if upload.media_type not in spec["formats"]:
-        formats = " / ".join(FORMAT_NAMES.get(media, media) for media in spec["formats"])
-        actual = FORMAT_NAMES.get(upload.media_type, upload.media_type)
+        formats = " / ".join(_format_name(media) for media in spec["formats"])
+        actual = _format_name(upload.media_type)
         problems.append(
             _problem(
                 where,
@@ -340,6 +352,11 @@ def upload_problems(spec: Mapping[str, Any], upload: Upload | None, lang: str) -
             )
         )
     return problems
+
+
+def _format_name(media_type: str) -> str:
+    kind = DOCUMENT_TYPES.get(media_type)
+    return kind.name if kind else media_type
 
 
 def _size(size_bytes: int) -> str:

@@ -4,7 +4,7 @@ A definition's "workflow" section names its states and actions:
 
     {"initial_state": "submitted",
      "states": {"submitted": {"waits_on": "clerk", "sla_days": 3},
-                "approved": {"final": true}, ...},
+                "approved": {"final": true, "outcome": "granted"}, ...},
      "actions": [{"name": "verify", "from": ["submitted"], "to": "verified",
                   "event": "FileVerified", "requires_remarks": false}, ...]}
 
@@ -20,6 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 APPLICANT = "applicant"
+
+# How a final state ends a file: what was asked for was granted (approved,
+# issued, resolved), refused, or the file was closed without either. Only a
+# grant waits for the fee; a refusal or a closing never does, so an unpaid
+# file can always be ended.
+GRANTED, REFUSED, CLOSED = "granted", "refused", "closed"
+OUTCOMES = (GRANTED, REFUSED, CLOSED)
 
 
 class DefinitionError(ValueError):
@@ -41,6 +48,8 @@ class State:
     waits_on: str | None
     sla_days: int | None
     final: bool
+    # None only in workflows pinned before outcomes existed
+    outcome: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,7 @@ class Workflow:
                 waits_on=spec.get("waits_on"),
                 sla_days=spec.get("sla_days"),
                 final=bool(spec.get("final", False)),
+                outcome=spec.get("outcome"),
             )
             for name, spec in workflow["states"].items()
         }
@@ -86,6 +96,11 @@ class Workflow:
                 problems.append(f"final state {state.name!r} cannot wait on a role")
             if not state.final and not state.waits_on:
                 problems.append(f"state {state.name!r} must wait on a role or be final")
+            if state.outcome is not None and (not state.final or state.outcome not in OUTCOMES):
+                problems.append(
+                    f"state {state.name!r}: only a final state has an outcome, one of "
+                    + ", ".join(OUTCOMES)
+                )
             if not state.final and not self.actions_from(state.name):
                 problems.append(f"state {state.name!r} has no action out of it")
         for action in self.actions.values():
@@ -116,3 +131,7 @@ class Workflow:
 
     def is_final(self, state: str) -> bool:
         return self.states[state].final
+
+    def grants(self, action: Action) -> bool:
+        """Whether the action ends the file by granting what was asked."""
+        return self.states[action.to_state].outcome == GRANTED

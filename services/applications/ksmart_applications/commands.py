@@ -26,7 +26,7 @@ from ksmart_common.errors import (
     ServiceUnavailable,
     VersionConflict,
 )
-from ksmart_common.eventstore import EventStore, StreamNumber
+from ksmart_common.eventstore import EventStore, NumberRequest
 from ksmart_common.payments import PaymentProvider
 
 # Files created with an Idempotency-Key get an id derived from the caller and
@@ -34,8 +34,6 @@ from ksmart_common.payments import PaymentProvider
 IDEMPOTENT_FILE_NAMESPACE = uuid.UUID("5b8a3f2e-9d1c-4e57-a0c4-6b736d617274")
 # File numbers count per calendar year in Kerala's time (no daylight saving).
 INDIA_STANDARD_TIME = timezone(timedelta(hours=5, minutes=30))
-# Who records a payment: the provider, as its signed callback proves.
-PAYMENT_PROVIDER_ROLE = "payment_provider"
 
 
 def event_metadata(actor: Actor, request: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
@@ -95,7 +93,7 @@ def submit(
     events = files.submit_application(file_id, definition, local_body, actor, form, uploads, lang)
     metadata = event_metadata(actor, request, request_fingerprint=fingerprint)
     year = datetime.now(INDIA_STANDARD_TIME).year
-    number = StreamNumber(
+    number = NumberRequest(
         files.file_number_series(local_body, definition["short_code"], year), FILE_NUMBER_KEY
     )
     try:
@@ -230,6 +228,6 @@ def record_payment(
     state = load_file(store, notice.file_id)
     events = files.record_payment(state, notice.payment_id, notice.provider, notice.amount_paise)
     if events:
-        payer = Actor(f"payment-provider:{notice.provider}", (PAYMENT_PROVIDER_ROLE,))
+        payer = Actor(f"payment-provider:{notice.provider}", (files.PAYMENT_PROVIDER,))
         store.append(state.stream_id, events, state.version, event_metadata(payer, request))
     return {"recorded": bool(events), "status": notice.status, "file_id": state.file_id}

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import sqlalchemy as sa
 
-from ksmart_common.documents import check_sha256
+from ksmart_common.documents import MAX_FILENAME_LENGTH, check_sha256
 from ksmart_common.domain.intake import Upload
 
 uploads = sa.table(
@@ -24,13 +24,11 @@ uploads = sa.table(
     sa.column("filename"),
 )
 
-MAX_FILENAME = 255
-
 
 def record_upload(engine: sa.Engine, uploaded_by: str, upload: Upload) -> Upload:
     """Record the upload (once: the same content again is the same upload)."""
     check_sha256(upload.sha256)
-    filename = (upload.filename or "")[:MAX_FILENAME] or None
+    filename = (upload.filename or "")[:MAX_FILENAME_LENGTH] or None
     with engine.begin() as conn:
         conn.execute(
             sa.text(
@@ -46,7 +44,8 @@ def record_upload(engine: sa.Engine, uploaded_by: str, upload: Upload) -> Upload
                 "filename": filename,
             },
         )
-    return Upload(upload.sha256, upload.media_type, upload.size_bytes, filename)
+    # The same content uploaded again is the upload made the first time.
+    return find_uploads(engine, uploaded_by, {"": upload.sha256})[""]
 
 
 def find_uploads(

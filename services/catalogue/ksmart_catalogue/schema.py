@@ -23,7 +23,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from ksmart_catalogue.errors import CatalogueError, problem
 from ksmart_common.documents import DOCUMENT_FORMATS, MAX_DOCUMENT_BYTES
-from ksmart_common.domain.workflow import APPLICANT, DefinitionError, Workflow
+from ksmart_common.domain.workflow import APPLICANT, OUTCOMES, DefinitionError, Workflow
 from ksmart_common.roles import OFFICIAL_ROLES
 
 # A state waits on an official's role (named once, in ksmart_common.roles)
@@ -278,6 +278,7 @@ class StateSchema(Schema):
     waits_on = fields.String(validate=validate.OneOf(WAITING_ROLES))
     sla_days = fields.Integer(strict=True, validate=validate.Range(min=1))
     final = StrictBoolean()
+    outcome = fields.String(validate=validate.OneOf(OUTCOMES))
 
     @validates_schema(skip_on_field_errors=False, pass_original=True)
     def final_or_waiting(self, data: dict[str, Any], original_data: Any, **kwargs: Any) -> None:
@@ -289,6 +290,10 @@ class StateSchema(Schema):
                 errors[key] = ["a final state waits on nobody"]
             if original_data.get("final") is not True and key not in original_data:
                 errors[key] = ["a state that is not final needs it"]
+        if original_data.get("final") is True and "outcome" not in original_data:
+            errors["outcome"] = [f"a final state says how the file ends: {', '.join(OUTCOMES)}"]
+        if original_data.get("final") is not True and "outcome" in original_data:
+            errors["outcome"] = ["only a final state has an outcome"]
         if errors:
             raise ValidationError(errors)
 

@@ -4,6 +4,10 @@ ksmart-admin check-infrastructure   # is PostgreSQL / RabbitMQ reachable?
 ksmart-admin setup [--seed]         # databases, roles, migrations, queues, demo data
 ksmart-admin dead-letters QUEUE     # how many messages wait in QUEUE.dead
 ksmart-admin replay-dead-letters QUEUE [--limit N]
+ksmart-admin load-directory [--districts F] [--local-bodies F]   # the full list, from files
+ksmart-admin create-administrator USERNAME   # the first one; password in KSMART_ADMIN_PASSWORD
+ksmart-admin rotate-signing-key / retire-signing-key KID
+ksmart-admin fake-pay FILE_ID AMOUNT_PAISE   # development: the fake provider's callback
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import secrets
 import sys
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pika
@@ -21,6 +26,7 @@ import sqlalchemy as sa
 
 from ksmart_common import config
 from ksmart_common.consumer import ATTEMPT_HEADER, ConsumerTopology
+from ksmart_common.errors import InvalidInput
 from ksmart_common.migrations import RoleNames, upgrade
 from ksmart_common.payments import PAYMENT_SECRET_ENV, SIGNATURE_HEADER, FakePaymentProvider
 
@@ -70,6 +76,8 @@ def setup(seed: bool, credentials_file: Path | None) -> int:
     for topology in consumer_topologies():
         topology.declare(config.amqp_uri())
         print(f"queue {topology.queue_name}: declared with its retry and dead-letter queues")
+    counts = load_directory()
+    print(f"local-body directory: {counts}")
     if seed:
         password = demo_password(credentials_file)
         from ksmart_identity.users import seed_demo_users
@@ -83,6 +91,76 @@ def setup(seed: bool, credentials_file: Path | None) -> int:
             credentials_file.chmod(0o600)
         print("demo users seeded")
     return 0
+
+
+def _identity_engine() -> sa.Engine:
+    return sa.create_engine(config.database_url("identity"), poolclass=sa.pool.NullPool)
+
+
+def load_directory(districts_csv: Path | None = None, bodies_csv: Path | None = None) -> dict:
+    """Districts, local bodies and wards: the shipped lists, or the operator's
+    full ones. Idempotent: codes are stable, nothing is deleted."""
+    from ksmart_identity import directory
+
+    if districts_csv is None and bodies_csv is None:
+        lists = directory.shipped_directory()
+    else:
+        shipped = Path(directory.__file__).parent / "data"
+        lists = directory.read_directory(
+            districts_csv or shipped / "districts.csv", bodies_csv or shipped / "local_bodies.csv"
+        )
+    engine = _identity_engine()
+    try:
+        return directory.load_directory(engine, lists)
+    finally:
+        engine.dispose()
+
+
+def create_administrator(username: str, display_name: str) -> int:
+    """The first administrator (who then manages everyone else through the
+    API). The password comes from KSMART_ADMIN_PASSWORD, never an argument,
+    so it stays out of shell history and process lists."""
+    from ksmart_identity.staff import create_staff
+
+    password = os.environ.get("KSMART_ADMIN_PASSWORD", "")
+    engine = _identity_engine()
+    try:
+        user = create_staff(
+            engine, username, display_name, "administrator", ["administrator"], None, [], password
+        )
+    except InvalidInput as error:
+        for problem in error.problems:
+            print(f"{problem['field']}: {problem['message']}", file=sys.stderr)
+        print("set the password in KSMART_ADMIN_PASSWORD", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(f"administrator {user['username']} created ({user['user_id']})")
+    return 0
+
+
+def rotate_signing_key() -> int:
+    from ksmart_identity.keys import rotate_signing_key as rotate
+
+    engine = _identity_engine()
+    try:
+        key = rotate(engine)
+    finally:
+        engine.dispose()
+    print(f"new signing key {key.kid}: it signs from now on; older keys still verify")
+    return 0
+
+
+def retire_signing_key(kid: str) -> int:
+    from ksmart_identity.keys import retire_signing_key as retire
+
+    engine = _identity_engine()
+    try:
+        retired = retire(engine, kid, datetime.now(UTC))
+    finally:
+        engine.dispose()
+    print(f"key {kid} retired" if retired else f"no active stored key {kid}")
+    return 0 if retired else 1
 
 
 def demo_password(credentials_file: Path | None) -> str:
@@ -185,6 +263,19 @@ def main(argv: list[str] | None = None) -> int:
     replay_parser = commands.add_parser("replay-dead-letters", help="retry a queue's dead letters")
     replay_parser.add_argument("queue")
     replay_parser.add_argument("--limit", type=int, default=None)
+    directory_parser = commands.add_parser(
+        "load-directory", help="load districts, local bodies and wards (default: shipped lists)"
+    )
+    directory_parser.add_argument("--districts", type=Path, default=None)
+    directory_parser.add_argument("--local-bodies", type=Path, default=None)
+    admin_parser = commands.add_parser(
+        "create-administrator", help="the first administrator (password: KSMART_ADMIN_PASSWORD)"
+    )
+    admin_parser.add_argument("username")
+    admin_parser.add_argument("--display-name", default="Administrator")
+    commands.add_parser("rotate-signing-key", help="a new token signing key; old ones verify")
+    retire_parser = commands.add_parser("retire-signing-key", help="stop publishing a key")
+    retire_parser.add_argument("kid")
     pay_parser = commands.add_parser(
         "fake-pay", help="development only: the fake provider confirms a file's fee payment"
     )
@@ -203,6 +294,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "dead-letters":
         print(dead_letter_count(args.queue))
         return 0
+    if args.command == "load-directory":
+        print(load_directory(args.districts, args.local_bodies))
+        return 0
+    if args.command == "create-administrator":
+        return create_administrator(args.username, args.display_name)
+    if args.command == "rotate-signing-key":
+        return rotate_signing_key()
+    if args.command == "retire-signing-key":
+        return retire_signing_key(args.kid)
     if args.command == "fake-pay":
         return fake_pay(args.file_id, args.amount_paise, args.secret_file, args.gateway)
     if args.command == "replay-dead-letters":

@@ -84,3 +84,22 @@ class PayloadTooLarge(KsmartError):
     """A body or an uploaded document is larger than allowed (HTTP 413)."""
 
     title = "Too large"
+
+
+@deserialize_to_instance
+class TooManyRequests(KsmartError):
+    """Too many requests of one kind in a while (HTTP 429, with Retry-After)."""
+
+    title = "Too many requests; try again later"
+
+    def __init__(
+        self,
+        detail: str,
+        problems: list[dict[str, str]] | None = None,
+        retry_after_seconds: int = 60,
+    ) -> None:
+        Exception.__init__(self, detail, problems or [], int(retry_after_seconds))
+
+    @property
+    def retry_after_seconds(self) -> int:
+        return int(self.args[2])

@@ -25,7 +25,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from nameko.web.handlers import HttpRequestHandler
 from werkzeug.wrappers import Request, Response
 
-from ksmart_common import errors
+from ksmart_common import config, errors
 from ksmart_common.logging import get_logger
 from ksmart_common.rpc import call
 from ksmart_gateway import problems
@@ -36,7 +36,11 @@ log = get_logger(__name__)
 PUBLIC = ("public",)
 REQUEST_ID_HEADER = "X-Request-ID"
 MAX_BODY_BYTES = 256 * 1024
-JWKS_REFRESH_SECONDS = 30.0
+# An unknown kid makes the gateway fetch the JWKS again, at most this often:
+# a key rotated in is trusted within seconds, and a flood of made-up kids
+# costs the identity service one call per interval.
+JWKS_REFRESH_SECONDS = float(config.env("KSMART_JWKS_REFRESH_SECONDS", "5"))
+REVOCATIONS_MAX_AGE_SECONDS = 60.0
 
 
 @dataclass
@@ -48,12 +52,21 @@ class ApiResult:
 
 class Authenticator(SharedExtension):
     """Verifies bearer tokens locally against the identity service's JWKS,
-    fetched once and again (at most every 30 s) when an unknown key appears,
-    so keys rotate without a call per request."""
+    fetched once and again (at most every few seconds) when an unknown key appears,
+    so keys rotate without a call per request.
+
+    Revoked sessions (logout, a refresh token reused, an official's roles
+    changed) are polled from the identity service every few seconds, so a
+    revoked session's tokens are refused within that time. If the list
+    cannot be had for longer than REVOCATIONS_MAX_AGE_SECONDS, requests are
+    refused (503) rather than served on a list too old to trust."""
 
     def setup(self) -> None:
         self._verifier: TokenVerifier | None = None
         self._fetched_at = 0.0
+        self._revoked: frozenset[str] = frozenset()
+        self._revocations_at = 0.0
+        self._poll_seconds = float(config.env("KSMART_REVOCATION_POLL_SECONDS", "2"))
 
     def _refresh(self) -> None:
         if (
@@ -74,11 +87,31 @@ class Authenticator(SharedExtension):
         if self._verifier is None:
             self._refresh()
         try:
-            return self._verifier.verify(token)
+            principal = self._verifier.verify(token)
         except errors.Unauthenticated:
             # Perhaps signed with a key that was rotated in since we fetched.
             self._refresh()
-            return self._verifier.verify(token)
+            principal = self._verifier.verify(token)
+        if principal.session_id in self._revocations():
+            raise errors.Unauthenticated("the session has ended; sign in again")
+        return principal
+
+    def _revocations(self) -> frozenset[str]:
+        age = time.monotonic() - self._revocations_at
+        if age >= self._poll_seconds:
+            try:
+                answer = call(self._fetch_revocations, timeout=5)
+                self._revoked = frozenset(entry["sid"] for entry in answer["sessions"])
+                self._revocations_at = time.monotonic()
+            except errors.ServiceUnavailable:
+                if age > REVOCATIONS_MAX_AGE_SECONDS:
+                    raise
+                log.warning("revoked sessions not refreshed", age_seconds=round(age, 1))
+        return self._revoked
+
+    def _fetch_revocations(self) -> dict:
+        with ClusterRpcProxy(self.container.config) as cluster:
+            return cluster.identity.revoked_sessions()
 
 
 class ApiEndpoint(HttpRequestHandler):

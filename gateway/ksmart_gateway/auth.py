@@ -53,6 +53,10 @@ class Principal:
     username: str
     roles: tuple[str, ...]
     local_body: str | None
+    # The session the token belongs to (revoking it ends the token) and the
+    # wards an official's jurisdiction is limited to (empty: the whole body).
+    session_id: str | None = None
+    wards: tuple[int, ...] = ()
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
@@ -186,6 +190,8 @@ def _principal(claims: Mapping[str, Any]) -> Principal:
     username = claims.get("preferred_username")
     roles = claims.get("roles")
     local_body = claims.get("local_body")
+    session_id = claims.get("sid")
+    wards = claims.get("wards", [])
     well_formed = (
         isinstance(claims["sub"], str)
         and claims["sub"] != ""
@@ -193,7 +199,10 @@ def _principal(claims: Mapping[str, Any]) -> Principal:
         and isinstance(roles, list)
         and all(isinstance(role, str) for role in roles)
         and (local_body is None or isinstance(local_body, str))
+        and (session_id is None or isinstance(session_id, str))
+        and isinstance(wards, list)
+        and all(isinstance(ward, int) and not isinstance(ward, bool) for ward in wards)
     )
     if not well_formed:
         raise Unauthenticated("the access token's claims are malformed")
-    return Principal(claims["sub"], username, tuple(roles), local_body)
+    return Principal(claims["sub"], username, tuple(roles), local_body, session_id, tuple(wards))

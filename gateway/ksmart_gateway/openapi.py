@@ -26,6 +26,7 @@ ERROR_RESPONSES = {
     "413": "The body or document is too large",
     "415": "The body is not application/json",
     "422": "The request has problems: every one is listed",
+    "429": "Too many requests: retry after the Retry-After seconds",
     "503": "A service is unavailable; retry after the Retry-After seconds",
 }
 

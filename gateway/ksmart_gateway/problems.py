@@ -36,6 +36,7 @@ STATUS_BY_ERROR: dict[type[errors.KsmartError], int] = {
     errors.IdempotencyKeyReused: 422,
     errors.ServiceUnavailable: 503,
     errors.PayloadTooLarge: 413,
+    errors.TooManyRequests: 429,
 }
 
 
@@ -86,5 +87,7 @@ def response_for(exc: Exception) -> Response | None:
         if status is None:
             return None
         headers = {"Retry-After": "5"} if status == 503 else None
+        if isinstance(exc, errors.TooManyRequests):
+            headers = {"Retry-After": str(max(1, exc.retry_after_seconds))}
         return problem_response(status, exc.title, exc.detail, exc.problems, headers)
     return None

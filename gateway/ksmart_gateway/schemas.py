@@ -31,6 +31,119 @@ class TokenResponse(Schema):
     access_token = fields.String(required=True)
     token_type = fields.String(required=True)
     expires_in = fields.Integer(required=True)
+    refresh_token = fields.String(required=True)
+    refresh_expires_in = fields.Integer(required=True)
+
+
+class CodeRequest(StrictSchema):
+    phone = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=32),
+        metadata={"description": "E.164, any country: +919847012345, +971501234567"},
+    )
+    email = fields.String(load_default=None, validate=validate.Length(min=3, max=254))
+    language = fields.String(load_default="en", validate=validate.OneOf(("en", "ml")))
+
+
+class CodeResponse(Schema):
+    challenge_id = fields.String(required=True)
+    channel = fields.String(required=True)
+    sent_to = fields.String(required=True, metadata={"description": "masked"})
+    expires_in = fields.Integer(required=True)
+
+
+class CodeSignInRequest(StrictSchema):
+    challenge_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    code = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$", error="6 digits"))
+
+
+class RefreshRequest(StrictSchema):
+    refresh_token = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class LogoutResponse(Schema):
+    ended = fields.Boolean(required=True)
+
+
+STAFF_KINDS = ("official", "auditor", "administrator")
+
+
+class StaffCreateRequest(StrictSchema):
+    username = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            r"^[a-z][a-z0-9._-]{2,63}$", error="3-64 lower-case letters, digits, '.', '_', '-'"
+        ),
+    )
+    display_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    kind = fields.String(required=True, validate=validate.OneOf(STAFF_KINDS))
+    roles = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)),
+        required=True,
+        validate=validate.Length(min=1, max=10),
+    )
+    local_body = fields.String(load_default=None, allow_none=True, validate=LOCAL_BODY_CODE)
+    wards = fields.List(
+        fields.Integer(strict=True, validate=validate.Range(min=1)),
+        load_default=list,
+        validate=validate.Length(max=200),
+    )
+    password = fields.String(
+        required=True,
+        validate=validate.Length(min=12, max=200),
+        metadata={"description": "a first password, at least 12 characters"},
+    )
+
+
+class StaffUpdateRequest(StrictSchema):
+    roles = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)), validate=validate.Length(min=1)
+    )
+    local_body = fields.String(validate=LOCAL_BODY_CODE)
+    wards = fields.List(fields.Integer(strict=True, validate=validate.Range(min=1)))
+    disabled = fields.Boolean()
+
+
+class StaffMember(Schema):
+    user_id = fields.String()
+    username = fields.String()
+    display_name = fields.String()
+    kind = fields.String()
+    roles = fields.List(fields.String())
+    local_body = fields.String(allow_none=True)
+    wards = fields.List(fields.Integer())
+    disabled = fields.Boolean()
+    locked_until = fields.String(allow_none=True)
+
+
+class StaffQuery(StrictSchema):
+    local_body = fields.String(load_default=None, validate=LOCAL_BODY_CODE)
+    kind = fields.String(load_default=None, validate=validate.OneOf(STAFF_KINDS))
+
+
+class StaffList(Schema):
+    staff = fields.List(fields.Nested(StaffMember))
+
+
+class LocalBodyQuery(StrictSchema):
+    district = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z]{3}$"))
+    type = fields.String(load_default=None, validate=validate.Length(max=64))
+
+
+class LocalBody(Schema):
+    code = fields.String()
+    district = fields.String()
+    type = fields.String()
+    name = fields.Dict()
+    wards = fields.Integer()
+
+
+class LocalBodyList(Schema):
+    local_bodies = fields.List(fields.Nested(LocalBody))
+
+
+class DistrictList(Schema):
+    districts = fields.List(fields.Dict())
 
 
 class SubmitApplicationRequest(StrictSchema):

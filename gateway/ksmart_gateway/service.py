@@ -17,12 +17,13 @@ from nameko.rpc import RpcProxy
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import wrap_file
 
+from ksmart_common import config
 from ksmart_common.documents import check_sha256
 from ksmart_common.domain.intake import language
 from ksmart_common.envelope import from_json, verify_chain
 from ksmart_common.errors import InvalidInput, PayloadTooLarge
 from ksmart_common.payments import SIGNATURE_HEADER
-from ksmart_common.roles import AUDITOR, CITIZEN, OFFICIAL_ROLES
+from ksmart_common.roles import ADMINISTRATOR, AUDITOR, CITIZEN, OFFICIAL_ROLES
 from ksmart_common.rpc import call
 from ksmart_gateway import schemas
 from ksmart_gateway.api import (
@@ -46,6 +47,7 @@ from ksmart_gateway.openapi import openapi_document
 
 PREFIX = "/api/v1"
 ANYONE_SIGNED_IN = (CITIZEN, *OFFICIAL_ROLES, AUDITOR)
+EVERYONE_SIGNED_IN = (*ANYONE_SIGNED_IN, ADMINISTRATOR)
 
 
 def actor(principal: Principal) -> dict[str, Any]:
@@ -53,6 +55,7 @@ def actor(principal: Principal) -> dict[str, Any]:
         "actor_id": principal.user_id,
         "roles": list(principal.roles),
         "local_body": principal.local_body,
+        "wards": list(principal.wards),
     }
 
 
@@ -64,6 +67,17 @@ def request_meta(request: Request, **extra: Any) -> dict[str, Any]:
         "lang": language(request.headers.get("Accept-Language")),
         **extra,
     }
+
+
+def client_address(request: Request) -> str:
+    """The caller's address, for rate limits. The gateway is the public
+    entry: behind a load balancer, its address is taken from the last hop of
+    X-Forwarded-For only when KSMART_TRUSTED_PROXY is that balancer."""
+    trusted = config.env("KSMART_TRUSTED_PROXY", "")
+    forwarded = request.headers.get("X-Forwarded-For")
+    if trusted and request.remote_addr == trusted and forwarded:
+        return forwarded.split(",")[-1].strip()[:64]
+    return (request.remote_addr or "unknown")[:64]
 
 
 def file_body(view: dict[str, Any]) -> dict[str, Any]:
@@ -148,6 +162,163 @@ class GatewayService:
         return ApiResult(
             call(self.identity.login, credentials["username"], credentials["password"])
         )
+
+    @api(
+        "POST",
+        f"{PREFIX}/auth/otp",
+        summary="A citizen asks for a one-time sign-in code, sent by SMS to a phone number "
+        "of any country (E.164) or by email; the first sign-in registers them",
+        allowed_roles=PUBLIC,
+        body=schemas.CodeRequest,
+        response=schemas.CodeResponse,
+        status=202,
+        tag="auth",
+    )
+    def request_code(self, request, principal):
+        asked = read_json(request, schemas.CodeRequest)
+        challenge = call(
+            self.identity.request_code,
+            asked["phone"],
+            asked["email"],
+            client_address(request),
+            asked["language"],
+        )
+        return ApiResult(challenge, status=202)
+
+    @api(
+        "POST",
+        f"{PREFIX}/auth/otp/verify",
+        summary="Sign in with the one-time code: single use, 15 minutes, 5 tries",
+        allowed_roles=PUBLIC,
+        body=schemas.CodeSignInRequest,
+        response=schemas.TokenResponse,
+        tag="auth",
+    )
+    def sign_in_with_code(self, request, principal):
+        answer = read_json(request, schemas.CodeSignInRequest)
+        return ApiResult(
+            call(self.identity.sign_in_with_code, answer["challenge_id"], answer["code"])
+        )
+
+    @api(
+        "POST",
+        f"{PREFIX}/auth/refresh",
+        summary="New tokens for a session; the refresh token is replaced, and an old one "
+        "used again ends the session",
+        allowed_roles=PUBLIC,
+        body=schemas.RefreshRequest,
+        response=schemas.TokenResponse,
+        tag="auth",
+    )
+    def refresh(self, request, principal):
+        body = read_json(request, schemas.RefreshRequest)
+        return ApiResult(call(self.identity.refresh, body["refresh_token"]))
+
+    @api(
+        "POST",
+        f"{PREFIX}/auth/logout",
+        summary="End the caller's session: its access and refresh tokens stop working",
+        allowed_roles=EVERYONE_SIGNED_IN,
+        response=schemas.LogoutResponse,
+        tag="auth",
+    )
+    def logout(self, request, principal):
+        if principal.session_id is None:
+            return ApiResult({"ended": False})
+        return ApiResult(call(self.identity.logout, principal.session_id))
+
+    # -- administration --------------------------------------------------------
+
+    @api(
+        "GET",
+        f"{PREFIX}/admin/staff",
+        summary="Officials, auditors and administrators, by local body or kind",
+        allowed_roles=(ADMINISTRATOR,),
+        query=schemas.StaffQuery,
+        response=schemas.StaffList,
+        tag="administration",
+    )
+    def list_staff(self, request, principal):
+        query = read_query(request, schemas.StaffQuery)
+        return ApiResult(
+            {
+                "staff": call(
+                    self.identity.list_staff, query["local_body"], query["kind"], actor(principal)
+                )
+            }
+        )
+
+    @api(
+        "POST",
+        f"{PREFIX}/admin/staff",
+        summary="Create an official (roles in a local body, optionally some wards), an "
+        "auditor or an administrator",
+        allowed_roles=(ADMINISTRATOR,),
+        body=schemas.StaffCreateRequest,
+        response=schemas.StaffMember,
+        status=201,
+        tag="administration",
+    )
+    def create_staff(self, request, principal):
+        member = read_json(request, schemas.StaffCreateRequest)
+        created = call(self.identity.create_staff, member, actor(principal))
+        return ApiResult(instance(schemas.StaffMember).dump(created), status=201)
+
+    @api(
+        "PATCH",
+        f"{PREFIX}/admin/staff/<uuid:user_id>",
+        summary="Change roles, jurisdiction or standing (disabled); the person's sessions end",
+        allowed_roles=(ADMINISTRATOR,),
+        body=schemas.StaffUpdateRequest,
+        tag="administration",
+    )
+    def update_staff(self, request, principal, user_id):
+        changes = read_json(request, schemas.StaffUpdateRequest)
+        updated = call(self.identity.update_staff, str(user_id), changes, actor(principal))
+        return ApiResult({"user": updated})
+
+    # -- the local-body directory ------------------------------------------------
+
+    @api(
+        "GET",
+        f"{PREFIX}/districts",
+        summary="Kerala's districts",
+        allowed_roles=PUBLIC,
+        response=schemas.DistrictList,
+        tag="directory",
+    )
+    def districts(self, request, principal):
+        body = {"districts": call(self.identity.list_districts)}
+        return cacheable(request, body, body_tag(body), f"public, max-age={CATALOGUE_MAX_AGE}")
+
+    @api(
+        "GET",
+        f"{PREFIX}/local-bodies",
+        summary="Local bodies (grama, block and district panchayats, municipalities, "
+        "corporations), by district and type",
+        allowed_roles=PUBLIC,
+        query=schemas.LocalBodyQuery,
+        response=schemas.LocalBodyList,
+        tag="directory",
+    )
+    def local_bodies(self, request, principal):
+        query = read_query(request, schemas.LocalBodyQuery)
+        body = {
+            "local_bodies": call(self.identity.list_local_bodies, query["district"], query["type"])
+        }
+        return cacheable(request, body, body_tag(body), f"public, max-age={CATALOGUE_MAX_AGE}")
+
+    @api(
+        "GET",
+        f"{PREFIX}/local-bodies/<string:code>",
+        summary="One local body: its district, type, names and number of wards",
+        allowed_roles=PUBLIC,
+        response=schemas.LocalBody,
+        tag="directory",
+    )
+    def local_body(self, request, principal, code):
+        body = call(self.identity.get_local_body, code)
+        return cacheable(request, body, body_tag(body), f"public, max-age={CATALOGUE_MAX_AGE}")
 
     # -- catalogue -----------------------------------------------------------
 

@@ -40,7 +40,10 @@ def test_login_returns_a_bearer_token_the_gateway_accepts(service):
         username="secretary.kochi",
         roles=("secretary",),
         local_body="KL-EKM-KOC",
+        session_id=principal.session_id,
     )
+    assert principal.session_id is not None
+    assert response["refresh_token"]
 
 
 def test_the_token_lifetime_comes_from_the_environment(service, monkeypatch):

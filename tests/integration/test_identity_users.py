@@ -39,6 +39,7 @@ def test_the_right_password_authenticates_the_user(engine, clerk):
         "kind": "official",
         "roles": ["clerk"],
         "local_body": "KL-EKM-KOC",
+        "wards": [],
     }
 
 
@@ -141,8 +142,11 @@ def test_the_demo_users_cover_citizens_officials_of_two_bodies_and_an_auditor():
 @pytest.mark.parametrize(
     "statement",
     [
-        "UPDATE users SET roles = ARRAY['administrator']",
+        # Roles change only through update_staff, which ends sessions; the
+        # role may update those columns, never the password hash or the id.
         "UPDATE users SET password_hash = 'x'",
+        "UPDATE users SET user_id = gen_random_uuid()",
+        "UPDATE users SET username = 'someone.else'",
         "DELETE FROM users",
         "TRUNCATE users",
         "UPDATE signing_keys SET private_key_pem = 'x'",

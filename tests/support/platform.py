@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from ksmart_common.admin import consumer_topologies
 from ksmart_common.devserver import SERVICES, start, stop, wait_for_exit, wait_until_ready
 from ksmart_common.migrations import RoleNames
+from ksmart_identity.directory import load_directory, shipped_directory
 from ksmart_identity.users import seed_demo_users
 from tests.support.broker import fresh_vhost
 from tests.support.databases import ServiceDatabase, fresh_service_database
@@ -62,7 +63,9 @@ class Platform:
 
 
 @contextlib.contextmanager
-def running_platform(tmp_dir: Path, names=(*SERVICES, "relay")) -> Iterator[Platform]:
+def running_platform(
+    tmp_dir: Path, names=(*SERVICES, "relay"), environ: dict[str, str] | None = None
+) -> Iterator[Platform]:
     roles = RoleNames(prefix=f"kt{uuid.uuid4().hex[:10]}_")
     with contextlib.ExitStack() as stack:
         databases = {
@@ -75,6 +78,7 @@ def running_platform(tmp_dir: Path, names=(*SERVICES, "relay")) -> Iterator[Plat
         password = secrets.token_urlsafe(12)
         identity = sa.create_engine(databases["identity"].service_url, poolclass=sa.pool.NullPool)
         seed_demo_users(identity, password)
+        load_directory(identity, shipped_directory())
         identity.dispose()
         address = f"127.0.0.1:{free_port()}"
         env = {
@@ -89,6 +93,7 @@ def running_platform(tmp_dir: Path, names=(*SERVICES, "relay")) -> Iterator[Plat
             "KSMART_DOCUMENTS_DIR": str(tmp_dir / "documents"),
             "KSMART_PAYMENT_PROVIDER": "fake",
             "KSMART_PAYMENT_SECRET": secrets.token_hex(32),
+            **(environ or {}),
         }
         processes = start(tmp_dir, env, names=list(names))
         stack.callback(_stop_and_wait, tmp_dir, processes)

@@ -48,6 +48,7 @@ class Actor:
     actor_id: str
     roles: tuple[str, ...]
     local_body: str | None = None
+    wards: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

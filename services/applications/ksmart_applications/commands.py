@@ -42,6 +42,7 @@ def event_metadata(actor: Actor, request: Mapping[str, Any], **extra: Any) -> di
         "actor_id": actor.actor_id,
         "actor_roles": list(actor.roles),
         "local_body": actor.local_body,
+        "wards": list(actor.wards),
         "correlation_id": request.get("correlation_id") or request_id or str(uuid.uuid4()),
         "causation_id": request_id,
         "request_id": request_id,

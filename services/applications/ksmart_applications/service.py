@@ -51,6 +51,7 @@ def actor_from(document: dict[str, Any]) -> Actor:
         actor_id=str(document["actor_id"]),
         roles=tuple(document.get("roles", ())),
         local_body=document.get("local_body"),
+        wards=tuple(document.get("wards") or ()),
     )
 
 

@@ -1,48 +1,193 @@
 """The identity service's nameko entrypoints: thin, each delegating to a plain
-function that tests can call without a container."""
+function that tests can call without a container.
+
+Events it emits (nameko events on the `identity.events` exchange, routing
+key the event type, persistent, published with confirms): OtpRequested,
+which carries a one-time code to the notifications service (never logged),
+and UserRegistered when a citizen's first sign-in registers them.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from eventlet import tpool
+from nameko.events import EventDispatcher
 from nameko.rpc import rpc
 
 from ksmart_common.database import Database
-from ksmart_common.errors import Unauthenticated
-from ksmart_identity import keys
+from ksmart_common.errors import (
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooManyRequests,
+    Unauthenticated,
+)
+from ksmart_identity import directory, keys, otp, sessions, staff
 from ksmart_identity.config import access_token_ttl_seconds
-from ksmart_identity.signin import password_sign_in
+from ksmart_identity.signin import code_sign_in, password_sign_in, refresh
+from ksmart_identity.users import mask
+
+# Refusals are the caller's, not the service's faults: logged as expected.
+CALLER_ERRORS = (Unauthenticated, TooManyRequests, InvalidInput, Forbidden, NotFound)
+OTP_REQUESTED = "OtpRequested"
+USER_REGISTERED = "UserRegistered"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
 
 
 class IdentityService:
     name = "identity"
 
     db = Database()
+    dispatch = EventDispatcher()
 
-    # A wrong password is the caller's mistake, not the service's: logged as a
-    # warning, not an error that pages someone.
-    @rpc(expected_exceptions=Unauthenticated)
+    # -- signing in and out --------------------------------------------------
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
     def login(self, username: str, password: str) -> dict[str, Any]:
-        """{"access_token", "token_type": "Bearer", "expires_in"}, or
-        Unauthenticated("wrong username or password")."""
+        """Officials, auditors, administrators: the token response, or
+        Unauthenticated, or TooManyRequests while the account is locked."""
         return password_sign_in(
             self.db,
             username,
             password,
             ttl_seconds=access_token_ttl_seconds(),
-            now=datetime.now(UTC),
+            now=now(),
             # argon2 is CPU-bound for tens of milliseconds: on a real thread it
             # doesn't stall the container's other green threads.
             offload=tpool.execute,
         )
 
+    @rpc(expected_exceptions=CALLER_ERRORS)
+    def request_code(
+        self,
+        phone: str | None,
+        email: str | None,
+        client_address: str,
+        language: str = "en",
+    ) -> dict[str, Any]:
+        """Send a citizen a one-time code (through the notifications service)."""
+        destination, channel = otp.destination_of(phone, email)
+        challenge = otp.request_code(
+            self.db,
+            destination,
+            channel,
+            client_address,
+            now(),
+            otp.OtpSettings.from_environment(),
+            offload=tpool.execute,
+        )
+        self.dispatch(
+            OTP_REQUESTED,
+            {
+                "challenge_id": challenge.challenge_id,
+                "channel": channel,
+                "destination": destination,
+                "code": challenge.code,
+                "language": language if language in ("en", "ml") else "en",
+                "expires_at": challenge.expires_at.isoformat(),
+            },
+        )
+        return {
+            "challenge_id": challenge.challenge_id,
+            "channel": channel,
+            "sent_to": mask(destination),
+            "expires_in": int((challenge.expires_at - now()).total_seconds()),
+        }
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
+    def sign_in_with_code(self, challenge_id: str, code: str) -> dict[str, Any]:
+        tokens, user, registered = code_sign_in(
+            self.db,
+            challenge_id,
+            code,
+            ttl_seconds=access_token_ttl_seconds(),
+            now=now(),
+            offload=tpool.execute,
+        )
+        if registered:
+            self.dispatch(
+                USER_REGISTERED,
+                {"user_id": user["user_id"], "kind": "citizen", "username": user["username"]},
+            )
+        return tokens
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
+    def refresh(self, refresh_token: str) -> dict[str, Any]:
+        return refresh(self.db, refresh_token, access_token_ttl_seconds(), now())
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
+    def logout(self, session_id: str) -> dict[str, bool]:
+        return {"ended": sessions.revoke_session(self.db, session_id, now(), "logout")}
+
+    @rpc
+    def revoked_sessions(self) -> dict[str, Any]:
+        """Sessions revoked within an access token's lifetime: the gateway
+        polls this and refuses their tokens (older tokens expired anyway)."""
+        since = now() - timedelta(seconds=access_token_ttl_seconds() + 60)
+        return {"sessions": sessions.revoked_since(self.db, since)}
+
     @rpc
     def jwks(self) -> dict[str, Any]:
         """{"keys": [OKP JWK, ...]}: every public key a valid token may carry."""
         return keys.jwks(self.db)
+
+    # -- staff (administrators) ----------------------------------------------
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
+    def create_staff(self, user: dict[str, Any], actor: dict[str, Any]) -> dict[str, Any]:
+        staff.require_administrator(actor)
+        return staff.create_staff(
+            self.db,
+            user["username"],
+            user["display_name"],
+            user["kind"],
+            user["roles"],
+            user.get("local_body"),
+            user.get("wards", []),
+            user["password"],
+            offload=tpool.execute,
+        )
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
+    def update_staff(
+        self, user_id: str, changes: dict[str, Any], actor: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        staff.require_administrator(actor)
+        return staff.update_staff(self.db, user_id, now(), **changes)
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
+    def list_staff(
+        self, local_body: str | None, kind: str | None, actor: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        staff.require_administrator(actor)
+        return staff.list_staff(self.db, local_body, kind)
+
+    # -- the local-body directory (public) ------------------------------------
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
+    def list_local_bodies(
+        self,
+        district: str | None = None,
+        type: str | None = None,  # noqa: A002
+    ) -> list[dict[str, Any]]:
+        return directory.list_local_bodies(self.db, district, type)
+
+    @rpc
+    def list_districts(self) -> list[dict[str, Any]]:
+        return directory.list_districts(self.db)
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
+    def get_local_body(self, code: str) -> dict[str, Any]:
+        body = directory.get_local_body(self.db, code)
+        if body is None:
+            raise NotFound(f"no local body {code!r}")
+        return body
 
     @rpc
     def health(self) -> dict[str, str]:

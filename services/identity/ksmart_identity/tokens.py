@@ -64,9 +64,12 @@ def public_jwk(private_key: Ed25519PrivateKey, kid: str) -> dict[str, str]:
     return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": ALGORITHM, "use": "sig"}
 
 
-def access_token_claims(user: Mapping[str, Any], ttl_seconds: int, now: datetime) -> dict[str, Any]:
-    """The claims of an access token; `user` has user_id, username, roles and
-    local_body (the dict ksmart_identity.users returns)."""
+def access_token_claims(
+    user: Mapping[str, Any], ttl_seconds: int, now: datetime, session_id: str | None = None
+) -> dict[str, Any]:
+    """The claims of an access token; `user` has user_id, username, roles,
+    local_body and wards (the dict ksmart_identity.users returns);
+    `session_id` names the session whose revocation ends the token."""
     if ttl_seconds <= 0:
         raise ValueError("ttl_seconds must be positive")
     if now.tzinfo is None:
@@ -80,10 +83,12 @@ def access_token_claims(user: Mapping[str, Any], ttl_seconds: int, now: datetime
         "preferred_username": user["username"],
         "roles": list(roles),
         "local_body": user.get("local_body"),
+        "wards": list(user.get("wards") or []),
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(seconds=ttl_seconds)).timestamp()),
-        # Unique per token: lets a later revocation list name one token.
+        # Unique per token, for logs and audits.
         "jti": uuid.uuid4().hex,
+        **({"sid": session_id} if session_id else {}),
     }
 
 
@@ -93,9 +98,10 @@ def issue_access_token(
     user: Mapping[str, Any],
     ttl_seconds: int,
     now: datetime,
+    session_id: str | None = None,
 ) -> str:
     return jwt.encode(
-        access_token_claims(user, ttl_seconds, now),
+        access_token_claims(user, ttl_seconds, now, session_id),
         private_key,
         algorithm=ALGORITHM,
         headers={"kid": kid},

@@ -13,13 +13,14 @@ import functools
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from ksmart_common.errors import InvalidInput
+from ksmart_common.errors import InvalidInput, TooManyRequests, Unauthenticated
 from ksmart_common.roles import OFFICIAL_ROLES
 
 KINDS = ("citizen", "official", "auditor", "administrator")
@@ -37,6 +38,7 @@ class User(TypedDict):
     kind: str
     roles: list[str]
     local_body: str | None
+    wards: list[int]
 
 
 @dataclass(frozen=True)
@@ -70,11 +72,12 @@ DEMO_USERS: tuple[DemoUser, ...] = (
         "clerk.tvm", "Clerk, Thiruvananthapuram Corporation", "official", ("clerk",), "KL-TVM-TVC"
     ),
     DemoUser("auditor", "Demo Auditor", "auditor", ("auditor",), None),
+    DemoUser("admin", "Demo Administrator", "administrator", ("administrator",), None),
 )
 
 _hasher = PasswordHasher()
 
-_COLUMNS = "user_id, username, display_name, kind, roles, local_body"
+_COLUMNS = "user_id, username, display_name, kind, roles, local_body, wards"
 
 
 def call_directly(fn: Callable[..., Any], *args: Any) -> Any:
@@ -115,25 +118,122 @@ def create_user(
     return _user(row)
 
 
+# Repeated wrong passwords lock an account for a while: enough to make
+# guessing hopeless, short enough that an official who mistyped can go on.
+MAX_FAILED_SIGN_INS = 5
+LOCKOUT = timedelta(minutes=15)
+
+
 def authenticate(
-    engine: sa.Engine, username: str, password: str, offload: Offload = call_directly
+    engine: sa.Engine,
+    username: str,
+    password: str,
+    offload: Offload = call_directly,
+    now: datetime | None = None,
 ) -> User | None:
     """The user if the password is right, else None: the caller can't tell an
     unknown username from a wrong password, not even by timing (an unknown
-    user still costs one argon2 verification, against a dummy hash)."""
+    user still costs one argon2 verification, against a dummy hash).
+
+    The fifth wrong password in a row locks the account for LOCKOUT; a
+    locked account raises TooManyRequests (with the wait) before any
+    password is checked. A disabled account, or one without a password (a
+    citizen), never signs in with one."""
     if not isinstance(username, str) or not isinstance(password, str):
         return None
+    now = now or datetime.now(UTC)
     with engine.connect() as conn:
         row = conn.execute(
-            sa.text(f"SELECT {_COLUMNS}, password_hash FROM users WHERE username = :username"),
+            sa.text(
+                f"SELECT {_COLUMNS}, password_hash, locked_until, disabled_at"
+                " FROM users WHERE username = :username"
+            ),
             {"username": normalise_username(username)},
         ).one_or_none()
-    if row is None:
+    if row is None or row.password_hash is None or row.disabled_at is not None:
         offload(_verify, _dummy_hash(), password)
         return None
+    if row.locked_until is not None and row.locked_until > now:
+        wait = int((row.locked_until - now).total_seconds()) + 1
+        raise TooManyRequests(
+            "too many wrong passwords: the account is locked for a while",
+            [{"field": "password", "message": f"try again in {wait // 60 + 1} minutes"}],
+            wait,
+        )
     if not offload(_verify, row.password_hash, password):
+        _count_failure(engine, str(row.user_id), now)
         return None
+    _reset_failures(engine, str(row.user_id))
     return _user(row)
+
+
+def _count_failure(engine: sa.Engine, user_id: str, now: datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE users SET failed_sign_ins = failed_sign_ins + 1,"
+                " locked_until = CASE WHEN failed_sign_ins + 1 >= :limit"
+                " THEN CAST(:until AS timestamptz) ELSE locked_until END"
+                " WHERE user_id = :uid"
+            ),
+            {"limit": MAX_FAILED_SIGN_INS, "until": now + LOCKOUT, "uid": user_id},
+        )
+
+
+def _reset_failures(engine: sa.Engine, user_id: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE users SET failed_sign_ins = 0, locked_until = NULL"
+                " WHERE user_id = :uid AND (failed_sign_ins > 0 OR locked_until IS NOT NULL)"
+            ),
+            {"uid": user_id},
+        )
+
+
+def get_user(engine: sa.Engine, user_id: str) -> User | None:
+    """The user, unless unknown or disabled."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(f"SELECT {_COLUMNS} FROM users WHERE user_id = :uid AND disabled_at IS NULL"),
+            {"uid": user_id},
+        ).one_or_none()
+    return _user(row) if row is not None else None
+
+
+def find_or_register_citizen(
+    engine: sa.Engine, destination: str, channel: str
+) -> tuple[User, bool]:
+    """The citizen whose phone or email this is, registered on first sign-in.
+    Returns the user and whether they were registered now."""
+    with engine.begin() as conn:
+        row = conn.execute(
+            sa.text(
+                "INSERT INTO users (user_id, username, display_name, kind, roles)"
+                " VALUES (:uid, :username, :display, 'citizen', ARRAY['citizen'])"
+                f" ON CONFLICT (username) DO NOTHING RETURNING {_COLUMNS}"
+            ),
+            {"uid": str(uuid.uuid4()), "username": destination, "display": mask(destination)},
+        ).one_or_none()
+        if row is not None:
+            return _user(row), True
+        row = conn.execute(
+            sa.text(f"SELECT {_COLUMNS}, disabled_at FROM users WHERE username = :username"),
+            {"username": destination},
+        ).one()
+    if row.kind != "citizen" or row.disabled_at is not None:
+        # An official's username is never a phone or an email, and a
+        # disabled account stays disabled.
+        raise Unauthenticated("this account cannot sign in with a code")
+    return _user(row), False
+
+
+def mask(destination: str) -> str:
+    """A destination as it may be shown: +97150*****67, a***@example.org."""
+    if destination.startswith("+"):
+        return destination[:6] + "*" * max(0, len(destination) - 8) + destination[-2:]
+    local, _, domain = destination.partition("@")
+    return f"{local[:1]}***@{domain}"
 
 
 def seed_demo_users(
@@ -235,4 +335,5 @@ def _user(row: sa.Row) -> User:
         kind=row.kind,
         roles=list(row.roles),
         local_body=row.local_body,
+        wards=list(row.wards or []),
     )

@@ -337,3 +337,23 @@ def test_files_get_human_readable_numbers_per_body_service_and_year(platform):
 def test_an_unknown_service_is_not_found(platform):
     body = {**citizen.application(platform), "service_code": f"no-such-{uuid.uuid4().hex[:6]}"}
     assert citizen.submit(platform, body).status_code == 404
+
+
+def test_an_application_to_a_body_not_in_the_directory_or_not_offering_the_service_is_refused(
+    platform,
+):
+    before = _event_count(platform)
+    nowhere = {**citizen.application(platform), "local_body": "KL-ZZZ-NOPE"}
+    reply = citizen.submit(platform, nowhere)
+    assert reply.status_code == 422
+    assert [(p["field"], p["code"]) for p in reply.json()["problems"]] == [
+        ("local_body", "unknown_local_body")
+    ]
+    # Septic tank cleaning is a service of municipalities and corporations.
+    body = citizen.application(platform, "septic-tank-cleaning")
+    panchayat = requests.get(
+        _url(platform, "/local-bodies"), params={"type": "grama_panchayat"}, timeout=10
+    ).json()["local_bodies"][0]["code"]
+    refused = citizen.submit(platform, {**body, "local_body": panchayat})
+    assert [p["code"] for p in refused.json()["problems"]] == ["not_offered_here"]
+    assert _event_count(platform) == before

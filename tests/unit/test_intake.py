@@ -338,3 +338,28 @@ def test_direction_overrides_are_refused_but_malayalam_joiners_are_not(birth):
     # ZWJ and ZWNJ are part of Malayalam spelling (chillu letters, conjuncts).
     form = {**sample_form(birth), "mother_name": "ആശ\u200dമേനോൻ\u200c"}
     assert application_problems(birth, form, sample_uploads(birth, form)) == []
+
+
+KOCHI_CORPORATION = {"code": KOCHI, "type": "corporation", "dissolved_on": None}
+
+
+def test_the_local_body_must_be_in_the_directory_and_offer_the_service(birth):
+    form = sample_form(birth)
+    uploads = sample_uploads(birth, form)
+    assert (
+        application_problems(
+            birth, form, uploads, local_body=KOCHI_CORPORATION, local_body_code=KOCHI
+        )
+        == []
+    )
+    unknown = application_problems(
+        birth, form, uploads, local_body=None, local_body_code="KL-ZZZ-X"
+    )
+    assert [(p["field"], p["code"]) for p in unknown] == [("local_body", "unknown_local_body")]
+    block = {"code": "KL-EKM-BP01", "type": "block_panchayat", "dissolved_on": None}
+    elsewhere = application_problems(birth, form, uploads, "ml", block, "KL-EKM-BP01")
+    assert [p["code"] for p in elsewhere] == ["not_offered_here"]
+    assert "നൽകുന്നില്ല" in elsewhere[0]["message"]
+    dissolved = {**KOCHI_CORPORATION, "dissolved_on": "2030-01-01"}
+    gone = application_problems(birth, form, uploads, local_body=dissolved, local_body_code=KOCHI)
+    assert [p["code"] for p in gone] == ["unknown_local_body"]

@@ -165,13 +165,25 @@ def submit_application(
     form: Mapping[str, Any],
     documents: Mapping[str, Upload | None] | None = None,
     lang: str = intake.DEFAULT_LANGUAGE,
+    directory_entry: Mapping[str, Any] | None | bool = False,
 ) -> list[NewEvent]:
     """The events of a new application, or InvalidInput naming every problem
-    of it at once, in `lang`. The event store adds the file number."""
+    of it at once, in `lang`. The event store adds the file number.
+
+    directory_entry: the local-body directory's entry for `local_body`
+    (None if it has none); left out (False), the body is not checked."""
     if CITIZEN_ROLE not in applicant.roles:
         raise Forbidden("only a citizen may file an application")
     documents = documents or {}
-    problems = intake.application_problems(definition, form, documents, lang)
+    checked = directory_entry is not False
+    problems = intake.application_problems(
+        definition,
+        form,
+        documents,
+        lang,
+        local_body=directory_entry if checked else None,
+        local_body_code=local_body if checked else None,
+    )
     if problems:
         raise InvalidInput(_incomplete(len(problems), lang), problems)
     Workflow.from_definition(definition["workflow"])  # refuse a broken definition early

@@ -109,6 +109,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "must be at most {limit}; the uploaded file is {actual}",
         "ml": "പരമാവധി {limit}; അപ്‌ലോഡ് ചെയ്ത ഫയൽ {actual} ആണ്",
     },
+    "unknown_local_body": {
+        "en": "{body} is not a local body of the directory",
+        "ml": "{body} ഡയറക്ടറിയിലുള്ള ഒരു തദ്ദേശ സ്ഥാപനമല്ല",
+    },
+    "not_offered_here": {
+        "en": "this service is not offered by a {kind}; it is offered by: {kinds}",
+        "ml": "ഈ സേവനം {kind} നൽകുന്നില്ല; ഇവ നൽകുന്നു: {kinds}",
+    },
     "not_an_object": {
         "en": "must be an object of answers",
         "ml": "ഉത്തരങ്ങളുടെ ഒരു ഒബ്ജക്റ്റ് ആയിരിക്കണം",
@@ -174,14 +182,20 @@ def application_problems(
     form: Any,
     documents: Mapping[str, Upload | None],
     lang: str = DEFAULT_LANGUAGE,
+    local_body: Mapping[str, Any] | None = None,
+    local_body_code: str | None = None,
 ) -> list[dict[str, str]]:
     """Every problem of an application, in `lang`; [] when it may be filed.
 
     documents: document code -> the upload it names, or None when the named
-    upload does not exist or is not the applicant's."""
-    if not isinstance(form, Mapping):
-        return [_problem("form", "not_an_object", message("not_an_object", lang))]
+    upload does not exist or is not the applicant's.
+    local_body: the directory's entry for the body applied to (None when
+    the directory has no `local_body_code`); both None: not checked."""
     problems: list[dict[str, str]] = []
+    if local_body_code is not None:
+        problems.extend(_local_body_problems(definition, local_body, local_body_code, lang))
+    if not isinstance(form, Mapping):
+        return [*problems, _problem("form", "not_an_object", message("not_an_object", lang))]
     specs = {spec["name"]: spec for spec in definition["fields"]}
     for name in form:
         if name not in specs:
@@ -194,6 +208,32 @@ def application_problems(
         problems.extend(_field_problems(spec, form, lang))
     problems.extend(document_problems(definition, form, documents, lang))
     return problems
+
+
+def _local_body_problems(
+    definition: Mapping[str, Any],
+    local_body: Mapping[str, Any] | None,
+    code: str,
+    lang: str,
+) -> list[dict[str, str]]:
+    if local_body is None or local_body.get("dissolved_on"):
+        return [
+            _problem(
+                "local_body", "unknown_local_body", message("unknown_local_body", lang, body=code)
+            )
+        ]
+    offered_by = definition["applicable_to"]
+    if local_body["type"] in offered_by:
+        return []
+    kinds = ", ".join(kind.replace("_", " ") for kind in offered_by)
+    kind = local_body["type"].replace("_", " ")
+    return [
+        _problem(
+            "local_body",
+            "not_offered_here",
+            message("not_offered_here", lang, kind=kind, kinds=kinds),
+        )
+    ]
 
 
 def _field_problems(spec: Mapping[str, Any], form: Mapping[str, Any], lang: str) -> list[dict]:

@@ -60,6 +60,7 @@ def load_file(store: EventStore, file_id: str) -> FileState:
 def submit(
     store: EventStore,
     get_definition: Callable[[str], Mapping[str, Any]],
+    get_local_body: Callable[[str], Mapping[str, Any] | None],
     service_code: str,
     local_body: str,
     form: Mapping[str, Any],
@@ -91,7 +92,9 @@ def submit(
     definition = get_definition(service_code)
     uploads = find_uploads(store.engine, actor.actor_id, documents)
     lang = language(request.get("lang"))
-    events = files.submit_application(file_id, definition, local_body, actor, form, uploads, lang)
+    events = files.submit_application(
+        file_id, definition, local_body, actor, form, uploads, lang, get_local_body(local_body)
+    )
     metadata = event_metadata(actor, request, request_fingerprint=fingerprint)
     year = datetime.now(INDIA_STANDARD_TIME).year
     number = NumberRequest(

@@ -1,6 +1,7 @@
 """The applications service's dependencies: its event store, one per
 container (its committer thread batches the appends of all the container's
-workers: group commit), and a short cache of catalogue definitions."""
+workers: group commit), caches of reference data (catalogue definitions,
+local bodies), and the payment provider."""
 
 from __future__ import annotations
 
@@ -80,12 +81,18 @@ class PaymentProviderProvider(DependencyProvider):
         return self.provider
 
 
-class DefinitionCacheProvider(DependencyProvider):
+class ReferenceDataProvider(DependencyProvider):
+    """Other services' reference data, cached: the catalogue's definitions
+    (latest, and pinned by hash) and the identity service's local bodies."""
+
     def setup(self) -> None:
         self.cache = DefinitionCache()
         self.by_hash = DefinitionsByHash()
+        # Local bodies change rarely (a body formed or dissolved): a short
+        # cache, like the latest definitions.
+        self.local_bodies = DefinitionCache()
 
-    def get_dependency(self, worker_ctx) -> DefinitionCacheProvider:
+    def get_dependency(self, worker_ctx) -> ReferenceDataProvider:
         return self
 
     def latest(self, code: str, fetch: Callable[[str], dict]) -> dict:
@@ -93,3 +100,6 @@ class DefinitionCacheProvider(DependencyProvider):
 
     def pinned(self, content_hash: str, fetch: Callable[[str], dict]) -> dict:
         return self.by_hash.get(content_hash, fetch)
+
+    def local_body(self, code: str, fetch: Callable[[str], dict | None]) -> dict | None:
+        return self.local_bodies.get(code, fetch)

@@ -13,9 +13,9 @@ from nameko.rpc import RpcProxy, rpc
 
 from ksmart_applications import commands
 from ksmart_applications.dependencies import (
-    DefinitionCacheProvider,
     EventStoreProvider,
     PaymentProviderProvider,
+    ReferenceDataProvider,
 )
 from ksmart_applications.uploads import record_upload
 from ksmart_common.domain.file import Actor
@@ -59,19 +59,31 @@ class ApplicationsService:
     name = "applications"
 
     store = EventStoreProvider()
-    definitions = DefinitionCacheProvider()
+    reference = ReferenceDataProvider()
     payments = PaymentProviderProvider()
     catalogue = RpcProxy("catalogue")
+    identity = RpcProxy("identity")
 
     def _latest_definition(self, code: str) -> dict:
-        return self.definitions.latest(
+        return self.reference.latest(
             code, lambda missing: call(self.catalogue.get_service, missing)
         )
 
     def _pinned_definition(self, content_hash: str) -> dict:
-        return self.definitions.pinned(
+        return self.reference.pinned(
             content_hash, lambda missing: call(self.catalogue.get_definition, missing)
         )
+
+    def _local_body(self, code: str) -> dict | None:
+        """The identity service's directory entry (cached), or None."""
+
+        def fetch(missing: str) -> dict | None:
+            try:
+                return call(self.identity.get_local_body, missing)
+            except NotFound:
+                return None
+
+        return self.reference.local_body(code, fetch)
 
     @rpc(expected_exceptions=CALLER_ERRORS)
     def submit_application(
@@ -87,6 +99,7 @@ class ApplicationsService:
         state, created = commands.submit(
             self.store,
             self._latest_definition,
+            self._local_body,
             service_code,
             local_body,
             form,

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from ksmart_common import config
 from ksmart_common.consumer import ATTEMPT_HEADER, ConsumerTopology
 from ksmart_common.errors import InvalidInput
+from ksmart_common.messaging import OTP_QUEUE, declare_otp_queue
 from ksmart_common.migrations import RoleNames, upgrade
 from ksmart_common.payments import PAYMENT_SECRET_ENV, SIGNATURE_HEADER, FakePaymentProvider
 
@@ -76,6 +77,8 @@ def setup(seed: bool, credentials_file: Path | None) -> int:
     for topology in consumer_topologies():
         topology.declare(config.amqp_uri())
         print(f"queue {topology.queue_name}: declared with its retry and dead-letter queues")
+    declare_otp_queue(config.amqp_uri(), otp_lifetime_seconds())
+    print(f"queue {OTP_QUEUE}: declared for one-time codes")
     counts = load_directory()
     print(f"local-body directory: {counts}")
     if seed:
@@ -91,6 +94,12 @@ def setup(seed: bool, credentials_file: Path | None) -> int:
             credentials_file.chmod(0o600)
         print("demo users seeded")
     return 0
+
+
+def otp_lifetime_seconds() -> int:
+    from ksmart_identity.otp import OtpSettings
+
+    return OtpSettings.from_environment().ttl_seconds
 
 
 def _identity_engine() -> sa.Engine:

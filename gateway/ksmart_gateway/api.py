@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+import eventlet
 from marshmallow import Schema
 from nameko.extensions import SharedExtension
 from nameko.standalone.rpc import ClusterRpcProxy
@@ -56,19 +57,36 @@ class Authenticator(SharedExtension):
     so keys rotate without a call per request.
 
     Revoked sessions (logout, a refresh token reused, an official's roles
-    changed) are polled from the identity service every few seconds, so a
-    revoked session's tokens are refused within that time. If the list
-    cannot be had for longer than REVOCATIONS_MAX_AGE_SECONDS, requests are
+    changed) are fetched from the identity service by one background green
+    thread every few seconds, so a revoked session's tokens are refused
+    within that time and no request waits for the fetch. If the list could
+    not be had for longer than REVOCATIONS_MAX_AGE_SECONDS, requests are
     refused (503) rather than served on a list too old to trust."""
 
     def setup(self) -> None:
         self._verifier: TokenVerifier | None = None
         self._fetched_at = 0.0
         self._revoked: frozenset[str] = frozenset()
-        self._revocations_at = 0.0
+        self._revocations_at: float | None = None
         self._poll_seconds = float(config.env("KSMART_REVOCATION_POLL_SECONDS", "2"))
 
-    def _refresh(self) -> None:
+    def start(self) -> None:
+        self.container.spawn_managed_thread(self._poll_revocations)
+
+    def _poll_revocations(self) -> None:
+        while True:
+            try:
+                self._fetch_revocations_now()
+            except Exception as error:  # noqa: BLE001 - kept trying; staleness is checked
+                log.warning("revoked sessions not fetched", error=repr(error))
+            eventlet.sleep(self._poll_seconds)
+
+    def _fetch_revocations_now(self) -> None:
+        answer = call(self._fetch_revocations, timeout=5)
+        self._revoked = frozenset(entry["sid"] for entry in answer["sessions"])
+        self._revocations_at = time.monotonic()
+
+    def _refresh_jwks(self) -> None:
         if (
             self._verifier is not None
             and time.monotonic() - self._fetched_at < JWKS_REFRESH_SECONDS
@@ -85,28 +103,20 @@ class Authenticator(SharedExtension):
     def authenticate(self, request: Request) -> Principal:
         token = bearer_token(request.headers.get("Authorization"))
         if self._verifier is None:
-            self._refresh()
-        try:
-            principal = self._verifier.verify(token)
-        except errors.Unauthenticated:
+            self._refresh_jwks()
+        if not self._verifier.knows_key_of(token):
             # Perhaps signed with a key that was rotated in since we fetched.
-            self._refresh()
-            principal = self._verifier.verify(token)
+            self._refresh_jwks()
+        principal = self._verifier.verify(token)
         if principal.session_id in self._revocations():
             raise errors.Unauthenticated("the session has ended; sign in again")
         return principal
 
     def _revocations(self) -> frozenset[str]:
-        age = time.monotonic() - self._revocations_at
-        if age >= self._poll_seconds:
-            try:
-                answer = call(self._fetch_revocations, timeout=5)
-                self._revoked = frozenset(entry["sid"] for entry in answer["sessions"])
-                self._revocations_at = time.monotonic()
-            except errors.ServiceUnavailable:
-                if age > REVOCATIONS_MAX_AGE_SECONDS:
-                    raise
-                log.warning("revoked sessions not refreshed", age_seconds=round(age, 1))
+        if self._revocations_at is None:
+            self._fetch_revocations_now()  # the first request, before the poller's first turn
+        elif time.monotonic() - self._revocations_at > REVOCATIONS_MAX_AGE_SECONDS:
+            raise errors.ServiceUnavailable("revoked sessions could not be checked lately")
         return self._revoked
 
     def _fetch_revocations(self) -> dict:
@@ -207,8 +217,11 @@ def read_json(request: Request, schema: type[Schema]) -> dict:
         )
     try:
         document = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite)
-        # A lone surrogate (\ud800) is valid JSON but not text any event can hold.
+        # A lone surrogate (\ud800) is valid JSON but not text any event can
+        # hold, and PostgreSQL text cannot hold a NUL.
         json.dumps(document, ensure_ascii=False).encode("utf-8")
+        if _holds_nul(document):
+            raise ValueError("text must not contain NUL characters")
     except (ValueError, RecursionError) as error:
         raise problems.BadRequestBody(f"the body is not JSON: {error}") from error
     if not isinstance(document, dict):
@@ -220,6 +233,16 @@ def _refuse_constant(name: str) -> None:
     # Python's json takes NaN and Infinity, which JSON does not have and no
     # event could store.
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 def _finite(text: str) -> float:

@@ -34,7 +34,8 @@ from ksmart_common.errors import Unauthenticated
 ISSUER = "ksmart-identity"
 AUDIENCE = "ksmart"
 ALGORITHM = "EdDSA"
-REQUIRED_CLAIMS = ("exp", "iat", "sub", "aud", "iss", "preferred_username", "roles")
+# `sid`: every token belongs to a session, so every token can be revoked.
+REQUIRED_CLAIMS = ("exp", "iat", "sub", "aud", "iss", "preferred_username", "roles", "sid")
 
 # Tolerated clock difference between the identity service's host and ours.
 DEFAULT_LEEWAY_SECONDS = 30
@@ -104,6 +105,15 @@ class TokenVerifier:
     @property
     def kids(self) -> frozenset[str]:
         return frozenset(self._public_keys)
+
+    def knows_key_of(self, token: str) -> bool:
+        """Whether the token names a key this verifier holds (a malformed
+        token counts as known: fetching keys again would not help it)."""
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError:
+            return True
+        return kid in self._public_keys
 
     def verify(self, token: str) -> Principal:
         """The Principal the token names, or Unauthenticated saying why not."""
@@ -199,7 +209,7 @@ def _principal(claims: Mapping[str, Any]) -> Principal:
         and isinstance(roles, list)
         and all(isinstance(role, str) for role in roles)
         and (local_body is None or isinstance(local_body, str))
-        and (session_id is None or isinstance(session_id, str))
+        and isinstance(session_id, str)
         and isinstance(wards, list)
         and all(isinstance(ward, int) and not isinstance(ward, bool) for ward in wards)
     )

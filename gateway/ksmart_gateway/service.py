@@ -9,7 +9,9 @@ declarations (openapi.py).
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
+import re
 from typing import Any
 
 from eventlet import tpool
@@ -21,7 +23,7 @@ from ksmart_common import config
 from ksmart_common.documents import check_sha256
 from ksmart_common.domain.intake import language
 from ksmart_common.envelope import from_json, verify_chain
-from ksmart_common.errors import InvalidInput, PayloadTooLarge
+from ksmart_common.errors import InvalidInput, NotFound, PayloadTooLarge
 from ksmart_common.payments import SIGNATURE_HEADER
 from ksmart_common.roles import ADMINISTRATOR, AUDITOR, CITIZEN, OFFICIAL_ROLES
 from ksmart_common.rpc import call
@@ -46,8 +48,11 @@ from ksmart_gateway.documents import (
 from ksmart_gateway.openapi import openapi_document
 
 PREFIX = "/api/v1"
-ANYONE_SIGNED_IN = (CITIZEN, *OFFICIAL_ROLES, AUDITOR)
-EVERYONE_SIGNED_IN = (*ANYONE_SIGNED_IN, ADMINISTRATOR)
+LOCAL_BODY_PATTERN = re.compile(schemas.LOCAL_BODY_CODE.regex.pattern)
+# Who may read files (each service then decides which files): citizens,
+# officials and auditors; administrators manage people, not files.
+FILE_READERS = (CITIZEN, *OFFICIAL_ROLES, AUDITOR)
+ANY_USER = (*FILE_READERS, ADMINISTRATOR)
 
 
 def actor(principal: Principal) -> dict[str, Any]:
@@ -75,9 +80,24 @@ def client_address(request: Request) -> str:
     X-Forwarded-For only when KSMART_TRUSTED_PROXY is that balancer."""
     trusted = config.env("KSMART_TRUSTED_PROXY", "")
     forwarded = request.headers.get("X-Forwarded-For")
+    address = request.remote_addr or "unknown"
     if trusted and request.remote_addr == trusted and forwarded:
-        return forwarded.split(",")[-1].strip()[:64]
-    return (request.remote_addr or "unknown")[:64]
+        address = forwarded.split(",")[-1].strip()
+    return rate_limit_key(address)
+
+
+def rate_limit_key(address: str) -> str:
+    """An IPv4 address as it is; an IPv6 address by its /64, which one
+    subscriber commonly holds whole (one address each would be no limit)."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if parsed.version == 4:
+        return str(parsed)
+    if parsed.ipv4_mapped is not None:  # ::ffff:203.0.113.9 is an IPv4 client
+        return str(parsed.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
 
 
 def file_body(view: dict[str, Any]) -> dict[str, Any]:
@@ -218,7 +238,7 @@ class GatewayService:
         "POST",
         f"{PREFIX}/auth/logout",
         summary="End the caller's session: its access and refresh tokens stop working",
-        allowed_roles=EVERYONE_SIGNED_IN,
+        allowed_roles=ANY_USER,
         response=schemas.LogoutResponse,
         tag="auth",
     )
@@ -317,6 +337,8 @@ class GatewayService:
         tag="directory",
     )
     def local_body(self, request, principal, code):
+        if not LOCAL_BODY_PATTERN.match(code):
+            raise NotFound(f"no local body {code!r}")
         body = call(self.identity.get_local_body, code)
         return cacheable(request, body, body_tag(body), f"public, max-age={CATALOGUE_MAX_AGE}")
 
@@ -440,7 +462,7 @@ class GatewayService:
         "GET",
         f"{PREFIX}/files/<uuid:file_id>/documents/<string:code>",
         summary="Download a document of a file: for those who may read the file",
-        allowed_roles=ANYONE_SIGNED_IN,
+        allowed_roles=FILE_READERS,
         tag="documents",
         binary_response=True,
     )
@@ -549,7 +571,7 @@ class GatewayService:
         "GET",
         f"{PREFIX}/files/<uuid:file_id>",
         summary="A file: its state and the timeline of decisions",
-        allowed_roles=ANYONE_SIGNED_IN,
+        allowed_roles=FILE_READERS,
         response=schemas.FileResponse,
     )
     def get_file(self, request, principal, file_id):

@@ -8,10 +8,12 @@ import time
 import uuid
 
 import jwt
+import pika
 import pytest
 import requests
 import sqlalchemy as sa
 
+from ksmart_common.messaging import OTP_QUEUE, declare_otp_queue
 from ksmart_identity.keys import rotate_signing_key
 from tests.support.events import EventTap
 from tests.support.platform import running_platform
@@ -360,3 +362,22 @@ def test_the_directory_lists_districts_and_local_bodies(platform):
     kochi = requests.get(_url(platform, "/local-bodies/KL-EKM-KOC"), timeout=10).json()
     assert kochi["type"] == "corporation" and kochi["name"]["ml"]
     assert requests.get(_url(platform, "/local-bodies/KL-ZZZ-NOPE"), timeout=10).status_code == 404
+
+
+def test_a_code_that_could_not_reach_the_notifications_queue_is_a_503_not_a_silent_loss(
+    platform,
+):
+    connection = pika.BlockingConnection(pika.URLParameters(platform.amqp_uri))
+    try:
+        connection.channel().queue_delete(OTP_QUEUE)
+        refused = _ask_code(platform, phone=_phone())
+        assert refused.status_code == 503 and "Retry-After" in refused.headers
+    finally:
+        connection.close()
+        declare_otp_queue(platform.amqp_uri, 900)
+    assert _ask_code(platform, phone=_phone()).status_code == 202
+
+
+def test_text_with_nul_characters_is_a_clear_refusal(platform):
+    assert _ask_code(platform, email="a\u0000b@example.org").status_code == 400
+    assert requests.get(_url(platform, "/local-bodies/KL-%00"), timeout=10).status_code == 404

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from ksmart_common.admin import consumer_topologies
 from ksmart_common.devserver import SERVICES, start, stop, wait_for_exit, wait_until_ready
+from ksmart_common.messaging import declare_otp_queue
 from ksmart_common.migrations import RoleNames
 from ksmart_identity.directory import load_directory, shipped_directory
 from ksmart_identity.users import seed_demo_users
@@ -75,6 +76,7 @@ def running_platform(
         amqp_uri = stack.enter_context(fresh_vhost())
         for topology in consumer_topologies(TEST_RETRY_DELAYS_MS):
             topology.declare(amqp_uri)
+        declare_otp_queue(amqp_uri, 900)
         password = secrets.token_urlsafe(12)
         identity = sa.create_engine(databases["identity"].service_url, poolclass=sa.pool.NullPool)
         seed_demo_users(identity, password)

@@ -21,6 +21,7 @@ from ksmart_gateway import auth
 from ksmart_gateway.auth import Principal, TokenVerifier
 from ksmart_identity import tokens
 
+SESSION = "3f0b1c52-6e8a-4d3e-9a51-2b7c9d0e1f24"
 CLERK = {
     "user_id": "0b6f3c1e-8d2a-4c55-9a51-3f7f0d9e2a10",
     "username": "clerk.kochi",
@@ -51,7 +52,7 @@ def _now():
 
 def _issue(key, user=CLERK, ttl_seconds=900, now=None):
     private_key, kid = key
-    return tokens.issue_access_token(private_key, kid, user, ttl_seconds, now or _now())
+    return tokens.issue_access_token(private_key, kid, user, ttl_seconds, now or _now(), SESSION)
 
 
 def _claims(token):
@@ -81,7 +82,16 @@ def test_issued_token_verifies_and_names_the_user(key, verifier):
         username="clerk.kochi",
         roles=("clerk",),
         local_body="KL-EKM-KOC",
+        session_id=SESSION,
     )
+
+
+def test_a_token_without_a_session_cannot_be_revoked_so_it_is_refused(key, verifier):
+    claims = tokens.access_token_claims(CLERK, 900, _now())
+    assert "sid" not in claims
+    token = jwt.encode(claims, key[0], "EdDSA", headers={"kid": key[1]})
+    with pytest.raises(Unauthenticated, match="sid"):
+        verifier.verify(token)
 
 
 def test_issued_token_carries_the_agreed_claims_and_header(key):
@@ -164,7 +174,7 @@ def test_a_token_issued_in_the_future_is_refused(key, verifier):
 
 def test_a_tampered_payload_is_refused(key, verifier):
     header, _, signature = _issue(key).split(".")
-    promoted = tokens.access_token_claims({**CLERK, "roles": ["secretary"]}, 900, _now())
+    promoted = tokens.access_token_claims({**CLERK, "roles": ["secretary"]}, 900, _now(), SESSION)
     tampered = ".".join([header, _b64url(json.dumps(promoted).encode()), signature])
     assert _refusal(verifier, tampered) == "the access token's signature is invalid"
 
@@ -179,7 +189,9 @@ def test_a_token_signed_by_another_key_under_a_trusted_kid_is_refused(key, verif
 @pytest.mark.parametrize("algorithm", ["none", "None", "NONE", None])
 def test_an_unsigned_token_is_refused(key, verifier, algorithm):
     _, kid = key
-    token = _forge({"alg": algorithm, "kid": kid}, tokens.access_token_claims(CLERK, 900, _now()))
+    token = _forge(
+        {"alg": algorithm, "kid": kid}, tokens.access_token_claims(CLERK, 900, _now(), SESSION)
+    )
     assert "not accepted" in _refusal(verifier, token)
 
 
@@ -205,7 +217,7 @@ def test_hs256_signed_with_the_public_key_is_refused(key, verifier, secret_form)
     secret = _public_key_as_secrets(private_key, kid)[secret_form]
     token = _forge(
         {"alg": "HS256", "kid": kid, "typ": "JWT"},
-        tokens.access_token_claims(CLERK, 900, _now()),
+        tokens.access_token_claims(CLERK, 900, _now(), SESSION),
         sign=lambda signing_input: hmac.new(secret, signing_input, hashlib.sha256).digest(),
     )
     assert _refusal(verifier, token) == (
@@ -217,7 +229,9 @@ def test_a_token_with_an_unknown_or_missing_kid_is_refused(verifier):
     stranger = _signing_key()
     assert _refusal(verifier, _issue(stranger)) == "the access token was signed with an unknown key"
     private_key, _ = stranger
-    no_kid = jwt.encode(tokens.access_token_claims(CLERK, 900, _now()), private_key, "EdDSA")
+    no_kid = jwt.encode(
+        tokens.access_token_claims(CLERK, 900, _now(), SESSION), private_key, "EdDSA"
+    )
     assert _refusal(verifier, no_kid) == "the access token was signed with an unknown key"
 
 
@@ -232,7 +246,7 @@ def test_a_token_for_another_audience_or_from_another_issuer_is_refused(
     key, verifier, claim, value, detail
 ):
     private_key, kid = key
-    claims = {**tokens.access_token_claims(CLERK, 900, _now()), claim: value}
+    claims = {**tokens.access_token_claims(CLERK, 900, _now(), SESSION), claim: value}
     token = jwt.encode(claims, private_key, "EdDSA", headers={"kid": kid})
     assert _refusal(verifier, token) == detail
 
@@ -240,7 +254,7 @@ def test_a_token_for_another_audience_or_from_another_issuer_is_refused(
 @pytest.mark.parametrize("claim", auth.REQUIRED_CLAIMS)
 def test_a_token_missing_a_required_claim_is_refused(key, verifier, claim):
     private_key, kid = key
-    claims = tokens.access_token_claims(CLERK, 900, _now())
+    claims = tokens.access_token_claims(CLERK, 900, _now(), SESSION)
     del claims[claim]
     token = jwt.encode(claims, private_key, "EdDSA", headers={"kid": kid})
     assert _refusal(verifier, token) == f"the access token lacks the {claim!r} claim"
@@ -252,7 +266,7 @@ def test_a_token_missing_a_required_claim_is_refused(key, verifier, claim):
 )
 def test_a_token_with_malformed_claims_is_refused(key, verifier, claim, value):
     private_key, kid = key
-    claims = {**tokens.access_token_claims(CLERK, 900, _now()), claim: value}
+    claims = {**tokens.access_token_claims(CLERK, 900, _now(), SESSION), claim: value}
     token = jwt.encode(claims, private_key, "EdDSA", headers={"kid": kid})
     assert _refusal(verifier, token) == "the access token's claims are malformed"
 
@@ -325,5 +339,5 @@ def test_any_user_survives_the_round_trip(user_id, username, roles, local_body):
     verifier = TokenVerifier.from_jwks({"keys": [tokens.public_jwk(*key)]})
     user = {"user_id": user_id, "username": username, "roles": roles, "local_body": local_body}
     assert verifier.verify(_issue(key, user=user)) == Principal(
-        user_id, username, tuple(roles), local_body
+        user_id, username, tuple(roles), local_body, SESSION
     )

@@ -31,7 +31,7 @@ from ksmart_common.errors import InvalidInput, TooManyRequests, Unauthenticated
 from ksmart_identity.users import Offload, call_directly
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
+EMAIL = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[^@\s.\x00-\x1f]+(\.[^@\s.\x00-\x1f]+)+$")
 CODE_DIGITS = 6
 MAX_FAILED_ATTEMPTS = 5
 # A code is tried at most five times before its challenge is void, so a cheap
@@ -104,10 +104,11 @@ def request_code(
     code_hash = offload(_hasher.hash, code)
     since = now - timedelta(seconds=settings.window_seconds)
     with engine.begin() as conn:
-        conn.execute(
-            sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-            {"key": f"otp:{destination}"},
-        )
+        # The address first, then the destination, always in that order: two
+        # requests from one address wait for each other whatever numbers
+        # they ask for, so neither limit can be slipped in parallel.
+        for key in (f"otp-client:{client_address}", f"otp:{destination}"):
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
         for column, value, limit, what in (
             ("destination", destination, settings.per_destination, "this destination"),
             ("client_address", client_address, settings.per_client, "your address"),

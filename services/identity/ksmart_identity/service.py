@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from eventlet import tpool
+from nameko.amqp.publish import UndeliverableMessage
 from nameko.events import EventDispatcher
 from nameko.rpc import rpc
 
@@ -22,9 +23,11 @@ from ksmart_common.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    ServiceUnavailable,
     TooManyRequests,
     Unauthenticated,
 )
+from ksmart_common.messaging import OTP_REQUESTED
 from ksmart_identity import directory, keys, otp, sessions, staff
 from ksmart_identity.config import access_token_ttl_seconds
 from ksmart_identity.signin import code_sign_in, password_sign_in, refresh
@@ -32,7 +35,6 @@ from ksmart_identity.users import mask
 
 # Refusals are the caller's, not the service's faults: logged as expected.
 CALLER_ERRORS = (Unauthenticated, TooManyRequests, InvalidInput, Forbidden, NotFound)
-OTP_REQUESTED = "OtpRequested"
 USER_REGISTERED = "UserRegistered"
 
 
@@ -44,7 +46,11 @@ class IdentityService:
     name = "identity"
 
     db = Database()
-    dispatch = EventDispatcher()
+    # mandatory: a code that no queue would take is refused by the broker
+    # (see ksmart_common.messaging.OTP_QUEUE), and the request fails (503).
+    send_code = EventDispatcher(mandatory=True)
+    # Announcements nobody may be listening to yet (UserRegistered).
+    announce = EventDispatcher()
 
     # -- signing in and out --------------------------------------------------
 
@@ -82,17 +88,20 @@ class IdentityService:
             otp.OtpSettings.from_environment(),
             offload=tpool.execute,
         )
-        self.dispatch(
-            OTP_REQUESTED,
-            {
-                "challenge_id": challenge.challenge_id,
-                "channel": channel,
-                "destination": destination,
-                "code": challenge.code,
-                "language": language if language in ("en", "ml") else "en",
-                "expires_at": challenge.expires_at.isoformat(),
-            },
-        )
+        try:
+            self.send_code(
+                OTP_REQUESTED,
+                {
+                    "challenge_id": challenge.challenge_id,
+                    "channel": channel,
+                    "destination": destination,
+                    "code": challenge.code,
+                    "language": language if language in ("en", "ml") else "en",
+                    "expires_at": challenge.expires_at.isoformat(),
+                },
+            )
+        except UndeliverableMessage:
+            raise ServiceUnavailable("codes cannot be sent just now; try again") from None
         return {
             "challenge_id": challenge.challenge_id,
             "channel": channel,
@@ -111,7 +120,7 @@ class IdentityService:
             offload=tpool.execute,
         )
         if registered:
-            self.dispatch(
+            self.announce(
                 USER_REGISTERED,
                 {"user_id": user["user_id"], "kind": "citizen", "username": user["username"]},
             )

@@ -74,15 +74,21 @@ def refresh_session(engine: sa.Engine, refresh_token: str, now: datetime) -> Ses
     with engine.begin() as conn:
         row = conn.execute(
             sa.text(
-                "SELECT session_id, user_id, expires_at, revoked_at,"
-                " refresh_hash = :hash AS current FROM sessions"
-                " WHERE refresh_hash = :hash OR previous_refresh_hash = :hash"
-                " FOR UPDATE"
+                "SELECT session_id, user_id, expires_at, revoked_at, true AS current"
+                " FROM sessions WHERE refresh_hash = :hash"
+                " UNION ALL SELECT s.session_id, s.user_id, s.expires_at, s.revoked_at, false"
+                " FROM retired_refresh_tokens r JOIN sessions s USING (session_id)"
+                " WHERE r.refresh_hash = :hash"
             ),
             {"hash": digest},
         ).one_or_none()
         if row is None:
             raise Unauthenticated("the refresh token is not valid")
+        # One refresh at a time per session.
+        conn.execute(
+            sa.text("SELECT 1 FROM sessions WHERE session_id = :sid FOR UPDATE"),
+            {"sid": row.session_id},
+        )
         if row.revoked_at is not None:
             raise Unauthenticated("the session has ended; sign in again")
         if now >= row.expires_at:
@@ -93,12 +99,22 @@ def refresh_session(engine: sa.Engine, refresh_token: str, now: datetime) -> Ses
             reused = True
         else:
             token = secrets.token_urlsafe(32)
+            updated = conn.execute(
+                sa.text(
+                    "UPDATE sessions SET refresh_hash = :new, refreshed_at = :now"
+                    " WHERE session_id = :sid AND refresh_hash = :old AND revoked_at IS NULL"
+                ),
+                {"new": _digest(token), "now": now, "sid": row.session_id, "old": digest},
+            )
+            if updated.rowcount != 1:
+                # Another refresh with the same token won the row lock first.
+                raise Unauthenticated("the refresh token was just used; sign in again")
             conn.execute(
                 sa.text(
-                    "UPDATE sessions SET previous_refresh_hash = refresh_hash,"
-                    " refresh_hash = :new, refreshed_at = :now WHERE session_id = :sid"
+                    "INSERT INTO retired_refresh_tokens (refresh_hash, session_id, retired_at)"
+                    " VALUES (:old, :sid, :now)"
                 ),
-                {"new": _digest(token), "now": now, "sid": row.session_id},
+                {"old": digest, "sid": row.session_id, "now": now},
             )
     if reused:
         raise Unauthenticated("the refresh token was used before; sign in again")
@@ -120,19 +136,6 @@ def revoke_user_sessions(conn: sa.Connection, user_id: str, now: datetime, reaso
         {"now": now, "reason": reason, "uid": user_id},
     )
     return result.rowcount
-
-
-def session_is_open(engine: sa.Engine, session_id: str, now: datetime) -> bool:
-    with engine.connect() as conn:
-        return bool(
-            conn.execute(
-                sa.text(
-                    "SELECT 1 FROM sessions WHERE session_id = :sid AND revoked_at IS NULL"
-                    " AND expires_at > :now"
-                ),
-                {"sid": session_id, "now": now},
-            ).one_or_none()
-        )
 
 
 def revoked_since(engine: sa.Engine, since: datetime) -> list[dict[str, str]]:

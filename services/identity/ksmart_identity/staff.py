@@ -52,7 +52,7 @@ def jurisdiction_problems(
     if local_body is None:
         return [{"field": "local_body", "message": "an official needs a local body"}]
     body = directory.get_local_body(engine, local_body)
-    if body is None:
+    if body is None or body.get("dissolved_on"):
         return [{"field": "local_body", "message": f"{local_body!r} is not in the directory"}]
     return [
         {"field": "wards", "message": f"{local_body} has no ward {ward}"}
@@ -97,15 +97,9 @@ def create_staff(
         )
     if problems:
         raise InvalidInput("the user can't be created", problems)
-    user = create_user(engine, name, display_name, kind, roles, local_body, password, offload)
-    if wards:
-        with engine.begin() as conn:
-            conn.execute(
-                sa.text("UPDATE users SET wards = :wards WHERE user_id = :uid"),
-                {"wards": list(wards), "uid": user["user_id"]},
-            )
-        user = {**user, "wards": list(wards)}
-    return user
+    return create_user(
+        engine, name, display_name, kind, roles, local_body, password, offload, wards=wards
+    )
 
 
 def update_staff(
@@ -118,26 +112,50 @@ def update_staff(
     disabled: bool | None = None,
 ) -> User | None:
     """Change a staff member's roles, jurisdiction or standing; their
-    sessions end. Returns the user as now (None once disabled)."""
-    with engine.connect() as conn:
+    sessions end. Returns the user as now (None once disabled).
+
+    Moving an official to another body clears their wards unless new ones
+    are given (ward 3 of one body is not ward 3 of another). The last
+    active administrator can be neither demoted nor disabled: only the
+    bootstrap command could then let anyone in."""
+    if roles is None and local_body is None and wards is None and disabled is None:
+        return get_user(engine, user_id)
+    with engine.begin() as conn:
         row = conn.execute(
             sa.text(
                 "SELECT kind, roles, local_body, wards, disabled_at FROM users"
-                " WHERE user_id = :uid AND kind <> 'citizen'"
+                " WHERE user_id = :uid AND kind <> 'citizen' FOR UPDATE"
             ),
             {"uid": user_id},
         ).one_or_none()
-    if row is None:
-        raise NotFound(f"no official, auditor or administrator {user_id}")
-    new_roles = list(roles) if roles is not None else list(row.roles)
-    new_body = local_body if local_body is not None else row.local_body
-    new_wards = list(wards) if wards is not None else list(row.wards or [])
-    problems = roles_problems(row.kind, new_roles) + jurisdiction_problems(
-        engine, row.kind, new_body, new_wards
-    )
-    if problems:
-        raise InvalidInput("the user can't be changed", problems)
-    with engine.begin() as conn:
+        if row is None:
+            raise NotFound(f"no official, auditor or administrator {user_id}")
+        new_roles = list(roles) if roles is not None else list(row.roles)
+        new_body = local_body if local_body is not None else row.local_body
+        if wards is not None:
+            new_wards = list(wards)
+        elif new_body != row.local_body:
+            new_wards = []
+        else:
+            new_wards = list(row.wards or [])
+        problems = roles_problems(row.kind, new_roles) + jurisdiction_problems(
+            engine, row.kind, new_body, new_wards
+        )
+        if row.kind == "administrator" and (disabled or ADMINISTRATOR not in new_roles):
+            others = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM users WHERE kind = 'administrator'"
+                    " AND disabled_at IS NULL AND user_id <> :uid"
+                    " AND :role = ANY(roles)"
+                ),
+                {"uid": user_id, "role": ADMINISTRATOR},
+            ).scalar_one()
+            if others == 0:
+                problems.append(
+                    {"field": "disabled", "message": "the last administrator must stay one"}
+                )
+        if problems:
+            raise InvalidInput("the user can't be changed", problems)
         conn.execute(
             sa.text(
                 "UPDATE users SET roles = :roles, local_body = :body, wards = :wards,"

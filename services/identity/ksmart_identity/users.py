@@ -98,6 +98,7 @@ def create_user(
     local_body: str | None,
     password: str,
     offload: Offload = call_directly,
+    wards: Sequence[int] = (),
 ) -> User:
     """Create a user; InvalidInput lists every problem at once (a taken
     username included)."""
@@ -106,7 +107,9 @@ def create_user(
     password_hash = offload(_hasher.hash, password)
     try:
         with engine.begin() as conn:
-            row = _insert_user(conn, username, display_name, kind, roles, local_body, password_hash)
+            row = _insert_user(
+                conn, username, display_name, kind, roles, local_body, password_hash, wards=wards
+            )
     except sa.exc.IntegrityError as error:
         if getattr(error.orig, "pgcode", None) == "23505":  # unique_violation
             raise InvalidInput(
@@ -132,8 +135,9 @@ def authenticate(
     now: datetime | None = None,
 ) -> User | None:
     """The user if the password is right, else None: the caller can't tell an
-    unknown username from a wrong password, not even by timing (an unknown
-    user still costs one argon2 verification, against a dummy hash).
+    unknown username from a wrong password by the answer, and an unknown
+    user still costs one argon2 verification (against a dummy hash); the
+    lockout below does reveal that an account exists (docs/decisions.md).
 
     The fifth wrong password in a row locks the account for LOCKOUT; a
     locked account raises TooManyRequests (with the wait) before any
@@ -142,53 +146,54 @@ def authenticate(
     if not isinstance(username, str) or not isinstance(password, str):
         return None
     now = now or datetime.now(UTC)
-    with engine.connect() as conn:
+    # The row stays locked while the password is checked, so attempts on one
+    # account are counted one after another: a burst of guesses in parallel
+    # is still locked out at the fifth.
+    with engine.begin() as conn:
         row = conn.execute(
             sa.text(
                 f"SELECT {_COLUMNS}, password_hash, locked_until, disabled_at"
-                " FROM users WHERE username = :username"
+                " FROM users WHERE username = :username FOR UPDATE"
             ),
             {"username": normalise_username(username)},
         ).one_or_none()
-    if row is None or row.password_hash is None or row.disabled_at is not None:
-        offload(_verify, _dummy_hash(), password)
-        return None
-    if row.locked_until is not None and row.locked_until > now:
-        wait = int((row.locked_until - now).total_seconds()) + 1
-        raise TooManyRequests(
-            "too many wrong passwords: the account is locked for a while",
-            [{"field": "password", "message": f"try again in {wait // 60 + 1} minutes"}],
-            wait,
-        )
-    if not offload(_verify, row.password_hash, password):
-        _count_failure(engine, str(row.user_id), now)
-        return None
-    _reset_failures(engine, str(row.user_id))
+        if row is None or row.password_hash is None or row.disabled_at is not None:
+            offload(_verify, _dummy_hash(), password)
+            return None
+        if row.locked_until is not None and row.locked_until > now:
+            wait = int((row.locked_until - now).total_seconds()) + 1
+            raise TooManyRequests(
+                "too many wrong passwords: the account is locked for a while",
+                [{"field": "password", "message": f"try again in {wait // 60 + 1} minutes"}],
+                wait,
+            )
+        if not offload(_verify, row.password_hash, password):
+            _count_failure(conn, str(row.user_id), now)
+            return None
+        _reset_failures(conn, str(row.user_id))
     return _user(row)
 
 
-def _count_failure(engine: sa.Engine, user_id: str, now: datetime) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "UPDATE users SET failed_sign_ins = failed_sign_ins + 1,"
-                " locked_until = CASE WHEN failed_sign_ins + 1 >= :limit"
-                " THEN CAST(:until AS timestamptz) ELSE locked_until END"
-                " WHERE user_id = :uid"
-            ),
-            {"limit": MAX_FAILED_SIGN_INS, "until": now + LOCKOUT, "uid": user_id},
-        )
+def _count_failure(conn: sa.Connection, user_id: str, now: datetime) -> None:
+    conn.execute(
+        sa.text(
+            "UPDATE users SET failed_sign_ins = failed_sign_ins + 1,"
+            " locked_until = CASE WHEN failed_sign_ins + 1 >= :limit"
+            " THEN CAST(:until AS timestamptz) ELSE locked_until END"
+            " WHERE user_id = :uid"
+        ),
+        {"limit": MAX_FAILED_SIGN_INS, "until": now + LOCKOUT, "uid": user_id},
+    )
 
 
-def _reset_failures(engine: sa.Engine, user_id: str) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "UPDATE users SET failed_sign_ins = 0, locked_until = NULL"
-                " WHERE user_id = :uid AND (failed_sign_ins > 0 OR locked_until IS NOT NULL)"
-            ),
-            {"uid": user_id},
-        )
+def _reset_failures(conn: sa.Connection, user_id: str) -> None:
+    conn.execute(
+        sa.text(
+            "UPDATE users SET failed_sign_ins = 0, locked_until = NULL"
+            " WHERE user_id = :uid AND (failed_sign_ins > 0 OR locked_until IS NOT NULL)"
+        ),
+        {"uid": user_id},
+    )
 
 
 def get_user(engine: sa.Engine, user_id: str) -> User | None:
@@ -295,13 +300,14 @@ def _insert_user(
     local_body: str | None,
     password_hash: str,
     skip_if_taken: bool = False,
+    wards: Sequence[int] = (),
 ) -> sa.Row | None:
     on_conflict = "ON CONFLICT (username) DO NOTHING" if skip_if_taken else ""
     return conn.execute(
         sa.text(
             "INSERT INTO users (user_id, username, display_name, kind, roles, local_body, "
-            "password_hash) VALUES (:user_id, :username, :display_name, :kind, :roles, "
-            f":local_body, :password_hash) {on_conflict} RETURNING {_COLUMNS}"
+            "wards, password_hash) VALUES (:user_id, :username, :display_name, :kind, :roles, "
+            f":local_body, :wards, :password_hash) {on_conflict} RETURNING {_COLUMNS}"
         ),
         {
             "user_id": str(uuid.uuid4()),
@@ -310,6 +316,7 @@ def _insert_user(
             "kind": kind,
             "roles": list(roles),
             "local_body": local_body,
+            "wards": list(wards),
             "password_hash": password_hash,
         },
     ).one_or_none()

@@ -30,7 +30,10 @@ def _stored_kids(engine) -> list[str]:
 
 
 def _token(key: keys.SigningKey) -> str:
-    return tokens.issue_access_token(key.private_key, key.kid, CLERK, 900, datetime.now(UTC))
+    session_id = "5d1f7a4e-2b1c-4c0e-8f3a-9e6b7c8d9a01"
+    return tokens.issue_access_token(
+        key.private_key, key.kid, CLERK, 900, datetime.now(UTC), session_id
+    )
 
 
 def test_the_first_key_is_generated_on_first_use_and_then_reused(engine):

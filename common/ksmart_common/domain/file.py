@@ -17,19 +17,31 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from ksmart_common.domain import intake
 from ksmart_common.domain.intake import Upload
 from ksmart_common.domain.workflow import APPLICANT, Workflow
 from ksmart_common.envelope import Envelope, NewEvent, format_timestamp
-from ksmart_common.errors import ActionNotAllowed, Forbidden, InvalidInput
+from ksmart_common.errors import ActionNotAllowed, Forbidden, InvalidInput, NotFound
 from ksmart_common.roles import AUDITOR as AUDITOR_ROLE
 from ksmart_common.roles import CITIZEN as CITIZEN_ROLE
 
 APPLICATION_SUBMITTED = "ApplicationSubmitted"
 DOCUMENT_ATTACHED = "DocumentAttached"
 FEE_PAID = "FeePaid"
+FILE_ASSIGNED = "FileAssigned"
+FILE_ESCALATED = "FileEscalated"
+ASSIGN_ACTION = "assign"
+ESCALATE_ACTION = "escalate"
+# Who may hand a file to a named official: those who run a section or the
+# office. An official holding the role the file waits on may take it himself.
+SUPERVISOR_ROLES = ("section_officer", "secretary")
+# An overdue file goes up to the local body's chief officer, unless it
+# already waits on them (or on the applicant, whose time is not the office's).
+ESCALATION_ROLE = "secretary"
+SYSTEM = "system"
 SUBMIT_ACTION = "submit"
 ATTACH_ACTION = "attach_document"
 PAY_ACTION = "pay_fee"
@@ -76,10 +88,49 @@ class FileState:
     # counted twice
     payments: tuple[str, ...] = field(default_factory=tuple)
     paid_paise: int = 0
+    # Time limits: the service's days for the whole file (pinned at
+    # submission; None for files filed before it was), when the file entered
+    # its state, and how long it has waited on the applicant (not the
+    # office's time, so it extends the file's due time).
+    sla_days: int | None = None
+    state_entered_at: str | None = None
+    paused_seconds: float = 0.0
+    # While the file waits on the applicant: what was asked, and the state
+    # it returns to when they answer.
+    clarification: Mapping[str, Any] | None = None
+    returned_from: str | None = None
+    assigned_to: str | None = None
+    escalated: bool = False
 
     @property
     def fee_due_paise(self) -> int:
         return max(0, self.fee_demand["total_paise"] - self.paid_paise)
+
+    @property
+    def state_due_at(self) -> datetime | None:
+        """When the current state's time limit runs out; None in a final
+        state, or while the file waits on the applicant."""
+        spec = self.machine.states[self.state]
+        if spec.final or self.waits_on == APPLICANT or not spec.sla_days:
+            return None
+        entered = _parse(self.state_entered_at or self.submitted_at)
+        return entered + timedelta(days=spec.sla_days)
+
+    @property
+    def file_due_at(self) -> datetime | None:
+        """When the service's time limit for the whole file runs out, the
+        applicant's time excluded; None if the file was filed without one."""
+        if self.sla_days is None:
+            return None
+        return (
+            _parse(self.submitted_at)
+            + timedelta(days=self.sla_days)
+            + timedelta(seconds=self.paused_seconds)
+        )
+
+    def is_overdue(self, now: datetime) -> bool:
+        due = self.state_due_at
+        return due is not None and now > due
 
     @property
     def refund_due_paise(self) -> int:
@@ -111,6 +162,8 @@ class FileState:
         document["allowed_actions"] = self.allowed_actions()
         document["fee_due_paise"] = self.fee_due_paise
         document["refund_due_paise"] = self.refund_due_paise
+        document["state_due_at"] = _format(self.state_due_at)
+        document["file_due_at"] = _format(self.file_due_at)
         return document
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,6 +188,14 @@ class FileState:
 
 _MACHINES: dict[str, tuple[Mapping[str, Any], Workflow]] = {}
 MAX_CACHED_MACHINES = 1024
+
+
+def _parse(timestamp: str) -> datetime:
+    return datetime.fromisoformat(timestamp)
+
+
+def _format(moment: datetime | None) -> str | None:
+    return format_timestamp(moment) if moment is not None else None
 
 
 def _workflow(definition_hash: str, workflow: Mapping[str, Any]) -> Workflow:
@@ -197,6 +258,7 @@ def submit_application(
                     "version": definition["version"],
                     "content_hash": definition["content_hash"],
                     "workflow": definition["workflow"],
+                    "sla_days": definition["sla_days"],
                 },
                 "local_body": local_body,
                 "applicant_id": applicant.actor_id,
@@ -312,15 +374,85 @@ def take_action(
             f"{action_name!r} needs remarks",
             [{"field": "remarks", "message": "say what is needed or why"}],
         )
+    to_state = action.to_state
+    if state.returned_from and not machine.is_final(to_state):
+        # The applicant answered a clarification: the file resumes where it
+        # was returned from, not at the start of the workflow.
+        to_state = state.returned_from
     return [
         NewEvent(
             action.event_type,
             {
                 "action": action.name,
                 "from_state": state.state,
-                "to_state": action.to_state,
+                "to_state": to_state,
                 "remarks": remarks,
                 "actor_role": role,
+            },
+        )
+    ]
+
+
+def assign(state: FileState, assignee: Actor, actor: Actor) -> list[NewEvent]:
+    """Hand the file to a named official who holds the role it waits on in
+    its local body: a supervisor does, or an official takes it himself."""
+    if state.is_final or state.waits_on in (APPLICANT, None):
+        raise ActionNotAllowed(
+            "only a file waiting on an official is assigned",
+            [{"field": "official_id", "message": f"the file is {state.state!r}"}],
+        )
+    if actor.local_body != state.local_body:
+        raise NotFound(f"no file {state.file_id}")
+    supervises = any(role in SUPERVISOR_ROLES for role in actor.roles)
+    takes_it = assignee.actor_id == actor.actor_id and state.waits_on in actor.roles
+    if not (supervises or takes_it):
+        raise Forbidden("a section officer or the secretary assigns files; you may take your own")
+    if assignee.local_body != state.local_body or state.waits_on not in assignee.roles:
+        raise InvalidInput(
+            "the file cannot go to that official",
+            [
+                {
+                    "field": "official_id",
+                    "message": f"must be a {state.waits_on} of {state.local_body}",
+                }
+            ],
+        )
+    return [
+        NewEvent(
+            FILE_ASSIGNED,
+            {
+                "official_id": assignee.actor_id,
+                "state": state.state,
+                "by_role": next((r for r in actor.roles if r in SUPERVISOR_ROLES), state.waits_on),
+            },
+        )
+    ]
+
+
+def escalate(state: FileState, now: datetime) -> list[NewEvent]:
+    """Send an overdue file up to the secretary: decided by the workflow
+    service's timer, stored like any other decision. Refused (so a second
+    replica's timer stores nothing) unless the file is overdue and not yet
+    escalated in this state."""
+    due = state.state_due_at
+    if (
+        due is None
+        or now <= due
+        or state.escalated
+        or state.waits_on in (ESCALATION_ROLE, APPLICANT, None)
+    ):
+        raise ActionNotAllowed(
+            "the file is not due for escalation",
+            [{"field": "file", "message": f"due {_format(due)}, escalated: {state.escalated}"}],
+        )
+    return [
+        NewEvent(
+            FILE_ESCALATED,
+            {
+                "state": state.state,
+                "from_role": state.waits_on,
+                "to_role": ESCALATION_ROLE,
+                "due_at": _format(due),
             },
         )
     ]
@@ -369,6 +501,8 @@ def project(state: FileState | None, envelope: Envelope) -> FileState:
             file_number=data.get(FILE_NUMBER_KEY),
             documents=data.get("documents", {}),
             fee_demand=data.get("fee_demand", NO_FEE),
+            sla_days=service.get("sla_days"),
+            state_entered_at=at,
             state=machine.initial_state,
             waits_on=machine.waits_on(machine.initial_state),
             version=1,
@@ -414,6 +548,26 @@ def project(state: FileState | None, envelope: Envelope) -> FileState:
             updated_at=at,
             timeline=(*state.timeline, entry),
         )
+    if envelope.event_type == FILE_ASSIGNED:
+        entry = _entry(envelope, ASSIGN_ACTION, data["by_role"], state.state, at)
+        return replace(
+            state,
+            assigned_to=data["official_id"],
+            version=envelope.stream_version,
+            updated_at=at,
+            timeline=(*state.timeline, entry),
+        )
+    if envelope.event_type == FILE_ESCALATED:
+        entry = _entry(envelope, ESCALATE_ACTION, SYSTEM, state.state, at)
+        return replace(
+            state,
+            waits_on=data["to_role"],
+            escalated=True,
+            assigned_to=None,
+            version=envelope.stream_version,
+            updated_at=at,
+            timeline=(*state.timeline, entry),
+        )
     if "to_state" not in data:
         # An event this projector does not know yet changes no state.
         return replace(state, version=envelope.stream_version, updated_at=at)
@@ -428,13 +582,29 @@ def project(state: FileState | None, envelope: Envelope) -> FileState:
         "to_state": data["to_state"],
         "at": at,
     }
+    waits_on = state.machine.waits_on(data["to_state"])
+    paused = state.paused_seconds
+    if state.waits_on == APPLICANT:
+        entered = _parse(state.state_entered_at or state.submitted_at)
+        paused += (envelope.recorded_at - entered).total_seconds()
+    asking = waits_on == APPLICANT
     return replace(
         state,
         state=data["to_state"],
-        waits_on=state.machine.waits_on(data["to_state"]),
+        waits_on=waits_on,
         version=envelope.stream_version,
         updated_at=at,
         timeline=(*state.timeline, entry),
+        state_entered_at=at,
+        paused_seconds=paused,
+        returned_from=data["from_state"] if asking else None,
+        clarification=(
+            {"asked": data.get("remarks"), "role": data.get("actor_role"), "at": at}
+            if asking
+            else None
+        ),
+        assigned_to=None,
+        escalated=False,
     )
 
 

@@ -238,11 +238,21 @@ class FileResponse(Schema):
     paid_paise = fields.Integer(required=True)
     fee_due_paise = fields.Integer(required=True)
     payments = fields.List(fields.String(), required=True)
+    state_due_at = fields.String(allow_none=True)
+    file_due_at = fields.String(allow_none=True)
+    clarification = fields.Dict(allow_none=True)
+    assigned_to = fields.String(allow_none=True)
+    escalated = fields.Boolean()
 
 
 class FileSummary(Schema):
     file_id = fields.String()
     file_number = fields.String(allow_none=True)
+    state_due_at = fields.String(allow_none=True)
+    file_due_at = fields.String(allow_none=True)
+    overdue = fields.Boolean()
+    assigned_to = fields.String(allow_none=True)
+    escalated = fields.Boolean()
     service_code = fields.String()
     local_body = fields.String()
     state = fields.String()
@@ -255,6 +265,30 @@ class FileSummary(Schema):
 class InboxQuery(StrictSchema):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = fields.String(load_default=None, validate=validate.Length(max=500))
+    service = fields.String(load_default=None, validate=SERVICE_CODE)
+    state = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+    overdue = fields.Boolean(load_default=None)
+    assigned = fields.String(
+        load_default=None,
+        validate=validate.OneOf(("me", "unassigned")),
+        metadata={"description": "me: files assigned to you; unassigned: to nobody"},
+    )
+
+
+class AssignRequest(StrictSchema):
+    official_id = fields.UUID(required=True)
+
+
+class RoleCounts(Schema):
+    waits_on = fields.String()
+    pending = fields.Integer()
+    overdue = fields.Integer()
+    unassigned = fields.Integer()
+
+
+class OfficeCounts(Schema):
+    local_body = fields.String(allow_none=True)
+    roles = fields.List(fields.Nested(RoleCounts))
 
 
 class InboxResponse(Schema):

@@ -611,7 +611,8 @@ class GatewayService:
         "GET",
         f"{PREFIX}/inbox",
         summary="Files waiting on the caller: an official's role in their local body, "
-        "or a citizen's own files returned to them",
+        "or a citizen's own files returned to them; soonest due first, filterable by "
+        "service, state, overdue and assignment",
         allowed_roles=(CITIZEN, *OFFICIAL_ROLES),
         query=schemas.InboxQuery,
         response=schemas.InboxResponse,
@@ -619,9 +620,47 @@ class GatewayService:
     )
     def inbox(self, request, principal):
         query = read_query(request, schemas.InboxQuery)
+        filters = {
+            "service_code": query["service"],
+            "state": query["state"],
+            "overdue": query["overdue"],
+            "assigned": query["assigned"],
+        }
         return ApiResult(
-            call(self.workflow.inbox, actor(principal), query["limit"], query["cursor"])
+            call(self.workflow.inbox, actor(principal), query["limit"], query["cursor"], filters)
         )
+
+    @api(
+        "GET",
+        f"{PREFIX}/inbox/counts",
+        summary="For the caller's local body: files waiting on each role, overdue, unassigned",
+        allowed_roles=OFFICIAL_ROLES,
+        response=schemas.OfficeCounts,
+        tag="inbox",
+    )
+    def office_counts(self, request, principal):
+        return ApiResult(call(self.workflow.office_counts, actor(principal)))
+
+    @api(
+        "POST",
+        f"{PREFIX}/files/<uuid:file_id>/assignment",
+        summary="Hand a file to a named official of its body who holds the role it waits on "
+        "(section officers and the secretary; an official may take a file himself)",
+        allowed_roles=OFFICIAL_ROLES,
+        body=schemas.AssignRequest,
+        response=schemas.FileResponse,
+        tag="inbox",
+    )
+    def assign(self, request, principal, file_id):
+        body = read_json(request, schemas.AssignRequest)
+        document = call(
+            self.applications.assign,
+            str(file_id),
+            str(body["official_id"]),
+            actor(principal),
+            request_meta(request),
+        )
+        return ApiResult(file_body(document), headers={"ETag": etag(document["version"])})
 
     # -- audit -----------------------------------------------------------------
 

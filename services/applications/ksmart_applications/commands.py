@@ -176,6 +176,39 @@ def attach(
     return files.replay(envelopes, state)
 
 
+def assign(
+    store: EventStore,
+    file_id: str,
+    assignee: Actor,
+    actor: Actor,
+    request: Mapping[str, Any],
+) -> FileState:
+    state = read_file(store, file_id, actor)
+    events = files.assign(state, assignee, actor)
+    envelopes = store.append(state.stream_id, events, state.version, event_metadata(actor, request))
+    return files.replay(envelopes, state)
+
+
+# The workflow service's escalation timer acts as this actor.
+ESCALATION_TIMER = Actor("workflow-escalation-timer", (files.SYSTEM,))
+
+
+def escalate(store: EventStore, file_id: str, seen_version: int, now: datetime) -> FileState:
+    """Escalate an overdue file, deciding again from its own events; the
+    version the timer saw is the expected version, so two timers cannot
+    both escalate it."""
+    state = load_file(store, file_id)
+    if state.version != seen_version:
+        raise VersionConflict(
+            f"the file is at version {state.version}, not {seen_version}",
+            [{"field": "expected_version", "message": f"current version is {state.version}"}],
+        )
+    events = files.escalate(state, now)
+    metadata = event_metadata(ESCALATION_TIMER, {"correlation_id": f"escalation-{file_id}"})
+    envelopes = store.append(state.stream_id, events, seen_version, metadata)
+    return files.replay(envelopes, state)
+
+
 def document_for_reader(store: EventStore, file_id: str, code: str, actor: Actor) -> dict:
     """The upload filed as document `code` of a file the actor may read."""
     state = read_file(store, file_id, actor)

@@ -7,6 +7,7 @@ here: the relay (relay_main.py) publishes what this service stored.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from nameko.rpc import RpcProxy, rpc
@@ -131,6 +132,20 @@ class ApplicationsService:
             request,
         )
         return state.view()
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
+    def assign(self, file_id: str, official_id: str, actor: dict, request: dict) -> dict:
+        """Hand a file to a named official (looked up in the identity service)."""
+        official = call(self.identity.get_official, official_id)
+        state = commands.assign(
+            self.store, file_id, actor_from(official), actor_from(actor), request
+        )
+        return state.view()
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
+    def escalate(self, file_id: str, seen_version: int) -> dict:
+        """For the workflow service's escalation timer."""
+        return commands.escalate(self.store, file_id, seen_version, datetime.now(UTC)).view()
 
     @rpc(expected_exceptions=CALLER_ERRORS)
     def document_for_reader(self, file_id: str, code: str, actor: dict) -> dict:

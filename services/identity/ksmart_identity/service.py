@@ -9,6 +9,7 @@ and UserRegistered when a citizen's first sign-in registers them.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,11 +32,19 @@ from ksmart_common.messaging import OTP_REQUESTED
 from ksmart_identity import directory, keys, otp, sessions, staff
 from ksmart_identity.config import access_token_ttl_seconds
 from ksmart_identity.signin import code_sign_in, password_sign_in, refresh
-from ksmart_identity.users import mask
+from ksmart_identity.users import get_user, mask
 
 # Refusals are the caller's, not the service's faults: logged as expected.
 CALLER_ERRORS = (Unauthenticated, TooManyRequests, InvalidInput, Forbidden, NotFound)
 USER_REGISTERED = "UserRegistered"
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 def now() -> datetime:
@@ -176,6 +185,19 @@ class IdentityService:
     ) -> list[dict[str, Any]]:
         staff.require_administrator(actor)
         return staff.list_staff(self.db, local_body, kind)
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
+    def get_official(self, user_id: str) -> dict[str, Any]:
+        """An active official's roles and jurisdiction (for assigning files)."""
+        user = get_user(self.db, user_id) if _is_uuid(user_id) else None
+        if user is None or user["kind"] != "official":
+            raise NotFound(f"no official {user_id}")
+        return {
+            "actor_id": user["user_id"],
+            "roles": user["roles"],
+            "local_body": user["local_body"],
+            "wards": user["wards"],
+        }
 
     # -- the local-body directory (public) ------------------------------------
 

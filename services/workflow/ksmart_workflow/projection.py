@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
-from ksmart_common.domain.file import APPLICANT, FileState, project
+from ksmart_common.domain.file import APPLICANT, ESCALATION_ROLE, FileState, project
 from ksmart_common.envelope import Envelope
 
 FetchMissing = Callable[[str, int, int], list[Envelope]]
@@ -41,7 +42,14 @@ files_table = sa.Table(
     sa.Column("submitted_at", sa.DateTime(timezone=True)),
     sa.Column("updated_at", sa.DateTime(timezone=True)),
     sa.Column("projected", pg.JSONB),
+    sa.Column("file_number", sa.Text),
+    sa.Column("state_due_at", sa.DateTime(timezone=True)),
+    sa.Column("file_due_at", sa.DateTime(timezone=True)),
+    sa.Column("assigned_to", sa.Text),
+    sa.Column("escalated", sa.Boolean),
 )
+# Files without a due time (waiting on the applicant) sort after every due one.
+NEVER = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 def apply_event(engine: sa.Engine, envelope: Envelope, fetch_missing: FetchMissing) -> str:
@@ -86,6 +94,11 @@ def file_row(state: FileState) -> dict[str, Any]:
         "submitted_at": datetime.fromisoformat(state.submitted_at),
         "updated_at": datetime.fromisoformat(state.updated_at),
         "projected": state.to_dict(),
+        "file_number": state.file_number,
+        "state_due_at": state.state_due_at,
+        "file_due_at": state.file_due_at,
+        "assigned_to": state.assigned_to,
+        "escalated": state.escalated,
     }
 
 
@@ -109,16 +122,25 @@ class InboxPage:
     next_cursor: str | None
 
 
-def _encode_cursor(submitted_at: datetime, file_id: str) -> str:
-    raw = json.dumps([submitted_at.isoformat(), file_id]).encode()
+def _encode_cursor(due: datetime, file_id: str) -> str:
+    raw = json.dumps([due.isoformat(), file_id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     """Raises ValueError for anything that is not a cursor we made."""
     padded = cursor + "=" * (-len(cursor) % 4)
-    submitted_at, file_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    return datetime.fromisoformat(submitted_at), str(file_id)
+    due, file_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    return datetime.fromisoformat(due), str(uuid.UUID(str(file_id)))
+
+
+@dataclass(frozen=True)
+class InboxFilter:
+    service_code: str | None = None
+    state: str | None = None
+    overdue: bool | None = None
+    # "me": assigned to the caller; "unassigned": to nobody
+    assigned: str | None = None
 
 
 def inbox(
@@ -128,45 +150,55 @@ def inbox(
     applicant_id: str,
     limit: int,
     cursor: str | None = None,
+    only: InboxFilter = InboxFilter(),
+    now: datetime | None = None,
 ) -> InboxPage:
-    """Files waiting on the caller, oldest first: for an official, files of
-    their local body waiting on one of their roles; for a citizen, their own
-    files waiting on them."""
-    waiting_on_official = sa.and_(
-        files_table.c.local_body == local_body, files_table.c.waits_on.in_(roles)
-    )
-    waiting_on_applicant = sa.and_(
-        files_table.c.waits_on == APPLICANT, files_table.c.applicant_id == applicant_id
-    )
+    """Files waiting on the caller, soonest due first: for an official,
+    files of their local body waiting on one of their roles; for a citizen,
+    their own files waiting on them. Never another body's files, nor files
+    waiting on a role the caller does not hold."""
+    now = now or datetime.now(UTC)
+    files = files_table.c
+    waiting_on_official = sa.and_(files.local_body == local_body, files.waits_on.in_(roles))
+    waiting_on_applicant = sa.and_(files.waits_on == APPLICANT, files.applicant_id == applicant_id)
     conditions = [waiting_on_applicant]
     if local_body is not None:
         conditions.append(waiting_on_official)
-    query = (
-        sa.select(files_table)
-        .where(sa.or_(*conditions))
-        .order_by(files_table.c.submitted_at, files_table.c.file_id)
-        .limit(limit + 1)
-    )
+    due = sa.func.coalesce(files.state_due_at, sa.literal(NEVER))
+    query = sa.select(files_table, due.label("due")).where(sa.or_(*conditions))
+    if only.service_code is not None:
+        query = query.where(files.service_code == only.service_code)
+    if only.state is not None:
+        query = query.where(files.state == only.state)
+    if only.overdue is True:
+        query = query.where(files.state_due_at < now)
+    if only.overdue is False:
+        query = query.where(sa.or_(files.state_due_at.is_(None), files.state_due_at >= now))
+    if only.assigned == "me":
+        query = query.where(files.assigned_to == applicant_id)
+    if only.assigned == "unassigned":
+        query = query.where(files.assigned_to.is_(None))
     if cursor:
-        after_time, after_id = decode_cursor(cursor)
+        after_due, after_id = decode_cursor(cursor)
         query = query.where(
-            sa.tuple_(files_table.c.submitted_at, files_table.c.file_id)
-            > sa.tuple_(sa.literal(after_time), sa.cast(after_id, pg.UUID))
+            sa.tuple_(due, files.file_id)
+            > sa.tuple_(sa.literal(after_due), sa.cast(after_id, pg.UUID))
         )
+    query = query.order_by(due, files.file_id).limit(limit + 1)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
     more = len(rows) > limit
     rows = rows[:limit]
     return InboxPage(
-        files=[summary(row) for row in rows],
-        next_cursor=_encode_cursor(rows[-1].submitted_at, rows[-1].file_id) if more else None,
+        files=[summary(row, now) for row in rows],
+        next_cursor=_encode_cursor(rows[-1].due, str(rows[-1].file_id)) if more else None,
     )
 
 
-def summary(row: sa.Row) -> dict[str, Any]:
+def summary(row: sa.Row, now: datetime) -> dict[str, Any]:
     return {
         "file_id": str(row.file_id),
-        "file_number": row.projected.get("file_number"),
+        "file_number": row.file_number,
         "service_code": row.service_code,
         "local_body": row.local_body,
         "state": row.state,
@@ -174,7 +206,52 @@ def summary(row: sa.Row) -> dict[str, Any]:
         "version": row.version,
         "submitted_at": row.projected["submitted_at"],
         "updated_at": row.projected["updated_at"],
+        "state_due_at": _iso(row.state_due_at),
+        "file_due_at": _iso(row.file_due_at),
+        "overdue": row.state_due_at is not None and row.state_due_at < now,
+        "assigned_to": row.assigned_to,
+        "escalated": bool(row.escalated),
     }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def office_counts(engine: sa.Engine, local_body: str, now: datetime) -> list[dict[str, Any]]:
+    """Per role the files wait on in a local body: how many, how many
+    overdue, how many assigned to nobody."""
+    files = files_table.c
+    overdue = sa.func.count().filter(files.state_due_at < now)
+    unassigned = sa.func.count().filter(files.assigned_to.is_(None))
+    query = (
+        sa.select(files.waits_on, sa.func.count(), overdue, unassigned)
+        .where(files.local_body == local_body, files.waits_on.is_not(None))
+        .where(files.waits_on != APPLICANT)
+        .group_by(files.waits_on)
+        .order_by(files.waits_on)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        {"waits_on": role, "pending": pending, "overdue": late, "unassigned": loose}
+        for role, pending, late, loose in rows
+    ]
+
+
+def overdue_files(engine: sa.Engine, now: datetime, limit: int = 500) -> list[tuple[str, int]]:
+    """Files whose state is past its time and not yet escalated: what the
+    escalation timer sends on (the applications service decides again)."""
+    files = files_table.c
+    query = (
+        sa.select(files.file_id, files.version)
+        .where(files.state_due_at < now, sa.not_(files.escalated))
+        .where(files.waits_on.not_in((ESCALATION_ROLE, APPLICANT)))
+        .order_by(files.state_due_at)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [(str(row.file_id), row.version) for row in conn.execute(query)]
 
 
 def projected_file(engine: sa.Engine, file_id: str) -> FileState | None:

@@ -1,14 +1,26 @@
-"""The workflow service: projects file states from events and answers
-queries on them (inboxes, projected files)."""
+"""The workflow service: projects file states from events, answers queries
+on them (inboxes, counts, projected files), and escalates overdue files.
+
+Escalation runs on a timer in every replica: each finds the overdue files in
+the projection and asks the applications service to escalate them, naming
+the version it saw. The applications service decides again from the file's
+own events and appends with that expected version, so when two replicas try
+the same file, one escalation is stored and the other gets a conflict: it
+fires once. The timer keeps no state of its own, so a restart loses nothing.
+"""
 
 from __future__ import annotations
 
-from nameko.rpc import RpcProxy, rpc
+from datetime import UTC, datetime
 
+from nameko.rpc import RpcProxy, rpc
+from nameko.timer import timer
+
+from ksmart_common import config
 from ksmart_common.consumer import consume_events
 from ksmart_common.database import Database
 from ksmart_common.envelope import from_json
-from ksmart_common.errors import InvalidInput
+from ksmart_common.errors import ActionNotAllowed, InvalidInput, NotFound, VersionConflict
 from ksmart_common.logging import get_logger
 from ksmart_common.rpc import call
 from ksmart_workflow import projection
@@ -17,6 +29,7 @@ log = get_logger(__name__)
 
 EVENTS_QUEUE = "workflow.events"
 MAX_PAGE = 200
+ESCALATION_INTERVAL_SECONDS = float(config.env("KSMART_ESCALATION_INTERVAL_SECONDS", "60"))
 
 
 class WorkflowService:
@@ -44,8 +57,35 @@ class WorkflowService:
             for document in call(self.applications.read_stream, stream_id, from_version, to_version)
         ]
 
+    @timer(interval=ESCALATION_INTERVAL_SECONDS)
+    def escalate_overdue(self) -> None:
+        for file_id, version in projection.overdue_files(self.db, datetime.now(UTC)):
+            try:
+                call(self.applications.escalate, file_id, version)
+            except (VersionConflict, ActionNotAllowed, NotFound) as refusal:
+                # Another replica escalated it, or the file moved on.
+                log.info("not escalated", file_id=file_id, reason=str(refusal))
+            else:
+                log.info("escalated", file_id=file_id, version=version)
+
     @rpc
-    def inbox(self, actor: dict, limit: int = 50, cursor: str | None = None) -> dict:
+    def office_counts(self, actor: dict) -> dict:
+        local_body = actor.get("local_body")
+        if local_body is None:
+            return {"local_body": None, "roles": []}
+        return {
+            "local_body": local_body,
+            "roles": projection.office_counts(self.db, local_body, datetime.now(UTC)),
+        }
+
+    @rpc
+    def inbox(
+        self,
+        actor: dict,
+        limit: int = 50,
+        cursor: str | None = None,
+        filters: dict | None = None,
+    ) -> dict:
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(
                 "limit out of range", [{"field": "limit", "message": f"1 to {MAX_PAGE}"}]
@@ -58,6 +98,7 @@ class WorkflowService:
                 str(actor["actor_id"]),
                 limit,
                 cursor,
+                projection.InboxFilter(**(filters or {})),
             )
         except (ValueError, TypeError) as error:
             raise InvalidInput(

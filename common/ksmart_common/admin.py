@@ -28,7 +28,7 @@ from ksmart_common import config
 from ksmart_common.consumer import ATTEMPT_HEADER, ConsumerTopology
 from ksmart_common.errors import InvalidInput
 from ksmart_common.messaging import OTP_QUEUE, declare_otp_queue
-from ksmart_common.migrations import RoleNames, upgrade
+from ksmart_common.migrations import RoleNames, upgrade, url_for_database
 from ksmart_common.payments import PAYMENT_SECRET_ENV, SIGNATURE_HEADER, FakePaymentProvider
 
 
@@ -123,6 +123,38 @@ def load_directory(districts_csv: Path | None = None, bodies_csv: Path | None = 
         return directory.load_directory(engine, lists)
     finally:
         engine.dispose()
+
+
+def rebuild_projection() -> int:
+    """Rebuild the workflow projection from position zero and switch over,
+    showing progress; see ksmart_workflow/switchover.py."""
+    from ksmart_common.eventstore import EventStore
+    from ksmart_workflow.switchover import rebuild_and_switch
+
+    roles = RoleNames(os.environ.get("KSMART_ROLE_PREFIX", "ksmart_"))
+    workflow_db = config.SERVICE_DATABASES["workflow"]
+    admin_engine = sa.create_engine(
+        config.with_psycopg2(url_for_database(config.admin_database_url(), workflow_db)),
+        pool_size=2,
+    )
+    store_engine = sa.create_engine(config.relay_database_url(), pool_size=2)
+    store = EventStore(store_engine)
+
+    def report(phase, done, total, rate, left):
+        eta = f", about {left:.0f} s left" if left is not None else ""
+        print(f"{phase}: {done:,} of {total:,} events ({rate:,.0f}/s{eta})", file=sys.stderr)
+
+    try:
+        result = rebuild_and_switch(store, admin_engine, roles.of("workflow"), report)
+    finally:
+        store.close()
+        store_engine.dispose()
+        admin_engine.dispose()
+    print(
+        f"switched: files rebuilt from {result.rebuilt_events:,} events,"
+        f" {result.caught_up_events:,} caught up; the old table is {result.replaced_table}"
+    )
+    return 0
 
 
 def create_administrator(username: str, display_name: str) -> int:
@@ -283,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     admin_parser.add_argument("username")
     admin_parser.add_argument("--display-name", default="Administrator")
     commands.add_parser("rotate-signing-key", help="a new token signing key; old ones verify")
+    commands.add_parser(
+        "rebuild-projection", help="rebuild the workflow projection from zero and switch over"
+    )
     retire_parser = commands.add_parser("retire-signing-key", help="stop publishing a key")
     retire_parser.add_argument("kid")
     pay_parser = commands.add_parser(
@@ -308,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "create-administrator":
         return create_administrator(args.username, args.display_name)
+    if args.command == "rebuild-projection":
+        return rebuild_projection()
     if args.command == "rotate-signing-key":
         return rotate_signing_key()
     if args.command == "retire-signing-key":

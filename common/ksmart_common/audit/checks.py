@@ -63,7 +63,9 @@ class Problem:
             parts.append(f"v{self.version}")
         if self.position is not None:
             parts.append(
-                f"(global position {self.position})" if parts else f"global position {self.position}"
+                f"(global position {self.position})"
+                if parts
+                else f"global position {self.position}"
             )
         return " ".join(parts) or "the log"
 

@@ -52,16 +52,33 @@ files_table = sa.Table(
 NEVER = datetime(9999, 12, 31, tzinfo=UTC)
 
 
-def apply_event(engine: sa.Engine, envelope: Envelope, fetch_missing: FetchMissing) -> str:
-    """Project one delivered event. Returns "applied" or "duplicate"."""
+def table_named(name: str) -> sa.Table:
+    """A table shaped like `files` under another name (a rebuild's)."""
+    return files_table.to_metadata(sa.MetaData(), name=name)
+
+
+def apply_event(
+    engine: sa.Engine,
+    envelope: Envelope,
+    fetch_missing: FetchMissing,
+    table: sa.Table = files_table,
+    lock_file: bool = True,
+) -> str:
+    """Project one delivered event into `table` (the live `files`, or a
+    rebuild's table catching up). Returns "applied" or "duplicate".
+
+    lock_file: take the file's advisory lock, so replicas projecting events
+    of one file at once take turns; a writer that alone writes `table` (the
+    switchover, holding the table's lock) leaves it out."""
     with engine.begin() as conn:
-        conn.execute(
-            sa.select(
-                sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(envelope.stream_id, 0))
+        if lock_file:
+            conn.execute(
+                sa.select(
+                    sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(envelope.stream_id, 0))
+                )
             )
-        )
         projected = conn.execute(
-            sa.select(files_table.c.projected).where(files_table.c.stream_id == envelope.stream_id)
+            sa.select(table.c.projected).where(table.c.stream_id == envelope.stream_id)
         ).scalar()
         state = FileState.from_dict(projected) if projected else None
         current = state.version if state else 0
@@ -75,7 +92,7 @@ def apply_event(engine: sa.Engine, envelope: Envelope, fetch_missing: FetchMissi
             ]
         for event in pending:
             state = project(state, event)
-        _save(conn, state, is_new=projected is None)
+        _save(conn, state, is_new=projected is None, table=table)
     return "applied"
 
 
@@ -102,15 +119,13 @@ def file_row(state: FileState) -> dict[str, Any]:
     }
 
 
-def _save(conn: sa.Connection, state: FileState, is_new: bool) -> None:
+def _save(conn: sa.Connection, state: FileState, is_new: bool, table: sa.Table) -> None:
     row = file_row(state)
     if is_new:
-        conn.execute(files_table.insert().values(**row))
+        conn.execute(table.insert().values(**row))
     else:
         del row["file_id"]
-        conn.execute(
-            files_table.update().where(files_table.c.file_id == state.file_id).values(**row)
-        )
+        conn.execute(table.update().where(table.c.file_id == state.file_id).values(**row))
 
 
 # -- queries ------------------------------------------------------------------

@@ -1,0 +1,352 @@
+"""Where the auditor's events come from. Every source yields envelope JSON
+documents (what ksmart_common.envelope.to_json gives, what the gateway
+serves), page by page, so memory stays flat however long the log.
+
+- `HttpSource`: the gateway's audit endpoints, with an auditor's token;
+  what an auditor on another machine uses.
+- `DatabaseSource`: the applications database, for operators. Read-only:
+  its connections run read-only transactions and it only SELECTs, through
+  EventStore's read methods.
+- `JsonLinesSource`: an earlier export, read back line by line.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from ksmart_common.envelope import file_stream_id
+
+# The gateway serves at most this many events a page (schemas.AuditEventsQuery).
+MAX_PAGE = 1_000
+DEFAULT_PAGE = 500
+TOKEN_ENV = "KSMART_AUDIT_TOKEN"
+
+
+class SourceError(Exception):
+    """The source cannot be read: unreachable, refusing us, or no such file.
+    The command stops with exit status 2."""
+
+
+class ViewUnavailable(Exception):
+    """The platform would not show a file (the reason is the message)."""
+
+
+def stream_of(file_id: str) -> str:
+    """The file's stream, or SourceError for something that is no file id."""
+    try:
+        return file_stream_id(file_id)
+    except ValueError as error:
+        raise SourceError(f"{file_id!r} is not a file id (a UUID)") from error
+
+
+def _note_to_stderr(message: str) -> None:
+    import sys
+
+    print(f"note: {message}", file=sys.stderr, flush=True)
+
+
+# -- the gateway ---------------------------------------------------------------
+
+
+class HttpRefused(SourceError):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class HttpSource:
+    """The gateway, as an auditor: GET /api/v1/audit/... and /api/v1/files/<id>.
+
+    Transient failures (no connection, 502/503/504) are retried a few times.
+    A 401 with a token file re-reads the file once, so a long export can
+    outlive one access token if something keeps the file fresh."""
+
+    RETRIES = 4
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        token_file: str | None = None,
+        page_size: int = DEFAULT_PAGE,
+        timeout: float = 30.0,
+        note: Callable[[str], None] = _note_to_stderr,
+    ) -> None:
+        import requests
+
+        self._requests = requests
+        self.base_url = base_url.rstrip("/")
+        self.token_file = token_file
+        self.token = token if token is not None else self._read_token_file()
+        if not self.token:
+            raise SourceError(
+                f"no auditor token: set {TOKEN_ENV} or give --token-file with the token"
+            )
+        self.page_size = max(1, min(page_size, MAX_PAGE))
+        self.timeout = timeout
+        self.note = note
+        self.session = requests.Session()
+        self.end_position: int | None = None  # the gateway does not tell
+
+    def describe(self) -> str:
+        return f"the gateway at {self.base_url}"
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _read_token_file(self) -> str:
+        if not self.token_file:
+            return ""
+        try:
+            return Path(self.token_file).read_text().strip()
+        except OSError as error:
+            raise SourceError(f"cannot read the token file: {error}") from error
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """The JSON answer of a GET, or HttpRefused / SourceError."""
+        url = f"{self.base_url}{path}"
+        refreshed = False
+        delay = 0.5
+        for attempt in range(self.RETRIES + 1):
+            last_try = attempt == self.RETRIES
+            try:
+                reply = self.session.get(
+                    url,
+                    params=params,
+                    headers={
+                        "Authorization": f"Bearer {self.token}",
+                        "Accept": "application/json",
+                    },
+                    timeout=self.timeout,
+                )
+            except self._requests.RequestException as error:
+                if last_try:
+                    raise SourceError(f"cannot reach {url}: {error}") from error
+                time.sleep(delay)
+                delay *= 2
+                continue
+            if reply.status_code == 200:
+                try:
+                    return reply.json()
+                except ValueError as error:
+                    raise SourceError(f"{url} did not answer JSON") from error
+            if reply.status_code == 401 and self.token_file and not refreshed:
+                refreshed = True
+                self.token = self._read_token_file()
+                continue
+            if reply.status_code in (502, 503, 504) and not last_try:
+                time.sleep(delay)
+                delay *= 2
+                continue
+            raise HttpRefused(reply.status_code, _problem_detail(reply))
+        raise SourceError(f"{url}: no answer after {self.RETRIES + 1} tries")
+
+    def _get_checked(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """As get, with the refusals no command can work around explained."""
+        try:
+            return self.get(path, params)
+        except HttpRefused as error:
+            if error.status == 401:
+                raise SourceError(
+                    f"the gateway refused the token ({error}): sign in again as the "
+                    f"auditor and give the fresh token ({TOKEN_ENV} or --token-file)"
+                ) from error
+            if error.status == 403:
+                raise SourceError(
+                    f"the gateway refused ({error}): the token is not an auditor's"
+                ) from error
+            raise
+
+    def log(self, after: int = 0, until: int | None = None) -> Iterator[dict[str, Any]]:
+        """Every event after `after` (up to `until`), page by page. Without
+        `until` it stops at the first short page: the head of the log when
+        it got there, not one that keeps moving."""
+        position = after
+        while True:
+            limit = self.page_size if until is None else min(self.page_size, until - position)
+            if limit <= 0:
+                return
+            page = self._get_checked("/api/v1/audit/events", {"after": position, "limit": limit})
+            events = page.get("events") or []
+            for document in events:
+                if until is not None and document.get("global_position", 0) > until:
+                    return
+                yield document
+            if not events:
+                return
+            next_position = page.get("next_position", events[-1].get("global_position"))
+            if not isinstance(next_position, int) or next_position <= position:
+                raise SourceError(f"the gateway's log does not advance past {position}")
+            position = next_position
+            if until is None and len(events) < limit:
+                return
+
+    def file_events(self, file_id: str) -> Iterator[dict[str, Any]]:
+        stream = stream_of(file_id)
+        try:
+            answer = self._get_checked(f"/api/v1/audit/files/{uuid.UUID(file_id)}/events")
+        except HttpRefused as error:
+            if error.status == 404:
+                raise SourceError(f"the gateway knows no file {file_id} ({error})") from error
+            if error.status < 500:
+                raise SourceError(f"the gateway refused {stream}'s events ({error})") from error
+            # The platform replays a file before it serves its events, so a
+            # stream damaged enough that it cannot be replayed is refused:
+            # exactly when an auditor needs it. The whole log still has it.
+            self.note(
+                f"the gateway could not serve {stream}'s events ({error}); "
+                "reading them from the whole log instead"
+            )
+            yield from (doc for doc in self.log(0) if doc.get("stream_id") == stream)
+            return
+        yield from answer.get("events") or []
+
+    def file_view(self, file_id: str) -> dict[str, Any]:
+        try:
+            return self._get_checked(f"/api/v1/files/{uuid.UUID(file_id)}")
+        except HttpRefused as error:
+            raise ViewUnavailable(f"GET /api/v1/files/{file_id} answered {error}") from error
+
+
+def _problem_detail(reply: Any) -> str:
+    try:
+        body = reply.json()
+    except ValueError:
+        return reply.reason or "no detail"
+    if isinstance(body, dict):
+        parts = [str(body[key]) for key in ("title", "detail") if body.get(key)]
+        if parts:
+            return ": ".join(parts)
+    return reply.reason or "no detail"
+
+
+# -- the database --------------------------------------------------------------
+
+
+class DatabaseSource:
+    """The applications database, read-only. `end_position` is the log's
+    last position when the source opened: a whole-log read stops there, a
+    consistent cut (positions are commit-ordered)."""
+
+    def __init__(self, url: str, batch_size: int = 2_000) -> None:
+        import sqlalchemy as sa
+
+        from ksmart_common.config import with_psycopg2
+        from ksmart_common.eventstore import EventStore
+
+        self._sa = sa
+        self.batch_size = batch_size
+        self.engine = sa.create_engine(
+            with_psycopg2(url),
+            poolclass=sa.pool.NullPool,
+            # Every transaction read-only: the database itself refuses a write.
+            connect_args={"options": "-c default_transaction_read_only=on"},
+        )
+        self.store = EventStore(self.engine)
+        self.end_position = self._guard(self.store.last_position)
+
+    def describe(self) -> str:
+        return f"the database {self.engine.url.render_as_string(hide_password=True)}"
+
+    def close(self) -> None:
+        self.store.close()
+        self.engine.dispose()
+
+    def _guard(self, read: Callable[[], Any]) -> Any:
+        try:
+            return read()
+        except self._sa.exc.SQLAlchemyError as error:
+            raise SourceError(f"cannot read {self.describe()}: {_first_line(error)}") from error
+
+    def log(self, after: int = 0, until: int | None = None) -> Iterator[dict[str, Any]]:
+        from ksmart_common.envelope import to_json
+
+        end = until if until is not None else self.end_position
+        if end <= after:
+            return
+        envelopes = self.store.iter_all(after, batch_size=self.batch_size)
+        try:
+            for envelope in envelopes:
+                if envelope.global_position > end:
+                    return
+                yield to_json(envelope)
+        except self._sa.exc.SQLAlchemyError as error:
+            raise SourceError(f"cannot read {self.describe()}: {_first_line(error)}") from error
+        finally:
+            envelopes.close()  # the server-side cursor and its connection
+
+    def file_events(self, file_id: str) -> Iterator[dict[str, Any]]:
+        from ksmart_common.envelope import to_json
+
+        stream = stream_of(file_id)
+        envelopes = self._guard(lambda: self.store.read_stream(stream))
+        if not envelopes:
+            raise SourceError(f"{self.describe()} holds no events of {stream}")
+        yield from (to_json(envelope) for envelope in envelopes)
+
+    def file_view(self, file_id: str) -> dict[str, Any]:
+        """The file as the applications service shows it: the projector run
+        over the store (commands.load_file, FileState.view)."""
+        from ksmart_common.domain import file as files
+
+        envelopes = self._guard(lambda: self.store.read_stream(stream_of(file_id)))
+        try:
+            state = files.replay(envelopes)
+        except (ValueError, KeyError, TypeError) as error:
+            raise ViewUnavailable(f"the projector over the store refuses it: {error}") from error
+        if state is None:
+            raise ViewUnavailable(f"the store has no file {file_id}")
+        return state.view()
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+# -- an export read back -------------------------------------------------------
+
+
+class JsonLinesSource:
+    """An export (JSON lines) from a path or an open binary stream ("-": stdin).
+    Yields (line number, document or the reason the line is none)."""
+
+    def __init__(self, path: str, stdin: IO[bytes] | None = None) -> None:
+        self.path = path
+        self._stdin = stdin
+
+    def describe(self) -> str:
+        return "standard input" if self.path == "-" else f"the file {self.path}"
+
+    def entries(self) -> Iterator[tuple[int, dict[str, Any] | str]]:
+        if self.path == "-":
+            import sys
+
+            yield from self._read(self._stdin or sys.stdin.buffer)
+            return
+        try:
+            handle = open(self.path, "rb")
+        except OSError as error:
+            raise SourceError(f"cannot read {self.path}: {error}") from error
+        with handle:
+            yield from self._read(handle)
+
+    @staticmethod
+    def _read(handle: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | str]]:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                document = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as error:
+                yield number, f"line {number} is not JSON: {error}"
+                continue
+            if not isinstance(document, dict):
+                yield number, f"line {number} is not a JSON object"
+                continue
+            yield number, document

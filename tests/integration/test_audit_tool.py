@@ -1,0 +1,407 @@
+"""The auditor's tool, ksmart-audit, run as a command against the whole
+platform: over the gateway with an auditor's token (as from another
+machine), and straight from the applications database (read-only, with the
+relay's SELECT-only role). An untouched store verifies; an event altered,
+deleted or reordered behind the platform's back by a PostgreSQL superuser
+is found and named.
+
+Each tampering case works on a file of its own and puts the rows back as
+they were afterwards, so the cases neither mix nor depend on their order."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from datetime import datetime
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from tests.support import citizen
+from tests.support.platform import running_platform
+
+AUDIT = [sys.executable, "-m", "ksmart_common.audit.cli"]
+STREAM_NAMED = re.compile(r"file-[0-9a-f-]{36}")
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    with running_platform(tmp_path_factory.mktemp("platform")) as running:
+        yield running
+
+
+def _act(platform, user, file_id, action, version, remarks=None):
+    reply = requests.post(
+        f"{platform.base_url}/api/v1/files/{file_id}/actions",
+        json={"action": action, "remarks": remarks},
+        headers={**platform.as_user(user), "If-Match": f'"{version}"'},
+        timeout=10,
+    )
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def _file(platform, *steps):
+    """A new file taken through (user, action, remarks) steps; its id."""
+    reply = citizen.submit(platform, citizen.application(platform))
+    assert reply.status_code == 201, reply.text
+    file_id = reply.json()["file_id"]
+    for version, (user, action, remarks) in enumerate(steps, start=1):
+        _act(platform, user, file_id, action, version, remarks)
+        time.sleep(0.02)  # distinct moments between decisions, for as-of
+    return file_id
+
+
+VERIFY = ("clerk.kochi", "verify", None)
+APPROVE = ("secretary.kochi", "approve", None)
+
+
+@pytest.fixture(scope="module")
+def files(platform):
+    return {
+        "returned_and_approved": _file(
+            platform,
+            ("clerk.kochi", "return_for_clarification", "Attach the discharge summary"),
+            ("citizen", "resubmit", "Attached"),
+            VERIFY,
+            APPROVE,
+        ),
+        "pending": _file(platform),
+        "rejected": _file(platform, VERIFY, ("secretary.kochi", "reject", "Not eligible")),
+        "timed": _file(platform, VERIFY, APPROVE),
+        "to_alter": _file(platform, VERIFY, APPROVE),
+        "to_delete_from": _file(platform, VERIFY, APPROVE),
+        "to_reorder": _file(platform, VERIFY, APPROVE),
+    }
+
+
+def audit(platform, *args, source="gateway", token=True, timeout=120):
+    """Run the command as an auditor on another machine would."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("KSMART_AUDIT_")
+    }
+    if token:
+        env["KSMART_AUDIT_TOKEN"] = platform.token("auditor")
+    if source == "gateway":
+        where = ["--gateway", platform.base_url]
+    elif source == "database":
+        where = ["--database-url", platform.databases["applications"].url_as("relay")]
+    else:
+        where = []
+    return subprocess.run(
+        [*AUDIT, *args, *where],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=env,
+        timeout=timeout,
+    )
+
+
+def _exported(result) -> list[dict]:
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def _streams_named(report: str) -> set[str]:
+    return set(STREAM_NAMED.findall(report))
+
+
+# -- an untouched store ------------------------------------------------------------
+
+
+def test_an_untouched_store_verifies_over_the_gateway_and_the_database(platform, files):
+    whole = audit(platform, "verify", "--page-size", "4")
+    assert whole.returncode == 0, whole.stderr
+    assert "VERIFIED" in whole.stderr
+    assert re.search(r"in 7 streams, global positions 1 to \d+", whole.stderr), whole.stderr
+    assert "events/s" in whole.stderr  # progress
+    assert whole.stdout == ""
+
+    direct = audit(platform, "verify", source="database")
+    assert direct.returncode == 0, direct.stderr
+    assert "VERIFIED" in direct.stderr and "of " in direct.stderr  # how far, of how many
+
+    for file_id in (files["returned_and_approved"], files["pending"]):
+        for source in ("gateway", "database"):
+            one = audit(platform, "verify", "--file", file_id, source=source)
+            assert one.returncode == 0, one.stderr
+            assert f"file-{file_id}" in one.stderr
+
+    later = audit(platform, "verify", "--after", "5", "--page-size", "3")
+    assert later.returncode == 0, later.stderr
+    assert "began before the range" in later.stderr
+
+
+def test_a_token_file_serves_as_well_as_the_environment(platform, files, tmp_path):
+    token_file = tmp_path / "auditor.token"
+    token_file.write_text(platform.token("auditor") + "\n")
+    result = audit(
+        platform, "verify", "--file", files["pending"], "--token-file", str(token_file), token=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_only_an_auditor_or_a_reachable_source_gets_an_answer(platform, files):
+    no_token = audit(platform, "verify", token=False)
+    assert no_token.returncode == 2 and "KSMART_AUDIT_TOKEN" in no_token.stderr
+
+    clerk = audit(platform, "verify", token=False)
+    env_clerk = subprocess.run(
+        [*AUDIT, "verify", "--gateway", platform.base_url],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KSMART_AUDIT_TOKEN": platform.token("clerk.kochi")},
+        timeout=60,
+    )
+    assert env_clerk.returncode == 2 and "not an auditor" in env_clerk.stderr, env_clerk.stderr
+    assert clerk.returncode == 2
+
+    nowhere = audit(platform, "verify", "--gateway", "http://127.0.0.1:9", source=None)
+    assert nowhere.returncode == 2 and "cannot reach" in nowhere.stderr
+
+    unknown = audit(platform, "export", "--file", "00000000-0000-4000-8000-000000000000")
+    assert unknown.returncode == 2 and "no file" in unknown.stderr
+
+
+def test_an_export_is_json_lines_as_served_and_verifies_read_back(platform, files, tmp_path):
+    exported = _exported(audit(platform, "export", "--after", "0", "--page-size", "5"))
+    positions = [event["global_position"] for event in exported]
+    assert positions == list(range(1, len(positions) + 1))
+    served = requests.get(
+        f"{platform.base_url}/api/v1/audit/events",
+        params={"after": 0, "limit": 1000},
+        headers=platform.as_user("auditor"),
+        timeout=10,
+    ).json()["events"]
+    assert exported == served[: len(exported)]  # the envelope JSON exactly as served
+
+    path = tmp_path / "log.jsonl"
+    path.write_text("".join(json.dumps(event) + "\n" for event in exported), encoding="utf-8")
+    read_back = audit(platform, "verify", "--input", str(path), source=None)
+    assert read_back.returncode == 0, read_back.stderr
+    assert "an export of the log" in read_back.stderr and "VERIFIED" in read_back.stderr
+
+    # The same from the database, and a range of it.
+    assert _exported(audit(platform, "export", "--after", "0", source="database")) == exported
+    ranged = audit(platform, "export", "--after", "3", "--until", "7", "--page-size", "2")
+    assert [event["global_position"] for event in _exported(ranged)] == [4, 5, 6, 7]
+    assert "position 7" in ranged.stderr  # how far it got
+
+    one_file = audit(platform, "export", "--file", files["returned_and_approved"])
+    events = _exported(one_file)
+    assert [event["stream_version"] for event in events] == [1, 2, 3, 4, 5]
+    file_path = tmp_path / "file.jsonl"
+    file_path.write_text(one_file.stdout, encoding="utf-8")
+    read_back = audit(platform, "verify", "--input", str(file_path), source=None)
+    assert read_back.returncode == 0, read_back.stderr
+    assert f"an export of file-{files['returned_and_approved']}" in read_back.stderr
+
+
+def test_a_replay_matches_what_the_platform_shows(platform, files):
+    file_id = files["returned_and_approved"]
+    for source in ("gateway", "database"):
+        result = audit(platform, "replay", "--file", file_id, "--compare", source=source)
+        assert result.returncode == 0, result.stderr
+        assert "VERIFIED" in result.stderr and "field by field" in result.stderr
+        replayed = json.loads(result.stdout)
+        assert replayed["state"]["state"] == "approved" and replayed["state"]["version"] == 5
+        assert [step["action"] for step in replayed["state"]["timeline"]] == [
+            "submit",
+            "return_for_clarification",
+            "resubmit",
+            "verify",
+            "approve",
+        ]
+    shown = requests.get(
+        f"{platform.base_url}/api/v1/files/{file_id}",
+        headers=platform.as_user("auditor"),
+        timeout=10,
+    ).json()
+    assert {k: v for k, v in replayed["state"].items() if k in shown} == shown
+
+    rejected = audit(platform, "replay", "--file", files["rejected"], "--compare")
+    assert rejected.returncode == 0, rejected.stderr
+    assert json.loads(rejected.stdout)["state"]["state"] == "rejected"
+
+
+def test_as_of_a_moment_between_two_decisions_shows_the_file_then(platform, files):
+    file_id = files["timed"]
+    events = _exported(audit(platform, "export", "--file", file_id))
+    moments = [datetime.fromisoformat(event["recorded_at"]) for event in events]
+    between = moments[1] + (moments[2] - moments[1]) / 2
+    assert moments[1] < between < moments[2]
+
+    result = audit(platform, "as-of", "--file", file_id, "--at", between.isoformat())
+    assert result.returncode == 0, result.stderr
+    then = json.loads(result.stdout)
+    assert then["events_applied"] == 2 and then["events_in_file"] == 3
+    assert then["last_event"]["event_type"] == "FileVerified"
+    assert (then["state"]["state"], then["state"]["version"]) == ("verified", 2)
+    assert [step["action"] for step in then["state"]["timeline"]] == ["submit", "verify"]
+    assert "'verified' at version 2" in result.stderr
+
+    at_the_end = audit(platform, "as-of", "--file", file_id, "--at", events[2]["recorded_at"])
+    assert json.loads(at_the_end.stdout)["state"]["state"] == "approved"
+    before = audit(
+        platform, "as-of", "--file", file_id, "--at", "2000-01-01T00:00:00Z", source="database"
+    )
+    assert before.returncode == 0, before.stderr
+    assert json.loads(before.stdout)["state"] is None
+    assert "did not exist yet" in before.stderr
+
+
+# -- tampered behind the platform's back ---------------------------------------------
+
+_ROW = (
+    "SELECT global_position, event_id, stream_id, stream_version, event_type, schema_version,"
+    " data::text AS data, metadata::text AS metadata, recorded_at, prev_hash, hash"
+    " FROM events WHERE stream_id = :s AND stream_version = :v"
+)
+
+
+def _row(conn, file_id, version):
+    return conn.execute(sa.text(_ROW), {"s": f"file-{file_id}", "v": version}).mappings().one()
+
+
+@contextlib.contextmanager
+def _triggers_off(platform):
+    """As a PostgreSQL superuser, with the table's immutability switched off."""
+    engine = platform.engine("applications")
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE events DISABLE TRIGGER USER"))
+            yield conn
+            conn.execute(sa.text("ALTER TABLE events ENABLE TRIGGER USER"))
+    finally:
+        engine.dispose()
+
+
+def _assert_found(result, file_id, *versions, kind):
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = result.stderr
+    assert "DIFFERENCE" in report and kind in report
+    for version in versions:
+        assert f"file-{file_id} v{version}" in report, report
+    # Only the tampered file is named: the cases do not mix.
+    assert _streams_named(report) == {f"file-{file_id}"}, report
+
+
+def _assert_verifies_again(platform, file_id):
+    assert audit(platform, "verify", "--file", file_id).returncode == 0
+    assert audit(platform, "verify", "--quiet").returncode == 0
+
+
+def test_an_altered_event_is_found(platform, files):
+    file_id = files["to_alter"]
+    with _triggers_off(platform) as conn:
+        original = _row(conn, file_id, 2)
+        conn.execute(
+            sa.text(
+                "UPDATE events SET data = json_build_object('action', 'verify', 'from_state',"
+                " 'submitted', 'to_state', 'verified', 'remarks', 'forged', 'actor_role',"
+                " 'clerk') WHERE stream_id = :s AND stream_version = 2"
+            ),
+            {"s": f"file-{file_id}"},
+        )
+    try:
+        for source in ("gateway", "database"):
+            _assert_found(audit(platform, "verify", source=source), file_id, 2, kind="altered")
+            _assert_found(
+                audit(platform, "verify", "--file", file_id, source=source),
+                file_id,
+                2,
+                kind="altered",
+            )
+        replayed = audit(platform, "replay", "--file", file_id, "--compare")
+        _assert_found(replayed, file_id, 2, kind="altered")
+        # Replayed as stored, it is what the platform shows: only the hash tells.
+        assert "differs" not in replayed.stderr
+    finally:
+        with _triggers_off(platform) as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE events SET data = CAST(:d AS json)"
+                    " WHERE stream_id = :s AND stream_version = 2"
+                ),
+                {"d": original["data"], "s": f"file-{file_id}"},
+            )
+    _assert_verifies_again(platform, file_id)
+
+
+def test_a_deleted_event_is_found(platform, files):
+    file_id = files["to_delete_from"]
+    with _triggers_off(platform) as conn:
+        deleted = _row(conn, file_id, 2)
+        conn.execute(
+            sa.text("DELETE FROM events WHERE stream_id = :s AND stream_version = 2"),
+            {"s": f"file-{file_id}"},
+        )
+    try:
+        for source in ("gateway", "database"):
+            result = audit(platform, "verify", source=source)
+            _assert_found(result, file_id, 3, kind="missing")
+            position = deleted["global_position"]
+            assert f"global position {position}" in result.stderr
+            assert f"position {position} is missing" in result.stderr
+        # The platform cannot replay the file any more and refuses its
+        # events; the tool reads them from the whole log instead.
+        one = audit(platform, "verify", "--file", file_id)
+        _assert_found(one, file_id, 3, kind="broken link")
+        assert "reading them from the whole log" in one.stderr
+        replayed = audit(platform, "replay", "--file", file_id, "--compare")
+        _assert_found(replayed, file_id, 3, kind="projection refused")
+        assert "the platform does not show the file" in replayed.stderr
+    finally:
+        with _triggers_off(platform) as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO events (global_position, event_id, stream_id, stream_version,"
+                    " event_type, schema_version, data, metadata, recorded_at, prev_hash, hash)"
+                    " VALUES (:global_position, :event_id, :stream_id, :stream_version,"
+                    " :event_type, :schema_version, CAST(:data AS json),"
+                    " CAST(:metadata AS json), :recorded_at, :prev_hash, :hash)"
+                ),
+                dict(deleted),
+            )
+    _assert_verifies_again(platform, file_id)
+
+
+def _swap_versions(conn, file_id, first, second):
+    """The rows keep their places in the log and trade stream versions
+    (through a free number: (stream_id, stream_version) is unique)."""
+    stream = f"file-{file_id}"
+    for old, new in ((first, 1000), (second, first), (1000, second)):
+        conn.execute(
+            sa.text(
+                "UPDATE events SET stream_version = :new"
+                " WHERE stream_id = :s AND stream_version = :old"
+            ),
+            {"s": stream, "old": old, "new": new},
+        )
+
+
+def test_two_reordered_events_are_found(platform, files):
+    file_id = files["to_reorder"]
+    with _triggers_off(platform) as conn:
+        _swap_versions(conn, file_id, 2, 3)
+    try:
+        for source in ("gateway", "database"):
+            result = audit(platform, "verify", source=source)
+            _assert_found(result, file_id, 2, 3, kind="reordered")
+            assert "renumbered from v2 to v3" in result.stderr
+            one = audit(platform, "verify", "--file", file_id, source=source)
+            _assert_found(one, file_id, 2, 3, kind="reordered")
+            assert "broken link" in one.stderr
+    finally:
+        with _triggers_off(platform) as conn:
+            _swap_versions(conn, file_id, 2, 3)
+    _assert_verifies_again(platform, file_id)

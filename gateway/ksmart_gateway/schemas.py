@@ -279,6 +279,25 @@ class AssignRequest(StrictSchema):
     official_id = fields.UUID(required=True)
 
 
+class StatisticsQuery(StrictSchema):
+    local_body = fields.String(load_default=None, validate=LOCAL_BODY_CODE)
+    service = fields.String(load_default=None, validate=SERVICE_CODE)
+
+
+class StatisticsRow(Schema):
+    local_body = fields.String()
+    service_code = fields.String()
+    received = fields.Integer()
+    decided = fields.Integer()
+    pending = fields.Integer()
+    overdue = fields.Integer()
+    median_decision_days = fields.Float(allow_none=True)
+
+
+class Statistics(Schema):
+    rows = fields.List(fields.Nested(StatisticsRow))
+
+
 class RoleCounts(Schema):
     waits_on = fields.String()
     pending = fields.Integer()

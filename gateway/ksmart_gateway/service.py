@@ -632,6 +632,21 @@ class GatewayService:
 
     @api(
         "GET",
+        f"{PREFIX}/statistics",
+        summary="For the public and managers: files received, decided, pending and overdue, "
+        "and the median days to a decision, per local body and service",
+        allowed_roles=PUBLIC,
+        query=schemas.StatisticsQuery,
+        response=schemas.Statistics,
+        tag="statistics",
+    )
+    def statistics(self, request, principal):
+        query = read_query(request, schemas.StatisticsQuery)
+        body = call(self.workflow.statistics, query["local_body"], query["service"])
+        return ApiResult(body, headers={"Cache-Control": "public, max-age=60"})
+
+    @api(
+        "GET",
         f"{PREFIX}/inbox/counts",
         summary="For the caller's local body: files waiting on each role, overdue, unassigned",
         allowed_roles=OFFICIAL_ROLES,

@@ -169,3 +169,31 @@ def test_inboxes_are_ordered_by_due_time_filtered_and_never_cross_bodies_or_role
     ).json()
     clerk_row = next(row for row in counts["roles"] if row["waits_on"] == "clerk")
     assert clerk_row["pending"] >= 3 and counts["local_body"] == "KL-EKM-KOC"
+
+
+def test_statistics_count_files_received_decided_pending_and_overdue(platform):
+    from tests.support import citizen
+
+    overdue = _file_filed_days_ago(platform, days=40, local_body="KL-EKM-KOC")
+    file = citizen.submit(platform, citizen.application(platform)).json()
+    for user, action in (("clerk.kochi", "verify"), ("secretary.kochi", "approve")):
+        reply = requests.post(
+            f"{platform.base_url}/api/v1/files/{file['file_id']}/actions",
+            json={"action": action},
+            headers=platform.as_user(user),
+            timeout=10,
+        )
+        assert reply.status_code == 200, reply.text
+
+    def kochi_births():
+        rows = requests.get(
+            f"{platform.base_url}/api/v1/statistics",
+            params={"local_body": "KL-EKM-KOC", "service": "birth-certificate"},
+            timeout=10,
+        ).json()["rows"]
+        return rows[0] if rows and rows[0]["decided"] >= 1 else None
+
+    row = wait_for(kochi_births, timeout=30, message="a decided file counted")
+    assert row["received"] == row["decided"] + row["pending"]
+    assert row["overdue"] >= 1 and row["median_decision_days"] is not None
+    assert overdue  # filed 40 days ago: past every state's time limit

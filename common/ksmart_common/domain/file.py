@@ -101,6 +101,8 @@ class FileState:
     returned_from: str | None = None
     assigned_to: str | None = None
     escalated: bool = False
+    # When the file reached a final state (granted, refused or closed).
+    decided_at: str | None = None
 
     @property
     def fee_due_paise(self) -> int:
@@ -605,6 +607,7 @@ def project(state: FileState | None, envelope: Envelope) -> FileState:
         ),
         assigned_to=None,
         escalated=False,
+        decided_at=at if state.machine.is_final(data["to_state"]) else None,
     )
 
 

@@ -47,6 +47,7 @@ files_table = sa.Table(
     sa.Column("file_due_at", sa.DateTime(timezone=True)),
     sa.Column("assigned_to", sa.Text),
     sa.Column("escalated", sa.Boolean),
+    sa.Column("decided_at", sa.DateTime(timezone=True)),
 )
 # Files without a due time (waiting on the applicant) sort after every due one.
 NEVER = datetime(9999, 12, 31, tzinfo=UTC)
@@ -116,6 +117,7 @@ def file_row(state: FileState) -> dict[str, Any]:
         "file_due_at": state.file_due_at,
         "assigned_to": state.assigned_to,
         "escalated": state.escalated,
+        "decided_at": _parse_or_none(state.decided_at),
     }
 
 
@@ -227,6 +229,55 @@ def summary(row: sa.Row, now: datetime) -> dict[str, Any]:
         "assigned_to": row.assigned_to,
         "escalated": bool(row.escalated),
     }
+
+
+def _parse_or_none(timestamp: str | None) -> datetime | None:
+    return datetime.fromisoformat(timestamp) if timestamp else None
+
+
+def statistics(
+    engine: sa.Engine,
+    now: datetime,
+    local_body: str | None = None,
+    service_code: str | None = None,
+) -> list[dict[str, Any]]:
+    """Per local body and service: files received, decided, pending and
+    overdue, and the median days from submission to decision."""
+    files = files_table.c
+    days = sa.extract("epoch", files.decided_at - files.submitted_at) / 86400.0
+    query = (
+        sa.select(
+            files.local_body,
+            files.service_code,
+            sa.func.count().label("received"),
+            sa.func.count(files.decided_at).label("decided"),
+            sa.func.count().filter(files.decided_at.is_(None)).label("pending"),
+            sa.func.count().filter(files.state_due_at < now).label("overdue"),
+            sa.func.percentile_cont(0.5).within_group(days).label("median_days"),
+        )
+        .group_by(files.local_body, files.service_code)
+        .order_by(files.local_body, files.service_code)
+    )
+    if local_body is not None:
+        query = query.where(files.local_body == local_body)
+    if service_code is not None:
+        query = query.where(files.service_code == service_code)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [
+        {
+            "local_body": row.local_body,
+            "service_code": row.service_code,
+            "received": row.received,
+            "decided": row.decided,
+            "pending": row.pending,
+            "overdue": row.overdue,
+            "median_decision_days": (
+                round(float(row.median_days), 2) if row.median_days is not None else None
+            ),
+        }
+        for row in rows
+    ]
 
 
 def _iso(moment: datetime | None) -> str | None:

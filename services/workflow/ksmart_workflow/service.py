@@ -69,6 +69,10 @@ class WorkflowService:
                 log.info("escalated", file_id=file_id, version=version)
 
     @rpc
+    def statistics(self, local_body: str | None = None, service_code: str | None = None) -> dict:
+        return {"rows": projection.statistics(self.db, datetime.now(UTC), local_body, service_code)}
+
+    @rpc
     def office_counts(self, actor: dict) -> dict:
         local_body = actor.get("local_body")
         if local_body is None:

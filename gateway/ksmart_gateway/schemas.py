@@ -201,6 +201,13 @@ class ActionRequest(StrictSchema):
     expected_version = fields.Integer(
         load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1)
     )
+    answers = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=64)),
+        values=FORM_VALUE,
+        load_default=None,
+        validate=validate.Length(max=200),
+        metadata={"description": "corrected form answers, when replying to a clarification"},
+    )
 
 
 class TimelineEntry(Schema):

@@ -604,6 +604,7 @@ class GatewayService:
             header_version if header_version is not None else expected,
             actor(principal),
             request_meta(request),
+            decision["answers"],
         )
         return ApiResult(file_body(document), headers={"ETag": etag(document["version"])})
 

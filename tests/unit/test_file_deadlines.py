@@ -98,3 +98,23 @@ def test_files_are_assigned_by_supervisors_or_taken_by_an_official_of_the_role()
     # A decision moves the file on, and the assignment with the state it was for.
     state = stream.add(take_action(state, "verify", CLERK), CLERK)
     assert state.assigned_to is None
+
+
+def test_the_applicant_answers_a_clarification_with_corrected_data():
+    birth = Catalogue.load().get_service("birth-certificate")
+    stream, state = _filed(birth)
+    state = stream.add(
+        take_action(state, "return_for_clarification", CLERK, "The mother's name is misspelt"),
+        CLERK,
+    )
+    with pytest.raises(InvalidInput) as raised:
+        take_action(state, "resubmit", CITIZEN, "fixed", {"date_of_birth": "yesterday"}, birth)
+    assert raised.value.problems[0]["field"] == "form.date_of_birth"
+    state = stream.add(
+        take_action(state, "resubmit", CITIZEN, "fixed", {"mother_name": "Asha Menon"}, birth),
+        CITIZEN,
+    )
+    assert state.form["mother_name"] == "Asha Menon" and state.state == "submitted"
+    # Only in reply to a clarification.
+    with pytest.raises(ActionNotAllowed):
+        take_action(state, "verify", CLERK, None, {"mother_name": "Someone"}, birth)

@@ -354,9 +354,20 @@ def record_payment(
 
 
 def take_action(
-    state: FileState, action_name: str, actor: Actor, remarks: str | None = None
+    state: FileState,
+    action_name: str,
+    actor: Actor,
+    remarks: str | None = None,
+    answers: Mapping[str, Any] | None = None,
+    definition: Mapping[str, Any] | None = None,
+    lang: str = intake.DEFAULT_LANGUAGE,
 ) -> list[NewEvent]:
-    """The event of one decision on a file, or the reason it is refused."""
+    """The event of one decision on a file, or the reason it is refused.
+
+    answers: the applicant answering a clarification may correct form
+    answers too; the form as it would then be is checked against the
+    definition the file was filed under (`definition`), every problem at
+    once."""
     machine = state.machine
     action = machine.actions.get(action_name)
     allowed = state.allowed_actions()
@@ -376,6 +387,7 @@ def take_action(
             f"{action_name!r} needs remarks",
             [{"field": "remarks", "message": "say what is needed or why"}],
         )
+    changed = _checked_answers(state, answers, definition, lang) if answers else None
     to_state = action.to_state
     if state.returned_from and not machine.is_final(to_state):
         # The applicant answered a clarification: the file resumes where it
@@ -390,9 +402,33 @@ def take_action(
                 "to_state": to_state,
                 "remarks": remarks,
                 "actor_role": role,
+                **({"answers": changed} if changed else {}),
             },
         )
     ]
+
+
+def _checked_answers(
+    state: FileState,
+    answers: Mapping[str, Any],
+    definition: Mapping[str, Any] | None,
+    lang: str,
+) -> dict[str, Any]:
+    if state.waits_on != APPLICANT or definition is None:
+        raise ActionNotAllowed(
+            "answers are given only in reply to a clarification",
+            [{"field": "answers", "message": "the file is not waiting on you"}],
+        )
+    form = {**state.form, **answers}
+    form = {name: value for name, value in form.items() if value is not None}
+    uploads = {
+        code: Upload(doc["sha256"], doc["media_type"], doc["size_bytes"], doc.get("filename"))
+        for code, doc in state.documents.items()
+    }
+    problems = intake.application_problems(definition, form, uploads, lang)
+    if problems:
+        raise InvalidInput(_incomplete(len(problems), lang), problems)
+    return dict(answers)
 
 
 def assign(state: FileState, assignee: Actor, actor: Actor) -> list[NewEvent]:
@@ -585,6 +621,10 @@ def project(state: FileState | None, envelope: Envelope) -> FileState:
         "at": at,
     }
     waits_on = state.machine.waits_on(data["to_state"])
+    form = state.form
+    if data.get("answers"):
+        form = {**form, **data["answers"]}
+        form = {name: value for name, value in form.items() if value is not None}
     paused = state.paused_seconds
     if state.waits_on == APPLICANT:
         entered = _parse(state.state_entered_at or state.submitted_at)
@@ -594,6 +634,7 @@ def project(state: FileState | None, envelope: Envelope) -> FileState:
         state,
         state=data["to_state"],
         waits_on=waits_on,
+        form=form,
         version=envelope.stream_version,
         updated_at=at,
         timeline=(*state.timeline, entry),

@@ -129,6 +129,8 @@ def act(
     expected_version: int | None,
     actor: Actor,
     request: Mapping[str, Any],
+    answers: Mapping[str, Any] | None = None,
+    get_definition_by_hash: Callable[[str], Mapping[str, Any]] | None = None,
 ) -> FileState:
     state = load_file(store, file_id)
     if not files.may_read(state, actor):
@@ -139,7 +141,11 @@ def act(
             f"the file is at version {state.version}, not {expected_version}",
             [{"field": "expected_version", "message": f"current version is {state.version}"}],
         )
-    events = files.take_action(state, action, actor, remarks)
+    definition = None
+    if answers and get_definition_by_hash is not None:
+        definition = get_definition_by_hash(state.definition_hash)
+    lang = language(request.get("lang"))
+    events = files.take_action(state, action, actor, remarks, answers, definition, lang)
     envelopes = store.append(state.stream_id, events, state.version, event_metadata(actor, request))
     return files.replay(envelopes, state)
 

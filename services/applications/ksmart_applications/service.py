@@ -170,9 +170,19 @@ class ApplicationsService:
         expected_version: int | None,
         actor: dict,
         request: dict,
+        answers: dict | None = None,
     ) -> dict:
+        """answers: corrected form answers, with a reply to a clarification."""
         state = commands.act(
-            self.store, file_id, action, remarks, expected_version, actor_from(actor), request
+            self.store,
+            file_id,
+            action,
+            remarks,
+            expected_version,
+            actor_from(actor),
+            request,
+            answers,
+            self._pinned_definition,
         )
         return state.view()
 

@@ -83,11 +83,7 @@ def files(platform):
 
 def audit(platform, *args, source="gateway", token=True, timeout=120):
     """Run the command as an auditor on another machine would."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("KSMART_AUDIT_")
-    }
+    env = {key: value for key, value in os.environ.items() if not key.startswith("KSMART_AUDIT_")}
     if token:
         env["KSMART_AUDIT_TOKEN"] = platform.token("auditor")
     if source == "gateway":
@@ -128,7 +124,8 @@ def test_an_untouched_store_verifies_over_the_gateway_and_the_database(platform,
 
     direct = audit(platform, "verify", source="database")
     assert direct.returncode == 0, direct.stderr
-    assert "VERIFIED" in direct.stderr and "of " in direct.stderr  # how far, of how many
+    assert "VERIFIED" in direct.stderr
+    assert re.search(r"position [\d,]+ of [\d,]+ \(100%\)", direct.stderr), direct.stderr
 
     for file_id in (files["returned_and_approved"], files["pending"]):
         for source in ("gateway", "database"):
@@ -136,7 +133,7 @@ def test_an_untouched_store_verifies_over_the_gateway_and_the_database(platform,
             assert one.returncode == 0, one.stderr
             assert f"file-{file_id}" in one.stderr
 
-    later = audit(platform, "verify", "--after", "5", "--page-size", "3")
+    later = audit(platform, "verify", "--after", "7", "--page-size", "3")
     assert later.returncode == 0, later.stderr
     assert "began before the range" in later.stderr
 
@@ -150,20 +147,18 @@ def test_a_token_file_serves_as_well_as_the_environment(platform, files, tmp_pat
     assert result.returncode == 0, result.stderr
 
 
-def test_only_an_auditor_or_a_reachable_source_gets_an_answer(platform, files):
+def test_only_an_auditor_with_a_reachable_gateway_gets_an_answer(platform, files):
     no_token = audit(platform, "verify", token=False)
     assert no_token.returncode == 2 and "KSMART_AUDIT_TOKEN" in no_token.stderr
 
-    clerk = audit(platform, "verify", token=False)
-    env_clerk = subprocess.run(
+    as_clerk = subprocess.run(
         [*AUDIT, "verify", "--gateway", platform.base_url],
         capture_output=True,
         text=True,
         env={**os.environ, "KSMART_AUDIT_TOKEN": platform.token("clerk.kochi")},
         timeout=60,
     )
-    assert env_clerk.returncode == 2 and "not an auditor" in env_clerk.stderr, env_clerk.stderr
-    assert clerk.returncode == 2
+    assert as_clerk.returncode == 2 and "not an auditor" in as_clerk.stderr, as_clerk.stderr
 
     nowhere = audit(platform, "verify", "--gateway", "http://127.0.0.1:9", source=None)
     assert nowhere.returncode == 2 and "cannot reach" in nowhere.stderr

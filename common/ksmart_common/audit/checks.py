@@ -205,8 +205,8 @@ class ChainChecker:
                 f"(events deleted); the next event is {envelope.stream_id} "
                 f"v{envelope.stream_version}",
                 position=last + 1,
-                expected=last + 1,
-                found=position,
+                expected=f"position {last + 1}",
+                found=f"position {position}, {envelope.stream_id} v{envelope.stream_version}",
             )
             (self._gaps if self.auto else self.findings).add(gap)
         self.last_position = position

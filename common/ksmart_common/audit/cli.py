@@ -30,8 +30,14 @@ from typing import IO, Any
 
 from marshmallow import ValidationError
 
-from ksmart_common.audit.checks import PROJECTION, UNAVAILABLE, ChainChecker, Problem
-from ksmart_common.audit.checks import compare_views as compare
+from ksmart_common.audit.checks import (
+    PROJECTION,
+    UNAVAILABLE,
+    ChainChecker,
+    Findings,
+    Problem,
+    compare_views,
+)
 from ksmart_common.audit.report import Progress, print_report
 from ksmart_common.audit.source import (
     DEFAULT_PAGE,
@@ -320,7 +326,13 @@ def run_replay(args: argparse.Namespace) -> int:
         source.close()
 
 
-def _compare(source, file_id: str, stream: str, view, findings) -> list[str]:
+def _compare(
+    source: HttpSource | DatabaseSource,
+    file_id: str,
+    stream: str,
+    view: dict[str, Any] | None,
+    findings: Findings,
+) -> list[str]:
     try:
         shown = source.file_view(file_id)
     except ViewUnavailable as error:
@@ -331,10 +343,10 @@ def _compare(source, file_id: str, stream: str, view, findings) -> list[str]:
             Problem(UNAVAILABLE, "the platform shows a file the events do not replay to", stream)
         )
         return []
-    problems, not_shown = compare(view, shown, stream)
+    problems, not_shown = compare_views(view, shown, stream)
     for problem in problems:
         findings.add(problem)
-    notes = [f"compared with {source.describe()}'s view of the file, field by field"]
+    notes = [f"compared field by field with the file as {source.describe()} shows it"]
     if not_shown:
         notes.append(f"not compared, as the platform does not show them: {', '.join(not_shown)}")
     return notes
@@ -421,8 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="ksmart-audit",
-        description=__doc__.split("\n\n")[0].strip(),
-        epilog="Exit status: 0 verified, 1 a difference found, 2 a usage or connection error.",
+        description="\n\n".join(__doc__.split("\n\n")[:4]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

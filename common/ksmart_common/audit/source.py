@@ -13,6 +13,7 @@ serves), page by page, so memory stays flat however long the log.
 from __future__ import annotations
 
 import json
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -45,8 +46,6 @@ def stream_of(file_id: str) -> str:
 
 
 def _note_to_stderr(message: str) -> None:
-    import sys
-
     print(f"note: {message}", file=sys.stderr, flush=True)
 
 
@@ -325,8 +324,6 @@ class JsonLinesSource:
 
     def entries(self) -> Iterator[tuple[int, dict[str, Any] | str]]:
         if self.path == "-":
-            import sys
-
             yield from self._read(self._stdin or sys.stdin.buffer)
             return
         try:

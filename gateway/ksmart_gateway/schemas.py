@@ -286,6 +286,22 @@ class AssignRequest(StrictSchema):
     official_id = fields.UUID(required=True)
 
 
+class CertificateCheck(StrictSchema):
+    qr_text = fields.String(
+        required=True,
+        validate=validate.Length(min=10, max=4000),
+        metadata={"description": "the text of a certificate's QR code"},
+    )
+
+
+class CertificateVerdict(Schema):
+    found = fields.Boolean()
+    valid = fields.Boolean()
+    problems = fields.List(fields.String())
+    payload = fields.Dict()
+    signature = fields.String()
+
+
 class StatisticsQuery(StrictSchema):
     local_body = fields.String(load_default=None, validate=LOCAL_BODY_CODE)
     service = fields.String(load_default=None, validate=SERVICE_CODE)

@@ -19,7 +19,7 @@ from nameko.rpc import RpcProxy
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import wrap_file
 
-from ksmart_common import config
+from ksmart_common import certificates, config
 from ksmart_common.documents import check_sha256
 from ksmart_common.domain.intake import language
 from ksmart_common.envelope import from_json, verify_chain
@@ -482,6 +482,79 @@ class GatewayService:
                 "X-Content-Type-Options": "nosniff",
             },
         )
+
+    # -- certificates ------------------------------------------------------------
+
+    @api(
+        "GET",
+        f"{PREFIX}/files/<uuid:file_id>/certificate",
+        summary="The certificate a granted file yields, as PDF (with a QR code that "
+        "verifies it offline): for those who may read the file",
+        allowed_roles=FILE_READERS,
+        tag="certificates",
+        binary_response=True,
+    )
+    def certificate_pdf(self, request, principal, file_id):
+        issued = call(self.applications.certificate_for_reader, str(file_id), actor(principal))
+        pdf = tpool.execute(
+            certificates.render_pdf,
+            issued["certificate"],
+            language(request.headers.get("Accept-Language")),
+            fields=issued["fields"],
+            base_url=request.host_url.rstrip("/"),
+        )
+        number = issued["certificate"]["payload"]["certificate_number"].replace("/", "-")
+        return Response(
+            pdf,
+            content_type="application/pdf",
+            headers={
+                "Content-Disposition": f'attachment; filename="certificate-{number}.pdf"',
+                "Cache-Control": "private, max-age=3600",
+            },
+        )
+
+    @api(
+        "GET",
+        f"{PREFIX}/certificates/<path:number>",
+        summary="Anyone checks a certificate by its number: the certificate as issued, "
+        "and whether it is genuine and valid",
+        allowed_roles=PUBLIC,
+        response=schemas.CertificateVerdict,
+        tag="certificates",
+    )
+    def check_certificate(self, request, principal, number):
+        return ApiResult(call(self.applications.check_certificate, number[:100]))
+
+    @api(
+        "POST",
+        f"{PREFIX}/certificates/verify",
+        summary="Anyone checks the text of a certificate's QR code against the published keys",
+        allowed_roles=PUBLIC,
+        body=schemas.CertificateCheck,
+        response=schemas.CertificateVerdict,
+        tag="certificates",
+    )
+    def verify_certificate_qr(self, request, principal):
+        text = read_json(request, schemas.CertificateCheck)["qr_text"]
+        try:
+            document = certificates.parse_qr_text(text)
+        except ValueError as error:
+            return ApiResult({"found": False, "valid": False, "problems": [f"malformed: {error}"]})
+        keys = certificates.public_keys_from_jwks(call(self.applications.certificate_keys_jwks))
+        problems = certificates.verify_certificate(document, keys)
+        return ApiResult({"found": True, "valid": not problems, "problems": problems, **document})
+
+    @api(
+        "GET",
+        f"{PREFIX}/certificate-keys",
+        summary="Every public key a genuine certificate may be signed with (JWKS), to "
+        "verify certificates offline",
+        allowed_roles=PUBLIC,
+        tag="certificates",
+    )
+    def certificate_keys(self, request, principal):
+        body = call(self.applications.certificate_keys_jwks)
+        return ApiResult(body, headers={"Cache-Control": "public, max-age=3600"})
 
     # -- fees ----------------------------------------------------------------------
 

@@ -56,6 +56,7 @@ def _concrete(path, file_id, document_code):
         "code": document_code if "documents" in path else "birth-certificate",
         "user_id": str(uuid.uuid4()),
         "content_hash": "0" * 64,
+        "number": "KL-EKM-KOC/BR/2026/000001",
     }
     if "local-bodies" in path:
         values["code"] = "KL-EKM-KOC"

@@ -77,7 +77,8 @@ def test_a_file_goes_from_submission_to_approval_with_a_verified_trail(platform)
     assert verified.json()["state"] == "verified"
     approved = _act(platform, "secretary.kochi", file_id, "approve", 4)
     assert approved.status_code == 200, approved.text
-    assert approved.headers["ETag"] == '"5"'
+    # The approval and the certificate it yields: versions 5 and 6.
+    assert approved.headers["ETag"] == '"6"'
 
     read = requests.get(
         f"{platform.base_url}/api/v1/files/{file_id}",
@@ -91,6 +92,7 @@ def test_a_file_goes_from_submission_to_approval_with_a_verified_trail(platform)
         ("resubmit", "applicant"),
         ("verify", "clerk"),
         ("approve", "secretary"),
+        ("issue_certificate", "system"),
     ]
     assert read["timeline"][1]["remarks"] == "Attach the hospital discharge summary"
 
@@ -106,6 +108,7 @@ def test_a_file_goes_from_submission_to_approval_with_a_verified_trail(platform)
         "ClarificationProvided",
         "FileVerified",
         "FileApproved",
+        "CertificateIssued",
     ]
     first = audit["events"][0]
     assert first["data"]["service"]["content_hash"] == read["definition_hash"]
@@ -119,7 +122,7 @@ def test_a_file_goes_from_submission_to_approval_with_a_verified_trail(platform)
                 sa.text("SELECT state, version FROM files WHERE file_id = :f"), {"f": file_id}
             ).one_or_none()
 
-    wait_for(lambda: projected() == ("approved", 5), message="projection at version 5")
+    wait_for(lambda: projected() == ("approved", 6), message="projection at version 6")
 
 
 def test_refusals_are_problem_documents_with_the_right_status(platform):

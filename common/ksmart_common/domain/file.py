@@ -15,11 +15,12 @@ demanded; DocumentAttached and FeePaid add to those later.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from ksmart_common import certificates
 from ksmart_common.domain import intake
 from ksmart_common.domain.intake import Upload
 from ksmart_common.domain.workflow import APPLICANT, Workflow
@@ -32,6 +33,8 @@ APPLICATION_SUBMITTED = "ApplicationSubmitted"
 DOCUMENT_ATTACHED = "DocumentAttached"
 FEE_PAID = "FeePaid"
 FILE_ASSIGNED = "FileAssigned"
+CERTIFICATE_ISSUED = "CertificateIssued"
+ISSUE_ACTION = "issue_certificate"
 FILE_ESCALATED = "FileEscalated"
 ASSIGN_ACTION = "assign"
 ESCALATE_ACTION = "escalate"
@@ -103,6 +106,8 @@ class FileState:
     escalated: bool = False
     # When the file reached a final state (granted, refused or closed).
     decided_at: str | None = None
+    # The signed certificate a granted file yields, if its service gives one.
+    certificate: Mapping[str, Any] | None = None
 
     @property
     def fee_due_paise(self) -> int:
@@ -431,6 +436,24 @@ def _checked_answers(
     return dict(answers)
 
 
+def certificate_event(
+    state: FileState,
+    action_name: str,
+    definition: Mapping[str, Any],
+    sign: Callable[[dict[str, Any]], dict[str, Any]],
+    kid: str,
+    now: datetime,
+) -> list[NewEvent]:
+    """The certificate a grant yields, when the service gives one: issued
+    with the grant, in the same append, so a granted file never lacks it."""
+    machine = state.machine
+    action = machine.actions.get(action_name)
+    if action is None or not machine.grants(action) or not definition.get("certificate"):
+        return []
+    payload = certificates.build_certificate(state, definition, issued_at=now, kid=kid)
+    return [NewEvent(CERTIFICATE_ISSUED, {"certificate": sign(payload)})]
+
+
 def assign(state: FileState, assignee: Actor, actor: Actor) -> list[NewEvent]:
     """Hand the file to a named official who holds the role it waits on in
     its local body: a supervisor does, or an official takes it himself."""
@@ -591,6 +614,15 @@ def project(state: FileState | None, envelope: Envelope) -> FileState:
         return replace(
             state,
             assigned_to=data["official_id"],
+            version=envelope.stream_version,
+            updated_at=at,
+            timeline=(*state.timeline, entry),
+        )
+    if envelope.event_type == CERTIFICATE_ISSUED:
+        entry = _entry(envelope, ISSUE_ACTION, SYSTEM, state.state, at)
+        return replace(
+            state,
+            certificate=data["certificate"],
             version=envelope.stream_version,
             updated_at=at,
             timeline=(*state.timeline, entry),

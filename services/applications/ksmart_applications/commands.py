@@ -8,11 +8,14 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+
+import sqlalchemy as sa
 
 from ksmart_applications.uploads import find_uploads
 from ksmart_common.canonical import canonical_json
+from ksmart_common.certificates import CertificateKeys, sign_certificate
 from ksmart_common.domain import file as files
 from ksmart_common.domain.file import FILE_NUMBER_KEY, Actor, FileState
 from ksmart_common.domain.intake import language
@@ -131,6 +134,7 @@ def act(
     request: Mapping[str, Any],
     answers: Mapping[str, Any] | None = None,
     get_definition_by_hash: Callable[[str], Mapping[str, Any]] | None = None,
+    certificate_keys: CertificateKeys | None = None,
 ) -> FileState:
     state = load_file(store, file_id)
     if not files.may_read(state, actor):
@@ -142,12 +146,55 @@ def act(
             [{"field": "expected_version", "message": f"current version is {state.version}"}],
         )
     definition = None
-    if answers and get_definition_by_hash is not None:
+    if get_definition_by_hash is not None and (answers or _grants(state, action)):
         definition = get_definition_by_hash(state.definition_hash)
     lang = language(request.get("lang"))
     events = files.take_action(state, action, actor, remarks, answers, definition, lang)
+    if definition is not None and certificate_keys is not None:
+        key = certificate_keys.active_key(store.engine)
+        events += files.certificate_event(
+            state,
+            action,
+            definition,
+            lambda payload: sign_certificate(payload, key.private_key, key.kid),
+            key.kid,
+            datetime.now(UTC),
+        )
     envelopes = store.append(state.stream_id, events, state.version, event_metadata(actor, request))
     return files.replay(envelopes, state)
+
+
+def _grants(state: FileState, action_name: str) -> bool:
+    action = state.machine.actions.get(action_name)
+    return action is not None and state.machine.grants(action)
+
+
+def certificate_for_reader(store: EventStore, file_id: str, actor: Actor) -> dict:
+    state = read_file(store, file_id, actor)
+    if state.certificate is None:
+        raise NotFound(f"file {file_id} has no certificate")
+    return dict(state.certificate)
+
+
+def certificate_by_number(store: EventStore, number: str) -> dict | None:
+    """The certificate issued under a file number, if any (anyone may ask:
+    a certificate is shown to be checked)."""
+    with store.engine.connect() as conn:
+        stream_id = conn.execute(
+            sa.text(
+                "SELECT stream_id FROM stream_numbers WHERE series = :series AND number = :number"
+            ),
+            _series_and_number(number),
+        ).scalar()
+    if stream_id is None:
+        return None
+    state = files.replay(store.read_stream(stream_id))
+    return dict(state.certificate) if state and state.certificate else None
+
+
+def _series_and_number(number: str) -> dict[str, Any]:
+    series, _, sequence = number.rpartition("/")
+    return {"series": series, "number": int(sequence) if sequence.isdigit() else -1}
 
 
 def read_file(store: EventStore, file_id: str, actor: Actor) -> FileState:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from nameko.extensions import DependencyProvider
 
+from ksmart_common.certificates import CertificateKeys
 from ksmart_common.database import DB_URL_CONFIG_KEY, create_engine
 from ksmart_common.eventstore import EventStore
 from ksmart_common.payments import PaymentProvider, provider_from_environment
@@ -69,6 +70,17 @@ class DefinitionsByHash:
                 self._entries.pop(next(iter(self._entries)))
             self._entries[content_hash] = definition
         return definition
+
+
+class CertificateKeysProvider(DependencyProvider):
+    """Which key signs certificates (one per container, which remembers
+    having recorded an environment key's public half)."""
+
+    def setup(self) -> None:
+        self.keys = CertificateKeys()
+
+    def get_dependency(self, worker_ctx) -> CertificateKeys:
+        return self.keys
 
 
 class PaymentProviderProvider(DependencyProvider):

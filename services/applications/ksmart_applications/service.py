@@ -7,6 +7,7 @@ here: the relay (relay_main.py) publishes what this service stored.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,14 +15,16 @@ from nameko.rpc import RpcProxy, rpc
 
 from ksmart_applications import commands
 from ksmart_applications.dependencies import (
+    CertificateKeysProvider,
     EventStoreProvider,
     PaymentProviderProvider,
     ReferenceDataProvider,
 )
 from ksmart_applications.uploads import record_upload
+from ksmart_common.certificates import public_keys_from_jwks, verify_certificate
 from ksmart_common.domain.file import Actor
 from ksmart_common.domain.intake import Upload
-from ksmart_common.envelope import to_json
+from ksmart_common.envelope import file_stream_id, to_json
 from ksmart_common.errors import (
     ActionNotAllowed,
     Forbidden,
@@ -62,6 +65,7 @@ class ApplicationsService:
     store = EventStoreProvider()
     reference = ReferenceDataProvider()
     payments = PaymentProviderProvider()
+    certificate_keys = CertificateKeysProvider()
     catalogue = RpcProxy("catalogue")
     identity = RpcProxy("identity")
 
@@ -183,8 +187,36 @@ class ApplicationsService:
             request,
             answers,
             self._pinned_definition,
+            self.certificate_keys,
         )
         return state.view()
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
+    def certificate_for_reader(self, file_id: str, actor: dict) -> dict:
+        """The file's signed certificate and the fields of its definition
+        (for the PDF's labels), for those who may read the file."""
+        document = commands.certificate_for_reader(self.store, file_id, actor_from(actor))
+        state = commands.load_file(self.store, file_id)
+        return {
+            "certificate": document,
+            "fields": self._pinned_definition(state.definition_hash)["fields"],
+        }
+
+    @rpc
+    def check_certificate(self, number: str) -> dict:
+        """Anyone's question: is there a genuine certificate with this
+        number? The certificate as issued, and every problem with it."""
+        document = commands.certificate_by_number(self.store, number)
+        if document is None:
+            return {"found": False, "valid": False, "problems": ["no certificate has this number"]}
+        keys = public_keys_from_jwks(self.certificate_keys.public_jwks(self.store.engine))
+        problems = verify_certificate(document, keys)
+        return {"found": True, "valid": not problems, "problems": problems, **document}
+
+    @rpc
+    def certificate_keys_jwks(self) -> dict:
+        """Every public key a genuine certificate may be signed with."""
+        return self.certificate_keys.public_jwks(self.store.engine)
 
     @rpc(expected_exceptions=CALLER_ERRORS)
     def get_file(self, file_id: str, actor: dict) -> dict:
@@ -203,8 +235,12 @@ class ApplicationsService:
     @rpc
     def audit_file_events(self, file_id: str, actor: dict) -> list[dict]:
         commands.require_auditor(actor_from(actor))
-        state = commands.load_file(self.store, file_id)
-        return [to_json(envelope) for envelope in self.store.read_stream(state.stream_id)]
+        # Served as stored, without replaying: an auditor must see a stream
+        # even when it no longer replays (an event altered or removed).
+        envelopes = self.store.read_stream(file_stream_id(str(uuid.UUID(str(file_id)))))
+        if not envelopes:
+            raise NotFound(f"no file {file_id}")
+        return [to_json(envelope) for envelope in envelopes]
 
     @rpc
     def audit_read_all(self, after_position: int, limit: int, actor: dict) -> dict:

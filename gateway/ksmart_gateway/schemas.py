@@ -250,6 +250,9 @@ class FileResponse(Schema):
     clarification = fields.Dict(allow_none=True)
     assigned_to = fields.String(allow_none=True)
     escalated = fields.Boolean()
+    certificate = fields.Dict(
+        allow_none=True, metadata={"description": "the signed certificate a granted file yields"}
+    )
 
 
 class FileSummary(Schema):
@@ -298,8 +301,9 @@ class CertificateVerdict(Schema):
     found = fields.Boolean()
     valid = fields.Boolean()
     problems = fields.List(fields.String())
-    payload = fields.Dict()
-    signature = fields.String()
+    certificate = fields.Dict(
+        metadata={"description": "by number: number, title, body, dates; by QR: all of it"}
+    )
 
 
 class StatisticsQuery(StrictSchema):

@@ -501,7 +501,9 @@ class GatewayService:
             issued["certificate"],
             language(request.headers.get("Accept-Language")),
             fields=issued["fields"],
-            base_url=request.host_url.rstrip("/"),
+            # Printed on the certificate: the platform's public address, never
+            # whatever Host header this request came with.
+            base_url=config.env("KSMART_PUBLIC_URL", ""),
         )
         number = issued["certificate"]["payload"]["certificate_number"].replace("/", "-")
         return Response(
@@ -523,7 +525,9 @@ class GatewayService:
         tag="certificates",
     )
     def check_certificate(self, request, principal, number):
-        return ApiResult(call(self.applications.check_certificate, number[:100]))
+        if len(number) > 100:
+            raise NotFound("no certificate has this number")
+        return ApiResult(call(self.applications.check_certificate, number))
 
     @api(
         "POST",
@@ -542,7 +546,15 @@ class GatewayService:
             return ApiResult({"found": False, "valid": False, "problems": [f"malformed: {error}"]})
         keys = certificates.public_keys_from_jwks(call(self.applications.certificate_keys_jwks))
         problems = certificates.verify_certificate(document, keys)
-        return ApiResult({"found": True, "valid": not problems, "problems": problems, **document})
+        # The caller holds the QR code, so they hold its contents already.
+        return ApiResult(
+            {
+                "found": True,
+                "valid": not problems,
+                "problems": problems,
+                "certificate": document["payload"],
+            }
+        )
 
     @api(
         "GET",

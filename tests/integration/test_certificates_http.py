@@ -49,18 +49,26 @@ def test_a_granted_file_yields_a_certificate_its_readers_download_as_pdf(platfor
         assert refused.status_code == 404
 
 
-def test_anyone_checks_a_certificate_by_its_number(platform, granted):
+def test_anyone_checks_a_certificate_by_its_number_without_learning_whose_it_is(platform, granted):
     number = granted["file_number"]
     verdict = requests.get(_url(platform, f"/certificates/{number}"), timeout=10).json()
     assert verdict["found"] and verdict["valid"] and verdict["problems"] == []
-    assert verdict["payload"]["certificate_number"] == number
+    shown = verdict["certificate"]
+    assert shown["certificate_number"] == number and shown["title"]["en"]
+    assert "holder_name" not in shown and "particulars" not in shown
     unknown = requests.get(_url(platform, "/certificates/KL-EKM-KOC/BR/2026/999999"), timeout=10)
     assert unknown.json()["found"] is False
+    odd = requests.get(_url(platform, "/certificates/KL-EKM-KOC/BR/2026/²"), timeout=10)
+    assert odd.status_code == 200 and odd.json()["found"] is False
 
 
 def test_the_qr_code_verifies_online_and_offline_and_a_forgery_does_not(platform, granted):
-    verdict = requests.get(_url(platform, f"/certificates/{granted['file_number']}"), timeout=10)
-    document = {"payload": verdict.json()["payload"], "signature": verdict.json()["signature"]}
+    # The applicant has the certificate itself (in the file, and on the PDF).
+    document = requests.get(
+        _url(platform, f"/files/{granted['file_id']}"),
+        headers=platform.as_user("citizen"),
+        timeout=10,
+    ).json()["certificate"]
     qr = certificates.qr_text(document)
     online = requests.post(_url(platform, "/certificates/verify"), json={"qr_text": qr}, timeout=10)
     assert online.json()["valid"] is True

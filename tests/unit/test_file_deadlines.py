@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from ksmart_catalogue.catalogue import Catalogue
-from ksmart_common.domain.file import Actor, assign, escalate, take_action
+from ksmart_common.domain.file import Actor, assign, escalate, record_payment, take_action
 from ksmart_common.errors import ActionNotAllowed, Forbidden, InvalidInput, NotFound
 from tests.support.files import submission
 from tests.unit.test_file_domain import Stream
@@ -48,20 +48,54 @@ def test_a_clarification_says_what_is_asked_and_the_file_resumes_where_it_was():
     state = stream.add(take_action(state, "verify", CLERK), CLERK)
     inspector = Actor("overseer-1", (state.waits_on,), KOCHI)
     returned_from = state.state
+    stream.clock += timedelta(days=1)  # a day of the inspector's time is used
+    due_before, file_due_before = state.state_due_at, state.file_due_at
     state = stream.add(
         take_action(state, "return_for_clarification", inspector, "Attach the site plan, signed"),
         inspector,
     )
     assert state.waits_on == "applicant"
     assert state.clarification["asked"] == "Attach the site plan, signed"
-    assert state.state_due_at is None  # the applicant's time is not the office's
-    due_before = state.file_due_at
+    # The applicant's time is not the office's: both clocks stop.
+    assert state.state_due_at is None and state.file_due_at is None
     stream.clock += timedelta(days=3)
     state = stream.add(take_action(state, "resubmit", CITIZEN, "Attached"), CITIZEN)
     assert state.state == returned_from  # not back at the start
     assert state.clarification is None
-    # Three days with the applicant do not count against the office.
-    assert state.file_due_at - due_before >= timedelta(days=3)
+    # The inspector's clock resumes where it stopped; the file's moves on by
+    # the time the applicant took, not a day less or more.
+    waited = timedelta(days=3, minutes=5)
+    assert abs(state.state_due_at - (due_before + waited)) < timedelta(minutes=6)
+    assert abs(state.file_due_at - (file_due_before + waited)) < timedelta(minutes=11)
+
+
+@pytest.mark.parametrize("code", [service["code"] for service in Catalogue.load().list_services()])
+def test_every_service_reaches_a_decision_along_its_forward_path(code):
+    """Applicant steps that are not answers to a clarification (paying a
+    demanded fee, say) go where the definition says, never back in a loop."""
+    definition = Catalogue.load().get_service(code)
+    stream, state = _filed(definition)
+    for _ in range(30):
+        if state.is_final:
+            break
+        offered = [
+            name
+            for name in state.machine.actions
+            if state.state in state.machine.actions[name].from_states
+            and name not in ("return_for_clarification", "reject", "close")
+            and "return" not in name
+            and "cancel" not in name
+        ] or state.allowed_actions()
+        if state.waits_on == "applicant":
+            actor = CITIZEN
+        else:
+            actor = Actor(f"{state.waits_on}-1", (state.waits_on,), KOCHI)
+        if state.fee_due_paise:
+            state = stream.add(
+                record_payment(state, f"p-{state.version}", "fake", state.fee_due_paise), CITIZEN
+            )
+        state = stream.add(take_action(state, offered[0], actor, "done"), actor)
+    assert state.is_final, (code, state.state)
 
 
 def test_an_overdue_file_escalates_to_the_secretary_once():

@@ -195,9 +195,9 @@ class HttpSource:
                 raise SourceError(f"the gateway knows no file {file_id} ({error})") from error
             if error.status < 500:
                 raise SourceError(f"the gateway refused {stream}'s events ({error})") from error
-            # The platform replays a file before it serves its events, so a
-            # stream damaged enough that it cannot be replayed is refused:
-            # exactly when an auditor needs it. The whole log still has it.
+            # A server error for one file (an older platform replayed a file
+            # before serving its events, and refused a damaged one): the
+            # whole log still has the stream.
             self.note(
                 f"the gateway could not serve {stream}'s events ({error}); "
                 "reading them from the whole log instead"

@@ -102,6 +102,9 @@ class FileState:
     # it returns to when they answer.
     clarification: Mapping[str, Any] | None = None
     returned_from: str | None = None
+    # How much of the returned-from state's time the office had used when
+    # it asked: its clock resumes from there, it does not start again.
+    office_seconds_used: float = 0.0
     assigned_to: str | None = None
     escalated: bool = False
     # When the file reached a final state (granted, refused or closed).
@@ -126,8 +129,9 @@ class FileState:
     @property
     def file_due_at(self) -> datetime | None:
         """When the service's time limit for the whole file runs out, the
-        applicant's time excluded; None if the file was filed without one."""
-        if self.sla_days is None:
+        applicant's time excluded; None if the file was filed without one,
+        or while it waits on the applicant (the clock is stopped)."""
+        if self.sla_days is None or self.waits_on == APPLICANT:
             return None
         return (
             _parse(self.submitted_at)
@@ -136,6 +140,7 @@ class FileState:
         )
 
     def is_overdue(self, now: datetime) -> bool:
+        """Past the current state's time limit (the one escalation acts on)."""
         due = self.state_due_at
         return due is not None and now > due
 
@@ -394,9 +399,12 @@ def take_action(
         )
     changed = _checked_answers(state, answers, definition, lang) if answers else None
     to_state = action.to_state
-    if state.returned_from and not machine.is_final(to_state):
-        # The applicant answered a clarification: the file resumes where it
-        # was returned from, not at the start of the workflow.
+    # A clarification's answer is an applicant's action that would send the
+    # file back to the start: instead it resumes where it was returned from.
+    # Not when answers changed: what was checked before must be checked again.
+    # (Other applicant steps, such as paying a demanded fee, go where the
+    # definition says.)
+    if state.returned_from and to_state == machine.initial_state and not changed:
         to_state = state.returned_from
     return [
         NewEvent(
@@ -431,9 +439,18 @@ def _checked_answers(
         for code, doc in state.documents.items()
     }
     problems = intake.application_problems(definition, form, uploads, lang)
+    if intake.fee_demand(definition, form) != state.fee_demand:
+        # The fee was demanded for the answers as filed.
+        problems.append(
+            {
+                "field": "answers",
+                "code": "changes_the_fee",
+                "message": "these answers change the fee: file a new application instead",
+            }
+        )
     if problems:
         raise InvalidInput(_incomplete(len(problems), lang), problems)
-    return dict(answers)
+    return {name: value for name, value in answers.items() if state.form.get(name) != value}
 
 
 def certificate_event(
@@ -651,6 +668,7 @@ def project(state: FileState | None, envelope: Envelope) -> FileState:
         "from_state": data["from_state"],
         "to_state": data["to_state"],
         "at": at,
+        **({"changed_answers": sorted(data["answers"])} if data.get("answers") else {}),
     }
     waits_on = state.machine.waits_on(data["to_state"])
     form = state.form
@@ -662,6 +680,14 @@ def project(state: FileState | None, envelope: Envelope) -> FileState:
         entered = _parse(state.state_entered_at or state.submitted_at)
         paused += (envelope.recorded_at - entered).total_seconds()
     asking = waits_on == APPLICANT
+    entered_at = at
+    used = state.office_seconds_used
+    if asking:
+        # The office's clock stops: remember how much of the state's time
+        # it had used, and take it off again when the file comes back.
+        used = (envelope.recorded_at - _parse(state.state_entered_at or at)).total_seconds()
+    elif state.waits_on == APPLICANT and data["to_state"] == state.returned_from:
+        entered_at = format_timestamp(envelope.recorded_at - timedelta(seconds=used))
     return replace(
         state,
         state=data["to_state"],
@@ -670,7 +696,8 @@ def project(state: FileState | None, envelope: Envelope) -> FileState:
         version=envelope.stream_version,
         updated_at=at,
         timeline=(*state.timeline, entry),
-        state_entered_at=at,
+        state_entered_at=entered_at,
+        office_seconds_used=used if asking else 0.0,
         paused_seconds=paused,
         returned_from=data["from_state"] if asking else None,
         clarification=(

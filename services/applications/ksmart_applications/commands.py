@@ -6,6 +6,7 @@ two officials deciding at once can never both win."""
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
@@ -194,7 +195,11 @@ def certificate_by_number(store: EventStore, number: str) -> dict | None:
 
 def _series_and_number(number: str) -> dict[str, Any]:
     series, _, sequence = number.rpartition("/")
-    return {"series": series, "number": int(sequence) if sequence.isdigit() else -1}
+    # ASCII digits only: "²".isdigit() is true, but no int.
+    return {"series": series, "number": int(sequence) if SEQUENCE.fullmatch(sequence) else -1}
+
+
+SEQUENCE = re.compile(r"[0-9]{1,9}")
 
 
 def read_file(store: EventStore, file_id: str, actor: Actor) -> FileState:

@@ -140,6 +140,9 @@ class ApplicationsService:
     @rpc(expected_exceptions=CALLER_ERRORS)
     def assign(self, file_id: str, official_id: str, actor: dict, request: dict) -> dict:
         """Hand a file to a named official (looked up in the identity service)."""
+        # The caller's reach first: nobody learns who is an official through
+        # a file they may not even read.
+        commands.read_file(self.store, file_id, actor_from(actor))
         official = call(self.identity.get_official, official_id)
         state = commands.assign(
             self.store, file_id, actor_from(official), actor_from(actor), request
@@ -211,7 +214,18 @@ class ApplicationsService:
             return {"found": False, "valid": False, "problems": ["no certificate has this number"]}
         keys = public_keys_from_jwks(self.certificate_keys.public_jwks(self.store.engine))
         problems = verify_certificate(document, keys)
-        return {"found": True, "valid": not problems, "problems": problems, **document}
+        # Numbers run in sequence, so anyone could walk through them: the
+        # answer says whether such a certificate stands, never whose it is.
+        # The holder's name and particulars are for whoever holds the
+        # certificate (its QR code) or may read the file.
+        payload = document["payload"]
+        shown = ("certificate_number", "title", "local_body", "issued_at", "valid_until")
+        return {
+            "found": True,
+            "valid": not problems,
+            "problems": problems,
+            "certificate": {key: payload.get(key) for key in shown},
+        }
 
     @rpc
     def certificate_keys_jwks(self) -> dict:

@@ -164,7 +164,7 @@ def inbox(
     engine: sa.Engine,
     roles: tuple[str, ...],
     local_body: str | None,
-    applicant_id: str,
+    caller_id: str,
     limit: int,
     cursor: str | None = None,
     only: InboxFilter = InboxFilter(),
@@ -177,7 +177,7 @@ def inbox(
     now = now or datetime.now(UTC)
     files = files_table.c
     waiting_on_official = sa.and_(files.local_body == local_body, files.waits_on.in_(roles))
-    waiting_on_applicant = sa.and_(files.waits_on == APPLICANT, files.applicant_id == applicant_id)
+    waiting_on_applicant = sa.and_(files.waits_on == APPLICANT, files.applicant_id == caller_id)
     conditions = [waiting_on_applicant]
     if local_body is not None:
         conditions.append(waiting_on_official)
@@ -192,7 +192,7 @@ def inbox(
     if only.overdue is False:
         query = query.where(sa.or_(files.state_due_at.is_(None), files.state_due_at >= now))
     if only.assigned == "me":
-        query = query.where(files.assigned_to == applicant_id)
+        query = query.where(files.assigned_to == caller_id)
     if only.assigned == "unassigned":
         query = query.where(files.assigned_to.is_(None))
     if cursor:

@@ -65,6 +65,8 @@ class WorkflowService:
             except (VersionConflict, ActionNotAllowed, NotFound) as refusal:
                 # Another replica escalated it, or the file moved on.
                 log.info("not escalated", file_id=file_id, reason=str(refusal))
+            except Exception as error:  # noqa: BLE001 - one file must not stop the sweep
+                log.warning("escalation failed", file_id=file_id, error=repr(error))
             else:
                 log.info("escalated", file_id=file_id, version=version)
 

@@ -8,7 +8,9 @@ switching over: the operator's command (`ksmart-admin rebuild-projection`).
    consumer's own code (projection.apply_event: per-file locks, duplicates
    skipped), again and again until the new table is a few events behind.
 3. Switch, in one transaction: lock `files` (the live consumer waits, the
-   readers wait a moment), apply the last few events, rename `files` to
+   readers wait a moment; the lock is given up after 5 s and tried again,
+   so a long reader never makes everyone queue), apply the events up to the
+   log's end as it was when the lock was taken, rename `files` to
    `files_replaced_<stamp>` and the new table to `files`, give the service
    role its privileges on it, commit. Statements that waited on the lock
    look the name up again once they get it, so the live consumer goes on in
@@ -35,6 +37,8 @@ from ksmart_workflow.rebuild import rebuild_files
 Report = Callable[[str, int, int, float, float | None], None]
 SWITCH_WHEN_BEHIND = 500
 CATCH_UP_PAGE = 1_000
+LOCK_TIMEOUT = "5s"
+SWITCH_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -72,20 +76,42 @@ def rebuild_and_switch(
         if report is not None:
             report("catch-up", position, store.last_position(), 0.0, None)
     quote = admin_engine.dialect.identifier_preparer.quote
-    with admin_engine.begin() as conn:
-        conn.execute(sa.text("LOCK TABLE files IN ACCESS EXCLUSIVE MODE"))
-        while True:  # nothing new can reach `files` now; bring the new table level
-            applied, position = _catch_up(store, admin_engine, table, position, conn)
-            caught_up += applied
-            if not applied:
-                break
-        _swap_index_names(conn, new_name, stamp)
-        conn.execute(sa.text(f"ALTER TABLE files RENAME TO {quote(old_name)}"))
-        conn.execute(sa.text(f"ALTER TABLE {quote(new_name)} RENAME TO files"))
-        conn.execute(sa.text(f"GRANT SELECT, INSERT, UPDATE ON files TO {quote(service_role)}"))
+    for attempt in range(1, SWITCH_ATTEMPTS + 1):
+        before, counted = position, caught_up  # a failed attempt's writes roll back
+        try:
+            with admin_engine.begin() as conn:
+                # Waiting behind a long reader would make every new reader
+                # queue behind us: give up quickly and try again.
+                conn.execute(sa.text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+                conn.execute(sa.text("LOCK TABLE files IN ACCESS EXCLUSIVE MODE"))
+                # Up to the log's end as it is now, and no further: events
+                # stored while we hold the lock reach the new table through
+                # the live consumer once it gets the table, with gaps filled
+                # from the store as always.
+                end = store.last_position()
+                while position < end:
+                    applied, position = _catch_up(store, admin_engine, table, position, conn, end)
+                    caught_up += applied
+                    if not applied:
+                        break
+                _swap_and_grant(conn, quote, new_name, old_name, stamp, service_role)
+            break
+        except sa.exc.OperationalError as error:
+            position, caught_up = before, counted
+            if "lock timeout" not in str(error) or attempt == SWITCH_ATTEMPTS:
+                raise
+            if report is not None:
+                report("switch waits", position, store.last_position(), 0.0, None)
     if report is not None:
         report("switched", position, position, 0.0, 0.0)
     return SwitchResult(old_name, rebuilt.events, caught_up, position)
+
+
+def _swap_and_grant(conn, quote, new_name: str, old_name: str, stamp: str, role: str) -> None:
+    _swap_index_names(conn, new_name, stamp)
+    conn.execute(sa.text(f"ALTER TABLE files RENAME TO {quote(old_name)}"))
+    conn.execute(sa.text(f"ALTER TABLE {quote(new_name)} RENAME TO files"))
+    conn.execute(sa.text(f"GRANT SELECT, INSERT, UPDATE ON files TO {quote(role)}"))
 
 
 def _swap_index_names(conn: sa.Connection, new_name: str, stamp: str) -> None:
@@ -123,9 +149,13 @@ def _catch_up(
     table: sa.Table,
     after: int,
     conn: sa.Connection | None = None,
+    end: int | None = None,
 ) -> tuple[int, int]:
-    """Apply one page of events after `after` to `table`; (applied, new position)."""
+    """Apply one page of events after `after` (up to `end`) to `table`;
+    (applied, new position)."""
     events = store.read_all(after, CATCH_UP_PAGE)
+    if end is not None:
+        events = [event for event in events if event.global_position <= end]
 
     def fetch_missing(stream_id: str, from_version: int, to_version: int):
         return store.read_stream(stream_id, from_version, to_version)

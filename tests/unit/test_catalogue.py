@@ -472,3 +472,18 @@ def test_a_short_code_belongs_to_one_service_for_ever(tmp_path):
     assert lines_of(raised.value) == [
         f"{path}: short_code: 'BR' already belongs to 'birth-certificate'"
     ]
+
+
+def test_an_escalation_rule_is_a_role_or_an_action_of_an_officials_state(tmp_path):
+    broken = shipped("birth-certificate")
+    states = broken["workflow"]["states"]
+    states["submitted"]["escalation"] = {"to": "secretary", "action": "verify"}
+    states["clarification_requested"]["escalation"] = {"to": "secretary"}
+    path = write_definition(tmp_path, broken)
+    with pytest.raises(CatalogueError) as raised:
+        Catalogue.load(tmp_path)
+    assert set(lines_of(raised.value)) == {
+        f"{path}: workflow.states.submitted.escalation: give exactly one of 'to' and 'action'",
+        f"{path}: workflow.states.clarification_requested.escalation: "
+        "only a state waiting on an official escalates",
+    }

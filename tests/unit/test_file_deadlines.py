@@ -1,6 +1,7 @@
 """Time limits, clarifications that resume where they were, assignment and
 escalation: the file's domain, without I/O."""
 
+import copy
 import uuid
 from datetime import timedelta
 
@@ -152,3 +153,36 @@ def test_the_applicant_answers_a_clarification_with_corrected_data():
     # Only in reply to a clarification.
     with pytest.raises(ActionNotAllowed):
         take_action(state, "verify", CLERK, None, {"mother_name": "Someone"}, birth)
+
+
+def test_a_definition_says_how_a_state_escalates_to_a_role_or_by_an_action():
+    grievance = Catalogue.load().get_service("public-grievance")
+    stream, state = _filed(grievance)
+    late = state.state_due_at + timedelta(hours=1)
+    state = stream.add(escalate(state, late), Actor("workflow", ("system",)))
+    assert state.waits_on == "section_officer"  # not the default, the secretary
+
+    renewal = Catalogue.load().get_service("building-permit-renewal")
+    stream, state = _filed(renewal)
+    while state.state != "verified":
+        actor = Actor(f"{state.waits_on}-1", (state.waits_on,), KOCHI)
+        action = next(a for a in state.allowed_actions() if "return" not in a)
+        state = stream.add(take_action(state, action, actor, "done"), actor)
+    late = state.state_due_at + timedelta(hours=1)
+    if state.fee_due_paise:  # nothing is granted on the office's behalf before it is paid
+        with pytest.raises(ActionNotAllowed, match="fee"):
+            escalate(state, late)
+        state = stream.add(record_payment(state, "p-1", "fake", state.fee_due_paise), CITIZEN)
+    _at(stream, late)
+    state = stream.add(escalate(state, late), Actor("workflow", ("system",)))
+    assert state.state == "approved"  # a deemed renewal
+    assert state.timeline[-1]["role"] == "system"
+
+
+def test_an_escalation_must_name_an_action_out_of_its_state(tmp_path):
+    from ksmart_common.domain.workflow import DefinitionError, Workflow
+
+    workflow = copy.deepcopy(PERMIT["workflow"])
+    workflow["states"]["submitted"]["escalation"] = {"action": "approve"}
+    with pytest.raises(DefinitionError, match="escalates by 'approve'"):
+        Workflow.from_definition(workflow)

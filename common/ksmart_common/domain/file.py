@@ -508,28 +508,50 @@ def assign(state: FileState, assignee: Actor, actor: Actor) -> list[NewEvent]:
 
 
 def escalate(state: FileState, now: datetime) -> list[NewEvent]:
-    """Send an overdue file up to the secretary: decided by the workflow
-    service's timer, stored like any other decision. Refused (so a second
-    replica's timer stores nothing) unless the file is overdue and not yet
-    escalated in this state."""
+    """What an overrun of the state's time limit does, as the definition
+    says: the file goes up to another role, or an action is taken on the
+    office's behalf; by default it goes up to the secretary. Decided by the
+    workflow service's timer, stored like any other decision. Refused (so a
+    second replica's timer stores nothing) unless the file is overdue and
+    not yet escalated in this state."""
     due = state.state_due_at
+    rule = state.machine.states[state.state].escalation or {"to": ESCALATION_ROLE}
     if (
         due is None
         or now <= due
         or state.escalated
-        or state.waits_on in (ESCALATION_ROLE, APPLICANT, None)
+        or state.waits_on in (rule.get("to"), APPLICANT, None)
     ):
         raise ActionNotAllowed(
             "the file is not due for escalation",
             [{"field": "file", "message": f"due {_format(due)}, escalated: {state.escalated}"}],
         )
+    if "action" in rule:
+        action = state.machine.actions[rule["action"]]
+        if state.machine.grants(action) and state.fee_due_paise:
+            raise ActionNotAllowed(
+                "the fee is unpaid: nothing is granted on the office's behalf",
+                [{"field": "fee", "message": "the applicant must pay the fee first"}],
+            )
+        return [
+            NewEvent(
+                action.event_type,
+                {
+                    "action": action.name,
+                    "from_state": state.state,
+                    "to_state": action.to_state,
+                    "remarks": f"the time limit ran out on {_format(due)}",
+                    "actor_role": SYSTEM,
+                },
+            )
+        ]
     return [
         NewEvent(
             FILE_ESCALATED,
             {
                 "state": state.state,
                 "from_role": state.waits_on,
-                "to_role": ESCALATION_ROLE,
+                "to_role": rule["to"],
                 "due_at": _format(due),
             },
         )

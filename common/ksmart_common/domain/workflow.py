@@ -50,6 +50,9 @@ class State:
     final: bool
     # None only in workflows pinned before outcomes existed
     outcome: str | None = None
+    # {"to": role} or {"action": name}: what an overrun of the state's time
+    # limit does; None: the platform's default (the secretary).
+    escalation: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class Workflow:
                 sla_days=spec.get("sla_days"),
                 final=bool(spec.get("final", False)),
                 outcome=spec.get("outcome"),
+                escalation=spec.get("escalation"),
             )
             for name, spec in workflow["states"].items()
         }
@@ -100,6 +104,14 @@ class Workflow:
                 problems.append(
                     f"state {state.name!r}: only a final state has an outcome, one of "
                     + ", ".join(OUTCOMES)
+                )
+            action_name = (state.escalation or {}).get("action")
+            if action_name is not None and (
+                action_name not in self.actions
+                or state.name not in self.actions[action_name].from_states
+            ):
+                problems.append(
+                    f"state {state.name!r} escalates by {action_name!r}, not an action out of it"
                 )
             if not state.final and not self.actions_from(state.name):
                 problems.append(f"state {state.name!r} has no action out of it")

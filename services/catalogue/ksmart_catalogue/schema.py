@@ -273,8 +273,24 @@ class CertificateSchema(Schema):
     valid_for_days = fields.Integer(strict=True, validate=validate.Range(min=1))
 
 
+class EscalationSchema(Schema):
+    """What happens when a state's time runs out: the file goes up to
+    another role (`to`), or an action is taken on the office's behalf
+    (`action`, e.g. a deemed renewal). Without one, the platform sends an
+    overdue file to the secretary."""
+
+    to = fields.String(validate=validate.OneOf(OFFICIAL_ROLES))
+    action = fields.String(validate=NAME)
+
+    @validates_schema
+    def exactly_one(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if ("to" in data) == ("action" in data):
+            raise ValidationError("give exactly one of 'to' and 'action'")
+
+
 class StateSchema(Schema):
     label = localised(required=True)
+    escalation = fields.Nested(EscalationSchema)
     waits_on = fields.String(validate=validate.OneOf(WAITING_ROLES))
     sla_days = fields.Integer(strict=True, validate=validate.Range(min=1))
     final = StrictBoolean()
@@ -294,6 +310,10 @@ class StateSchema(Schema):
             errors["outcome"] = [f"a final state says how the file ends: {', '.join(OUTCOMES)}"]
         if original_data.get("final") is not True and "outcome" in original_data:
             errors["outcome"] = ["only a final state has an outcome"]
+        if "escalation" in original_data and (
+            original_data.get("final") is True or original_data.get("waits_on") == APPLICANT
+        ):
+            errors["escalation"] = ["only a state waiting on an official escalates"]
         if errors:
             raise ValidationError(errors)
 

@@ -53,8 +53,8 @@ HISTORIES = [
     [
         (CLERK, "verify", None),
         (SECRETARY, "return_for_clarification", "ജനന സ്ഥലം വ്യക്തമാക്കുക"),
+        # The answer brings the file back to the secretary, where it was.
         ("applicant", "resubmit", None),
-        (CLERK, "verify", None),
         (SECRETARY, "reject", "not registrable here"),
     ],
     [

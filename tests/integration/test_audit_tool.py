@@ -16,7 +16,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from datetime import datetime
 
 import pytest
@@ -52,9 +51,10 @@ def _file(platform, *steps):
     reply = citizen.submit(platform, citizen.application(platform))
     assert reply.status_code == 201, reply.text
     file_id = reply.json()["file_id"]
+    # Each decision is its own request, so its recorded_at (microseconds)
+    # is a later moment than the one before: as-of has moments between them.
     for version, (user, action, remarks) in enumerate(steps, start=1):
         _act(platform, user, file_id, action, version, remarks)
-        time.sleep(0.02)  # distinct moments between decisions, for as-of
     return file_id
 
 

@@ -55,19 +55,18 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
 
+from ksmart_common import ed25519
 from ksmart_common.canonical import canonical_json
 
 CERTIFICATE_SCHEMA_VERSION = 1
 # Kerala's time: dates on a certificate are local dates.
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
 ISSUED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-ALGORITHM = "EdDSA"
 SIGNATURE_BYTES = 64
 
 # Where a certificate can be checked online; the number goes in as it is
@@ -451,8 +450,8 @@ def public_keys_from_jwks(jwks: Mapping[str, Any]) -> dict[str, Ed25519PublicKey
         if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519" or "kid" not in jwk:
             continue
         try:
-            found[jwk["kid"]] = Ed25519PublicKey.from_public_bytes(_b64decode(jwk["x"]))
-        except (KeyError, ValueError):
+            found[jwk["kid"]] = ed25519.public_key_from_jwk(jwk)
+        except ValueError:
             continue
     return found
 
@@ -524,28 +523,6 @@ REVOKE ALL ON certificate_keys FROM PUBLIC;
 _FIRST_KEY_LOCK = int.from_bytes(b"ksm-crt", "big")
 
 
-def key_id(public_key: Ed25519PublicKey) -> str:
-    """A kid derived from the key itself: the same key has the same kid
-    wherever it is loaded."""
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
-
-
-def private_key_from_pem(pem: str) -> Ed25519PrivateKey:
-    private_key = serialization.load_pem_private_key(pem.encode("ascii"), password=None)
-    if not isinstance(private_key, Ed25519PrivateKey):
-        raise ValueError(f"expected an Ed25519 private key, got {type(private_key).__name__}")
-    return private_key
-
-
-def private_key_to_pem(private_key: Ed25519PrivateKey) -> str:
-    return private_key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode("ascii")
-
-
 @dataclass(frozen=True)
 class CertificateKey:
     # Equal when their kids are: the kid is a hash of the public key.
@@ -554,7 +531,7 @@ class CertificateKey:
 
     @classmethod
     def from_private_key(cls, private_key: Ed25519PrivateKey) -> CertificateKey:
-        return cls(key_id(private_key.public_key()), private_key)
+        return cls(ed25519.key_id(private_key.public_key()), private_key)
 
     @classmethod
     def generate(cls) -> CertificateKey:
@@ -567,17 +544,7 @@ class CertificateKey:
     @property
     def public_jwk(self) -> dict[str, str]:
         """The public half as an OKP JWK (RFC 8037)."""
-        raw = self.public_key.public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
-        return {
-            "kty": "OKP",
-            "crv": "Ed25519",
-            "x": _b64encode(raw),
-            "kid": self.kid,
-            "alg": ALGORITHM,
-            "use": "sig",
-        }
+        return ed25519.public_jwk(self.private_key, self.kid)
 
     def sign(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         return sign_certificate(payload, self.private_key, self.kid)
@@ -599,7 +566,7 @@ class CertificateKeys:
     def environment_key(self) -> CertificateKey | None:
         value = (os.environ if self._environ is None else self._environ).get(SIGNING_KEY_ENV, "")
         pem = value.replace("\\n", "\n").strip()
-        return CertificateKey.from_private_key(private_key_from_pem(pem)) if pem else None
+        return CertificateKey.from_private_key(ed25519.private_key_from_pem(pem)) if pem else None
 
     def active_key(self, engine: sa.Engine) -> CertificateKey:
         """The key that signs new certificates."""
@@ -662,7 +629,7 @@ def _newest_stored_key(conn: sa.Connection) -> CertificateKey | None:
     ).one_or_none()
     if row is None:
         return None
-    return CertificateKey(row.kid, private_key_from_pem(row.private_key_pem))
+    return CertificateKey(row.kid, ed25519.private_key_from_pem(row.private_key_pem))
 
 
 def _store_new_key(conn: sa.Connection) -> CertificateKey:
@@ -674,7 +641,7 @@ def _store_new_key(conn: sa.Connection) -> CertificateKey:
         ),
         {
             "kid": key.kid,
-            "pem": private_key_to_pem(key.private_key),
+            "pem": ed25519.private_key_to_pem(key.private_key),
             "jwk": json.dumps(key.public_jwk),
         },
     )

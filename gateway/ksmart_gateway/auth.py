@@ -16,8 +16,6 @@ wrong with the token, never anything about the keys.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import time
 from collections import OrderedDict
@@ -28,6 +26,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from ksmart_common import ed25519
 from ksmart_common.errors import Unauthenticated
 
 # The contract with ksmart_identity.tokens (a test checks the two agree).
@@ -99,7 +98,7 @@ class TokenVerifier:
         public_keys = {}
         for jwk in keys:
             if _usable(jwk):
-                public_keys[jwk["kid"]] = _ed25519_public_key(jwk)
+                public_keys[jwk["kid"]] = ed25519.public_key_from_jwk(jwk)
         return cls(public_keys, leeway_seconds)
 
     @property
@@ -182,18 +181,6 @@ def _usable(jwk: Any) -> bool:
         and jwk.get("alg", ALGORITHM) == ALGORITHM
         and isinstance(jwk.get("kid"), str)
     )
-
-
-def _ed25519_public_key(jwk: Mapping[str, Any]) -> Ed25519PublicKey:
-    # Built from "x" alone: a "d" (private part) in a JWKS is ignored, never used.
-    x = jwk.get("x")
-    if not isinstance(x, str):
-        raise ValueError(f"JWK {jwk['kid']!r} has no 'x'")
-    try:
-        raw = base64.urlsafe_b64decode(x + "=" * (-len(x) % 4))
-        return Ed25519PublicKey.from_public_bytes(raw)
-    except (binascii.Error, ValueError) as error:
-        raise ValueError(f"JWK {jwk['kid']!r} is not a valid Ed25519 public key") from error
 
 
 def _principal(claims: Mapping[str, Any]) -> Principal:

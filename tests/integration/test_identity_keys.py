@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ksmart_common import ed25519
 from ksmart_gateway.auth import TokenVerifier
 from ksmart_identity import keys, tokens
 from ksmart_identity.config import SIGNING_KEY_ENV
@@ -43,7 +44,7 @@ def test_the_first_key_is_generated_on_first_use_and_then_reused(engine):
     assert again.kid == first.kid
     assert again.public_jwk == first.public_jwk
     assert _stored_kids(engine) == [first.kid]
-    assert first.kid == tokens.key_id(first.private_key.public_key())
+    assert first.kid == ed25519.key_id(first.private_key.public_key())
 
 
 def test_replicas_starting_together_create_one_first_key(engine):
@@ -105,18 +106,18 @@ def _pem(private_key) -> str:
 
 
 def test_a_key_from_the_environment_signs_and_is_never_stored(engine):
-    private_key = tokens.generate_private_key()
+    private_key = ed25519.generate_private_key()
     environ = {SIGNING_KEY_ENV: _pem(private_key)}
 
     active = keys.active_signing_key(engine, environ)
-    assert active.kid == tokens.key_id(private_key.public_key())
-    assert keys.jwks(engine, environ) == {"keys": [tokens.public_jwk(private_key, active.kid)]}
+    assert active.kid == ed25519.key_id(private_key.public_key())
+    assert keys.jwks(engine, environ) == {"keys": [ed25519.public_jwk(private_key, active.kid)]}
     assert _stored_kids(engine) == []
 
 
 def test_stored_keys_stay_published_after_moving_to_an_environment_key(engine):
     stored = keys.active_signing_key(engine, NO_ENVIRONMENT_KEY)
-    environ = {SIGNING_KEY_ENV: _pem(tokens.generate_private_key())}
+    environ = {SIGNING_KEY_ENV: _pem(ed25519.generate_private_key())}
     published = [jwk["kid"] for jwk in keys.jwks(engine, environ)["keys"]]
     assert published == [keys.active_signing_key(engine, environ).kid, stored.kid]
 

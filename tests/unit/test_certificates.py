@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ksmart_common import certificates as cert
-from ksmart_common import config, migrations
+from ksmart_common import config, ed25519, migrations
 from ksmart_common.canonical import canonical_json
 
 DEFINITIONS = Path(cert.__file__).parents[2] / "services/catalogue/ksmart_catalogue/definitions"
@@ -550,7 +550,7 @@ def test_render_pdf_refuses_what_is_not_a_certificate(key):
 
 
 def test_the_environment_key_is_read_from_pem(key):
-    pem = cert.private_key_to_pem(key.private_key)
+    pem = ed25519.private_key_to_pem(key.private_key)
     one_line = {cert.SIGNING_KEY_ENV: pem.replace("\n", "\\n")}
     assert cert.CertificateKeys(one_line).environment_key() == key
     assert cert.CertificateKeys({cert.SIGNING_KEY_ENV: " "}).environment_key() is None
@@ -560,7 +560,7 @@ def test_the_environment_key_is_read_from_pem(key):
 def test_jwk_and_kid(key):
     jwk = key.public_jwk
     assert jwk["kty"] == "OKP" and jwk["crv"] == "Ed25519" and jwk["kid"] == key.kid
-    assert cert.key_id(key.public_key) == key.kid
+    assert ed25519.key_id(key.public_key) == key.kid
     keys = cert.public_keys_from_jwks({"keys": [jwk, {"kty": "RSA", "kid": "r"}, {"kid": "z"}]})
     assert list(keys) == [key.kid]
 
@@ -604,7 +604,7 @@ def test_stored_keys_are_generated_once_rotated_and_never_dropped(engine):
 def test_an_environment_key_signs_and_stays_published_after_it_is_replaced(engine):
     stored = cert.active_key(engine, {})
     given = _key(7)
-    environ = {cert.SIGNING_KEY_ENV: cert.private_key_to_pem(given.private_key)}
+    environ = {cert.SIGNING_KEY_ENV: ed25519.private_key_to_pem(given.private_key)}
     assert cert.active_key(engine, environ) == given
     signed_then = _issue(given)
     with engine.connect() as conn:
@@ -616,7 +616,7 @@ def test_an_environment_key_signs_and_stays_published_after_it_is_replaced(engin
 
     # The operator moves to a new key: the old one still verifies.
     replacement = _key(8)
-    environ = {cert.SIGNING_KEY_ENV: cert.private_key_to_pem(replacement.private_key)}
+    environ = {cert.SIGNING_KEY_ENV: ed25519.private_key_to_pem(replacement.private_key)}
     jwks = cert.public_jwks(engine, environ)
     assert _kids(jwks)[0] == replacement.kid
     assert set(_kids(jwks)) == {replacement.kid, given.kid, stored.kid}

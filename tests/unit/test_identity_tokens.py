@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ksmart_common import ed25519
 from ksmart_common.errors import Unauthenticated
 from ksmart_gateway import auth
 from ksmart_gateway.auth import Principal, TokenVerifier
@@ -31,8 +32,8 @@ CLERK = {
 
 
 def _signing_key():
-    private_key = tokens.generate_private_key()
-    return private_key, tokens.key_id(private_key.public_key())
+    private_key = ed25519.generate_private_key()
+    return private_key, ed25519.key_id(private_key.public_key())
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def key():
 @pytest.fixture
 def verifier(key):
     private_key, kid = key
-    return TokenVerifier.from_jwks({"keys": [tokens.public_jwk(private_key, kid)]})
+    return TokenVerifier.from_jwks({"keys": [ed25519.public_jwk(private_key, kid)]})
 
 
 def _now():
@@ -122,7 +123,7 @@ def test_a_citizen_token_has_a_null_local_body(key, verifier):
 
 def test_public_jwk_is_an_okp_ed25519_key_with_a_kid_derived_from_it(key):
     private_key, kid = key
-    jwk = tokens.public_jwk(private_key, kid)
+    jwk = ed25519.public_jwk(private_key, kid)
     raw = private_key.public_key().public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw
     )
@@ -160,7 +161,7 @@ def test_an_expired_token_is_refused(key, verifier):
 
 def test_expiry_tolerates_small_clock_skew_only(key):
     private_key, kid = key
-    jwks = {"keys": [tokens.public_jwk(private_key, kid)]}
+    jwks = {"keys": [ed25519.public_jwk(private_key, kid)]}
     token = _issue(key, ttl_seconds=900, now=_now() - timedelta(seconds=905))
     assert TokenVerifier.from_jwks(jwks).verify(token).username == "clerk.kochi"
     strict = TokenVerifier.from_jwks(jwks, leeway_seconds=0)
@@ -204,8 +205,8 @@ def _public_key_as_secrets(private_key, kid):
         "PEM": public_key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ),
-        "JWK x": tokens.public_jwk(private_key, kid)["x"].encode(),
-        "JWK JSON": json.dumps(tokens.public_jwk(private_key, kid)).encode(),
+        "JWK x": ed25519.public_jwk(private_key, kid)["x"].encode(),
+        "JWK JSON": json.dumps(ed25519.public_jwk(private_key, kid)).encode(),
     }
 
 
@@ -278,13 +279,13 @@ def test_garbage_is_refused(verifier, garbage):
 
 def test_during_a_rotation_both_published_keys_verify():
     old_key, new_key = _signing_key(), _signing_key()
-    jwks = {"keys": [tokens.public_jwk(*new_key), tokens.public_jwk(*old_key)]}
+    jwks = {"keys": [ed25519.public_jwk(*new_key), ed25519.public_jwk(*old_key)]}
     verifier = TokenVerifier.from_jwks(jwks)
     assert verifier.kids == {old_key[1], new_key[1]}
     assert verifier.verify(_issue(old_key)).username == "clerk.kochi"
     assert verifier.verify(_issue(new_key)).username == "clerk.kochi"
 
-    after_retirement = TokenVerifier.from_jwks({"keys": [tokens.public_jwk(*new_key)]})
+    after_retirement = TokenVerifier.from_jwks({"keys": [ed25519.public_jwk(*new_key)]})
     assert _refusal(after_retirement, _issue(old_key)) == (
         "the access token was signed with an unknown key"
     )
@@ -296,13 +297,13 @@ def test_from_jwks_skips_keys_it_could_never_use():
         "keys": [
             {"kty": "RSA", "kid": "rsa-1", "n": "AQAB", "e": "AQAB"},
             {"kty": "oct", "kid": "hmac-1", "k": "c2VjcmV0"},
-            {**tokens.public_jwk(*_signing_key()), "use": "enc"},
+            {**ed25519.public_jwk(*_signing_key()), "use": "enc"},
             {
                 name: value
-                for name, value in tokens.public_jwk(*_signing_key()).items()
+                for name, value in ed25519.public_jwk(*_signing_key()).items()
                 if name != "kid"
             },
-            tokens.public_jwk(*usable),
+            ed25519.public_jwk(*usable),
         ]
     }
     assert TokenVerifier.from_jwks(jwks).kids == {usable[1]}
@@ -312,13 +313,13 @@ def test_from_jwks_refuses_what_is_not_a_jwks_or_a_broken_ed25519_key():
     with pytest.raises(ValueError, match="'keys' list"):
         TokenVerifier.from_jwks({"kty": "OKP"})
     with pytest.raises(ValueError, match="not a valid Ed25519"):
-        TokenVerifier.from_jwks({"keys": [{**tokens.public_jwk(*_signing_key()), "x": "AAAA"}]})
+        TokenVerifier.from_jwks({"keys": [{**ed25519.public_jwk(*_signing_key()), "x": "AAAA"}]})
 
 
 def test_a_private_part_in_the_jwks_is_never_used_for_signing_or_verifying(key):
     """The verifier builds public keys from "x" alone, whatever else a JWK holds."""
     private_key, kid = key
-    jwk = {**tokens.public_jwk(private_key, kid), "d": "leaked"}
+    jwk = {**ed25519.public_jwk(private_key, kid), "d": "leaked"}
     assert TokenVerifier.from_jwks({"keys": [jwk]}).verify(_issue(key)).user_id == CLERK["user_id"]
 
 
@@ -336,7 +337,7 @@ def test_any_user_survives_the_round_trip(user_id, username, roles, local_body):
     """Unicode names (Malayalam included), no roles, many roles: what the
     identity service signs is exactly what the gateway reads back."""
     key = _signing_key()
-    verifier = TokenVerifier.from_jwks({"keys": [tokens.public_jwk(*key)]})
+    verifier = TokenVerifier.from_jwks({"keys": [ed25519.public_jwk(*key)]})
     user = {"user_id": user_id, "username": username, "roles": roles, "local_body": local_body}
     assert verifier.verify(_issue(key, user=user)) == Principal(
         user_id, username, tuple(roles), local_body, SESSION

@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ksmart_identity import tokens
+from ksmart_common import ed25519
 from ksmart_identity.config import signing_key_pem
 
 # Serialises "no key yet, create one" across replicas starting together, so a
@@ -39,11 +39,11 @@ class SigningKey:
 
     @classmethod
     def from_private_key(cls, private_key: Ed25519PrivateKey) -> SigningKey:
-        return cls(tokens.key_id(private_key.public_key()), private_key)
+        return cls(ed25519.key_id(private_key.public_key()), private_key)
 
     @property
     def public_jwk(self) -> dict[str, str]:
-        return tokens.public_jwk(self.private_key, self.kid)
+        return ed25519.public_jwk(self.private_key, self.kid)
 
 
 def active_signing_key(engine: sa.Engine, environ: Mapping[str, str] | None = None) -> SigningKey:
@@ -51,7 +51,7 @@ def active_signing_key(engine: sa.Engine, environ: Mapping[str, str] | None = No
     un-retired stored key, else a new stored key."""
     pem = signing_key_pem(environ)
     if pem is not None:
-        return SigningKey.from_private_key(tokens.private_key_from_pem(pem))
+        return SigningKey.from_private_key(ed25519.private_key_from_pem(pem))
     with engine.connect() as conn:
         stored = _newest_stored_key(conn)
     if stored is not None:
@@ -110,11 +110,11 @@ def _newest_stored_key(conn: sa.Connection) -> SigningKey | None:
     ).one_or_none()
     if row is None:
         return None
-    return SigningKey(row.kid, tokens.private_key_from_pem(row.private_key_pem))
+    return SigningKey(row.kid, ed25519.private_key_from_pem(row.private_key_pem))
 
 
 def _store_new_key(conn: sa.Connection) -> SigningKey:
-    key = SigningKey.from_private_key(tokens.generate_private_key())
+    key = SigningKey.from_private_key(ed25519.generate_private_key())
     conn.execute(
         sa.text(
             "INSERT INTO signing_keys (kid, private_key_pem, public_jwk, created_at) "
@@ -122,7 +122,7 @@ def _store_new_key(conn: sa.Connection) -> SigningKey:
         ),
         {
             "kid": key.kid,
-            "pem": tokens.private_key_to_pem(key.private_key),
+            "pem": ed25519.private_key_to_pem(key.private_key),
             "jwk": json.dumps(key.public_jwk),
         },
     )

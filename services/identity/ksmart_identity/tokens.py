@@ -8,60 +8,19 @@ parameters to get wrong. The claims are the contract with the gateway
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ksmart_common import ed25519
 
 ISSUER = "ksmart-identity"
 AUDIENCE = "ksmart"
-ALGORITHM = "EdDSA"
-
-
-def generate_private_key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
-
-
-def private_key_to_pem(private_key: Ed25519PrivateKey) -> str:
-    return private_key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode("ascii")
-
-
-def private_key_from_pem(pem: str) -> Ed25519PrivateKey:
-    """Load a PEM private key, refusing any type but Ed25519."""
-    private_key = serialization.load_pem_private_key(pem.encode("ascii"), password=None)
-    if not isinstance(private_key, Ed25519PrivateKey):
-        raise ValueError(f"expected an Ed25519 private key, got {type(private_key).__name__}")
-    return private_key
-
-
-def _raw_public_bytes(public_key: Ed25519PublicKey) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def key_id(public_key: Ed25519PublicKey) -> str:
-    """A kid derived from the key itself, so the same key always has the same
-    kid wherever it is loaded (environment or database)."""
-    return hashlib.sha256(_raw_public_bytes(public_key)).hexdigest()[:16]
-
-
-def public_jwk(private_key: Ed25519PrivateKey, kid: str) -> dict[str, str]:
-    """The public half as an OKP JWK (RFC 8037), as published in the JWKS."""
-    raw = _raw_public_bytes(private_key.public_key())
-    x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-    return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": ALGORITHM, "use": "sig"}
+ALGORITHM = ed25519.ALGORITHM
 
 
 def access_token_claims(

@@ -49,7 +49,7 @@ import unicodedata
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -62,10 +62,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from ksmart_common import ed25519
 from ksmart_common.canonical import canonical_json
+from ksmart_common.local_time import IST
 
 CERTIFICATE_SCHEMA_VERSION = 1
-# Kerala's time: dates on a certificate are local dates.
-IST = timezone(timedelta(hours=5, minutes=30), "IST")
 ISSUED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 SIGNATURE_BYTES = 64
 

@@ -629,50 +629,13 @@ def project(state: FileState | None, envelope: Envelope) -> FileState:
             f"{state.stream_id}: version {envelope.stream_version} cannot follow {state.version}"
         )
     data = envelope.data
-    if envelope.event_type == DOCUMENT_ATTACHED:
-        entry = _entry(envelope, ATTACH_ACTION, APPLICANT, state.state, at)
+    in_place = _IN_PLACE.get(envelope.event_type)
+    if in_place is not None:
+        action, role_of, changes = in_place
+        entry = _entry(envelope, action, role_of(data), state.state, at)
         return replace(
             state,
-            documents={**state.documents, data["code"]: data["document"]},
-            version=envelope.stream_version,
-            updated_at=at,
-            timeline=(*state.timeline, entry),
-        )
-    if envelope.event_type == FEE_PAID:
-        entry = _entry(envelope, PAY_ACTION, PAYMENT_PROVIDER, state.state, at)
-        return replace(
-            state,
-            payments=(*state.payments, data["payment_id"]),
-            paid_paise=state.paid_paise + data["amount_paise"],
-            version=envelope.stream_version,
-            updated_at=at,
-            timeline=(*state.timeline, entry),
-        )
-    if envelope.event_type == FILE_ASSIGNED:
-        entry = _entry(envelope, ASSIGN_ACTION, data["by_role"], state.state, at)
-        return replace(
-            state,
-            assigned_to=data["official_id"],
-            version=envelope.stream_version,
-            updated_at=at,
-            timeline=(*state.timeline, entry),
-        )
-    if envelope.event_type == CERTIFICATE_ISSUED:
-        entry = _entry(envelope, ISSUE_ACTION, SYSTEM, state.state, at)
-        return replace(
-            state,
-            certificate=data["certificate"],
-            version=envelope.stream_version,
-            updated_at=at,
-            timeline=(*state.timeline, entry),
-        )
-    if envelope.event_type == FILE_ESCALATED:
-        entry = _entry(envelope, ESCALATE_ACTION, SYSTEM, state.state, at)
-        return replace(
-            state,
-            waits_on=data["to_role"],
-            escalated=True,
-            assigned_to=None,
+            **changes(state, data),
             version=envelope.stream_version,
             updated_at=at,
             timeline=(*state.timeline, entry),
@@ -731,6 +694,47 @@ def project(state: FileState | None, envelope: Envelope) -> FileState:
         escalated=False,
         decided_at=at if state.machine.is_final(data["to_state"]) else None,
     )
+
+
+# Events that leave the file in its state: the timeline action each is
+# shown as, who took it (from the event's data), and what it changes.
+_IN_PLACE: dict[
+    str,
+    tuple[
+        str,
+        Callable[[Mapping[str, Any]], str],
+        Callable[[FileState, Mapping[str, Any]], dict[str, Any]],
+    ],
+] = {
+    DOCUMENT_ATTACHED: (
+        ATTACH_ACTION,
+        lambda data: APPLICANT,
+        lambda state, data: {"documents": {**state.documents, data["code"]: data["document"]}},
+    ),
+    FEE_PAID: (
+        PAY_ACTION,
+        lambda data: PAYMENT_PROVIDER,
+        lambda state, data: {
+            "payments": (*state.payments, data["payment_id"]),
+            "paid_paise": state.paid_paise + data["amount_paise"],
+        },
+    ),
+    FILE_ASSIGNED: (
+        ASSIGN_ACTION,
+        lambda data: data["by_role"],
+        lambda state, data: {"assigned_to": data["official_id"]},
+    ),
+    CERTIFICATE_ISSUED: (
+        ISSUE_ACTION,
+        lambda data: SYSTEM,
+        lambda state, data: {"certificate": data["certificate"]},
+    ),
+    FILE_ESCALATED: (
+        ESCALATE_ACTION,
+        lambda data: SYSTEM,
+        lambda state, data: {"waits_on": data["to_role"], "escalated": True, "assigned_to": None},
+    ),
+}
 
 
 def _entry(envelope: Envelope, action: str, role: str, in_state: str, at: str) -> dict:

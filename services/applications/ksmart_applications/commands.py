@@ -9,7 +9,7 @@ import hashlib
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,13 +31,12 @@ from ksmart_common.errors import (
     VersionConflict,
 )
 from ksmart_common.eventstore import EventStore, NumberRequest
+from ksmart_common.local_time import IST
 from ksmart_common.payments import PaymentProvider
 
 # Files created with an Idempotency-Key get an id derived from the caller and
 # the key, so a retried submission lands on the same stream and is found.
 IDEMPOTENT_FILE_NAMESPACE = uuid.UUID("5b8a3f2e-9d1c-4e57-a0c4-6b736d617274")
-# File numbers count per calendar year in Kerala's time (no daylight saving).
-INDIA_STANDARD_TIME = timezone(timedelta(hours=5, minutes=30))
 
 
 def event_metadata(actor: Actor, request: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
@@ -100,7 +99,8 @@ def submit(
         file_id, definition, local_body, actor, form, uploads, lang, get_local_body(local_body)
     )
     metadata = event_metadata(actor, request, request_fingerprint=fingerprint)
-    year = datetime.now(INDIA_STANDARD_TIME).year
+    # File numbers count per calendar year in Kerala's time.
+    year = datetime.now(IST).year
     number = NumberRequest(
         files.file_number_series(local_body, definition["short_code"], year), FILE_NUMBER_KEY
     )

@@ -63,37 +63,45 @@ def apply_event(
     envelope: Envelope,
     fetch_missing: FetchMissing,
     table: sa.Table = files_table,
-    lock_file: bool = True,
 ) -> str:
     """Project one delivered event into `table` (the live `files`, or a
-    rebuild's table catching up). Returns "applied" or "duplicate".
-
-    lock_file: take the file's advisory lock, so replicas projecting events
-    of one file at once take turns; a writer that alone writes `table` (the
-    switchover, holding the table's lock) leaves it out."""
+    rebuild's table catching up), in a transaction of its own, holding the
+    file's advisory lock so replicas projecting events of one file at once
+    take turns. Returns "applied" or "duplicate"."""
     with engine.begin() as conn:
-        if lock_file:
-            conn.execute(
-                sa.select(
-                    sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(envelope.stream_id, 0))
-                )
+        conn.execute(
+            sa.select(
+                sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(envelope.stream_id, 0))
             )
-        projected = conn.execute(
-            sa.select(table.c.projected).where(table.c.stream_id == envelope.stream_id)
-        ).scalar()
-        state = FileState.from_dict(projected) if projected else None
-        current = state.version if state else 0
-        if envelope.stream_version <= current:
-            return "duplicate"
-        pending = [envelope]
-        if envelope.stream_version > current + 1:
-            pending = [
-                *fetch_missing(envelope.stream_id, current + 1, envelope.stream_version - 1),
-                envelope,
-            ]
-        for event in pending:
-            state = project(state, event)
-        _save(conn, state, is_new=projected is None, table=table)
+        )
+        return apply_in(conn, envelope, fetch_missing, table)
+
+
+def apply_in(
+    conn: sa.Connection,
+    envelope: Envelope,
+    fetch_missing: FetchMissing,
+    table: sa.Table = files_table,
+) -> str:
+    """apply_event's work in the caller's transaction, without the file's
+    lock: for a writer that alone writes `table` (the switch-over, holding
+    the table's lock)."""
+    projected = conn.execute(
+        sa.select(table.c.projected).where(table.c.stream_id == envelope.stream_id)
+    ).scalar()
+    state = FileState.from_dict(projected) if projected else None
+    current = state.version if state else 0
+    if envelope.stream_version <= current:
+        return "duplicate"
+    pending = [envelope]
+    if envelope.stream_version > current + 1:
+        pending = [
+            *fetch_missing(envelope.stream_id, current + 1, envelope.stream_version - 1),
+            envelope,
+        ]
+    for event in pending:
+        state = project(state, event)
+    _save(conn, state, is_new=projected is None, table=table)
     return "applied"
 
 

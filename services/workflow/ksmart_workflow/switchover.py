@@ -164,39 +164,8 @@ def _catch_up(
         if conn is None:
             projection.apply_event(engine, envelope, fetch_missing, table)
         else:
-            _apply_in(conn, envelope, fetch_missing, table)
+            # No per-file lock: live consumers hold those while they wait for
+            # the table lock this transaction holds, and nobody else writes
+            # `table`.
+            projection.apply_in(conn, envelope, fetch_missing, table)
     return len(events), (events[-1].global_position if events else after)
-
-
-def _apply_in(conn: sa.Connection, envelope, fetch_missing, table: sa.Table) -> None:
-    """apply_event's work inside the switch's own transaction (which holds
-    the lock on `files`)."""
-    # No per-file lock: live consumers hold those while they wait for the
-    # table lock this transaction holds, and nobody else writes `table`.
-    projection.apply_event(_SingleConnection(conn), envelope, fetch_missing, table, lock_file=False)
-
-
-class _SingleConnection:
-    """Stands in for an engine: apply_event's `engine.begin()` becomes a
-    savepoint on the switch's connection."""
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
-
-    def begin(self):
-        return _Savepoint(self._conn)
-
-
-class _Savepoint:
-    def __init__(self, conn: sa.Connection) -> None:
-        self._conn = conn
-
-    def __enter__(self) -> sa.Connection:
-        self._nested = self._conn.begin_nested()
-        return self._conn
-
-    def __exit__(self, kind, error, traceback) -> None:
-        if kind is None:
-            self._nested.commit()
-        else:
-            self._nested.rollback()

@@ -217,11 +217,7 @@ def read_json(request: Request, schema: type[Schema]) -> dict:
         )
     try:
         document = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite)
-        # A lone surrogate (\ud800) is valid JSON but not text any event can
-        # hold, and PostgreSQL text cannot hold a NUL.
-        json.dumps(document, ensure_ascii=False).encode("utf-8")
-        if _holds_nul(document):
-            raise ValueError("text must not contain NUL characters")
+        _check_text(document)
     except (ValueError, RecursionError) as error:
         raise problems.BadRequestBody(f"the body is not JSON: {error}") from error
     if not isinstance(document, dict):
@@ -235,14 +231,20 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _holds_nul(value: Any) -> bool:
+def _check_text(value: Any) -> None:
+    """ValueError for text no event can hold: a lone surrogate (\\ud800 is
+    valid JSON, but not UTF-8) or a NUL (PostgreSQL text has none)."""
     if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_holds_nul(item) for item in value)
-    return False
+        value.encode("utf-8")  # UnicodeEncodeError is a ValueError
+        if "\x00" in value:
+            raise ValueError("text must not contain NUL characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            _check_text(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item)
 
 
 def _finite(text: str) -> float:

@@ -111,25 +111,26 @@ def test_every_problem_of_an_application_comes_in_one_answer_and_nothing_is_stor
     assert in_malayalam.json()["detail"].startswith("അപേക്ഷയിൽ 4")
 
 
-def test_a_body_that_is_not_json_is_refused_before_anything_is_read(platform):
-    body = '{"service_code": "birth-certificate", "local_body": "KL-EKM-KOC", "form": {"x": NaN}}'
-    reply = requests.post(
+def _submit_raw(platform, body: str):
+    """An application body sent as it is written, not as requests would
+    encode it."""
+    return requests.post(
         _url(platform, "/files"),
         data=body,
         headers={**platform.as_user("citizen"), "Content-Type": "application/json"},
         timeout=10,
     )
+
+
+def test_a_body_that_is_not_json_is_refused_before_anything_is_read(platform):
+    body = '{"service_code": "birth-certificate", "local_body": "KL-EKM-KOC", "form": {"x": NaN}}'
+    reply = _submit_raw(platform, body)
     assert reply.status_code == 400 and reply.headers["Content-Type"] == PROBLEM
 
 
 def test_text_that_is_not_unicode_is_refused_as_a_bad_body(platform):
     body = '{"service_code": "x", "local_body": "KL-EKM-KOC", "form": {"x": "\\ud800"}}'
-    reply = requests.post(
-        _url(platform, "/files"),
-        data=body,
-        headers={**platform.as_user("citizen"), "Content-Type": "application/json"},
-        timeout=10,
-    )
+    reply = _submit_raw(platform, body)
     assert reply.status_code == 400 and reply.headers["Content-Type"] == PROBLEM
 
 

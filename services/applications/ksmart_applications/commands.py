@@ -170,11 +170,12 @@ def _grants(state: FileState, action_name: str) -> bool:
     return action is not None and state.machine.grants(action)
 
 
-def certificate_for_reader(store: EventStore, file_id: str, actor: Actor) -> dict:
+def certified_file(store: EventStore, file_id: str, actor: Actor) -> FileState:
+    """A file the actor may read that holds a certificate."""
     state = read_file(store, file_id, actor)
     if state.certificate is None:
         raise NotFound(f"file {file_id} has no certificate")
-    return dict(state.certificate)
+    return state
 
 
 def certificate_by_number(store: EventStore, number: str) -> dict | None:

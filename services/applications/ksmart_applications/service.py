@@ -198,10 +198,9 @@ class ApplicationsService:
     def certificate_for_reader(self, file_id: str, actor: dict) -> dict:
         """The file's signed certificate and the fields of its definition
         (for the PDF's labels), for those who may read the file."""
-        document = commands.certificate_for_reader(self.store, file_id, actor_from(actor))
-        state = commands.load_file(self.store, file_id)
+        state = commands.certified_file(self.store, file_id, actor_from(actor))
         return {
-            "certificate": document,
+            "certificate": dict(state.certificate),
             "fields": self._pinned_definition(state.definition_hash)["fields"],
         }
 

@@ -561,6 +561,7 @@ class CertificateKeys:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self._environ = environ
         self._recorded: set[str] = set()
+        self._public_keys: dict[str, Ed25519PublicKey] = {}
 
     def environment_key(self) -> CertificateKey | None:
         value = (os.environ if self._environ is None else self._environ).get(SIGNING_KEY_ENV, "")
@@ -584,6 +585,15 @@ class CertificateKeys:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": _FIRST_KEY_LOCK})
             # Another replica may have created it while we waited for the lock.
             return _newest_stored_key(conn) or _store_new_key(conn)
+
+    def problems(self, document: Any, engine: sa.Engine) -> list[str]:
+        """verify_certificate against every key that ever signed. Keys are
+        only ever added, so the published keys are read once and again only
+        when a certificate names a kid not seen yet: a check costs no query."""
+        kid = document.get("payload", {}).get("kid") if isinstance(document, Mapping) else None
+        if not self._public_keys or (isinstance(kid, str) and kid not in self._public_keys):
+            self._public_keys = public_keys_from_jwks(self.public_jwks(engine))
+        return verify_certificate(document, self._public_keys)
 
     def rotate(self, engine: sa.Engine) -> CertificateKey:
         """Store a new key, which signs from now on (unless the environment

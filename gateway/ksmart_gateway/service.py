@@ -544,8 +544,7 @@ class GatewayService:
             document = certificates.parse_qr_text(text)
         except ValueError as error:
             return ApiResult({"found": False, "valid": False, "problems": [f"malformed: {error}"]})
-        keys = certificates.public_keys_from_jwks(call(self.applications.certificate_keys_jwks))
-        problems = certificates.verify_certificate(document, keys)
+        problems = call(self.applications.certificate_problems, document)
         # The caller holds the QR code, so they hold its contents already.
         return ApiResult(
             {

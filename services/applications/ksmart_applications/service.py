@@ -21,7 +21,6 @@ from ksmart_applications.dependencies import (
     ReferenceDataProvider,
 )
 from ksmart_applications.uploads import record_upload
-from ksmart_common.certificates import public_keys_from_jwks, verify_certificate
 from ksmart_common.domain.file import Actor
 from ksmart_common.domain.intake import Upload
 from ksmart_common.envelope import file_stream_id, to_json
@@ -211,8 +210,7 @@ class ApplicationsService:
         document = commands.certificate_by_number(self.store, number)
         if document is None:
             return {"found": False, "valid": False, "problems": ["no certificate has this number"]}
-        keys = public_keys_from_jwks(self.certificate_keys.public_jwks(self.store.engine))
-        problems = verify_certificate(document, keys)
+        problems = self.certificate_keys.problems(document, self.store.engine)
         # Numbers run in sequence, so anyone could walk through them: the
         # answer says whether such a certificate stands, never whose it is.
         # The holder's name and particulars are for whoever holds the
@@ -225,6 +223,12 @@ class ApplicationsService:
             "problems": problems,
             "certificate": {key: payload.get(key) for key in shown},
         }
+
+    @rpc
+    def certificate_problems(self, document: dict) -> list[str]:
+        """Every problem of a signed certificate someone holds (from its QR
+        code); [] when it is genuine and valid."""
+        return self.certificate_keys.problems(document, self.store.engine)
 
     @rpc
     def certificate_keys_jwks(self) -> dict:

@@ -35,10 +35,14 @@ from ksmart_common.payments import PAYMENT_SECRET_ENV, SIGNATURE_HEADER, FakePay
 def consumer_topologies(delays_ms: tuple[int, ...] | None = None) -> list[ConsumerTopology]:
     """Every consuming service's queues, declared before any event flows so
     that nothing published early is unroutable."""
+    from ksmart_notifications import queues as notification_queues
     from ksmart_workflow.service import EVENTS_QUEUE as WORKFLOW_QUEUE
 
     delays = delays_ms if delays_ms is not None else config.RetryPolicy.from_env().delays_ms
-    return [ConsumerTopology(WORKFLOW_QUEUE, ("#",), delays)]
+    return [
+        ConsumerTopology(WORKFLOW_QUEUE, ("#",), delays),
+        *notification_queues.topologies(delays),
+    ]
 
 
 def check_infrastructure() -> int:

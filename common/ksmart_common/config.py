@@ -19,6 +19,7 @@ SERVICE_DATABASES = {
     "applications": "ksmart_applications",
     "workflow": "ksmart_workflow",
     "identity": "ksmart_identity",
+    "notifications": "ksmart_notifications",
 }
 
 

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import traceback
 from dataclasses import dataclass
+from functools import partial
 
 from kombu import Connection, Exchange, Queue, binding
+from nameko.exceptions import ContainerBeingKilled
 from nameko.messaging import Consumer
 
 from ksmart_common.config import RetryPolicy
@@ -83,6 +85,11 @@ class ConsumerTopology:
         ]
         return [*retries, Queue(self.dead_queue_name, durable=True, queue_arguments=QUORUM)]
 
+    def is_last_attempt(self, failed_attempts: int) -> bool:
+        """Whether a message that failed `failed_attempts` times before goes
+        to the dead-letter queue if it fails once more."""
+        return failed_attempts >= len(self.delays_ms)
+
     def next_destination(self, attempt: int) -> str:
         """Where a message goes after failing `attempt` times (1, 2, ...)."""
         if attempt <= len(self.delays_ms):
@@ -98,9 +105,22 @@ class ConsumerTopology:
 
 
 class EventConsumer(Consumer):
-    def __init__(self, queue_name: str, routing_keys: tuple[str, ...] = ("#",), **kwargs):
+    """routing_keys=() consumes a work queue that is published to directly
+    (default exchange), with the same retries and dead letters. With
+    pass_attempts, the handler is also given `failed_attempts` (how often
+    the message failed before) and `last_attempt` (whether failing again
+    dead-letters it), so it can record what is about to happen."""
+
+    def __init__(
+        self,
+        queue_name: str,
+        routing_keys: tuple[str, ...] = ("#",),
+        pass_attempts: bool = False,
+        **kwargs,
+    ):
         self.queue_name = queue_name
         self.routing_keys = routing_keys
+        self.pass_attempts = pass_attempts
         super().__init__(queue=None, **kwargs)
 
     def setup(self) -> None:
@@ -111,6 +131,27 @@ class EventConsumer(Consumer):
         self.topology.declare(self.amqp_uri)
         self.queue = self.topology.main_queue()
         super().setup()
+
+    def handle_message(self, body, message) -> None:
+        if not self.pass_attempts:
+            super().handle_message(body, message)
+            return
+        failed = int((message.headers or {}).get(ATTEMPT_HEADER, 0))
+        kwargs = {
+            "failed_attempts": failed,
+            "last_attempt": self.topology.is_last_attempt(failed),
+        }
+        handle_result = partial(self.handle_result, message)
+        try:
+            self.container.spawn_worker(
+                self,
+                (body,),
+                kwargs,
+                context_data=self.unpack_message_headers(message),
+                handle_result=handle_result,
+            )
+        except ContainerBeingKilled:
+            self.queue_consumer.requeue_message(message)
 
     def handle_message_processed(self, message, result=None, exc_info=None) -> None:
         if exc_info is None:

@@ -32,6 +32,21 @@ from ksmart_common.services import SERVICES as SERVICE_CLASSES
 
 # Where `make run` keeps the fake payment provider's secret (ksmart-admin fake-pay reads it).
 PAYMENT_SECRET_FILE = "payment-secret"
+SMS_RECEIPT_SECRET_FILE = "sms-receipt-secret"
+# `make run`'s phone and mailbox (ksmart_notifications.dev_inbox), on loopback.
+DEV_INBOX_HTTP_PORT = 8026
+DEV_INBOX_SMTP_PORT = 8025
+DEV_INBOX = {
+    "dev-inbox": [
+        sys.executable,
+        "-m",
+        "ksmart_notifications.dev_inbox",
+        "--sms-port",
+        str(DEV_INBOX_HTTP_PORT),
+        "--smtp-port",
+        str(DEV_INBOX_SMTP_PORT),
+    ]
+}
 
 SERVICES = tuple(SERVICE_CLASSES)
 RPC_SERVICES = tuple(name for name in SERVICES if name != "gateway")
@@ -45,12 +60,15 @@ def commands() -> dict[str, list[str]]:
 
 
 def start(
-    run_dir: Path, environ: Mapping[str, str] | None = None, names: list[str] | None = None
+    run_dir: Path,
+    environ: Mapping[str, str] | None = None,
+    names: list[str] | None = None,
+    extra: Mapping[str, list[str]] | None = None,
 ) -> dict[str, subprocess.Popen]:
     run_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **(environ or {})}
     started = {}
-    for name, argv in commands().items():
+    for name, argv in {**commands(), **(extra or {})}.items():
         if names is not None and name not in names:
             continue
         log = open(run_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
@@ -127,22 +145,44 @@ def wait_for_exit(processes: Mapping[str, subprocess.Popen], timeout: float = 20
 
 
 def dev_environment(run_dir: Path) -> dict[str, str]:
-    """What a development platform needs beyond the defaults: a documents
-    folder, and the fake payment provider with a secret, under the run
-    folder (the secret made once, readable by its owner only), unless the
-    environment names its own."""
+    """What a development platform needs beyond the defaults, unless the
+    environment names its own: a documents folder; the fake payment
+    provider; SMS and email going to the dev inbox, with the SMS provider's
+    receipts coming back to the gateway. Secrets are made once under the
+    run folder, readable by their owner only."""
     environ = {}
     if not os.environ.get(DOCUMENTS_DIR_ENV):
         environ[DOCUMENTS_DIR_ENV] = str((run_dir / "documents").resolve())
     if not os.environ.get(PAYMENT_PROVIDER_ENV):
         environ[PAYMENT_PROVIDER_ENV] = FakePaymentProvider.name
     if not os.environ.get(PAYMENT_SECRET_ENV):
-        secret_file = run_dir / PAYMENT_SECRET_FILE
-        if not secret_file.exists():
-            secret_file.touch(mode=0o600)
-            secret_file.write_text(secrets.token_hex(32))
-        environ[PAYMENT_SECRET_ENV] = secret_file.read_text().strip()
+        environ[PAYMENT_SECRET_ENV] = _secret(run_dir / PAYMENT_SECRET_FILE)
+    if not os.environ.get("KSMART_SMS_URL"):
+        gateway = config.env("KSMART_GATEWAY_ADDRESS", "127.0.0.1:8000")
+        environ.update(
+            {
+                "KSMART_SMS_URL": f"http://127.0.0.1:{DEV_INBOX_HTTP_PORT}/sms",
+                "KSMART_SMS_RECEIPT_URL": f"http://{gateway}/api/v1/notifications/sms-receipts",
+                "KSMART_SMS_RECEIPT_SECRET": _secret(run_dir / SMS_RECEIPT_SECRET_FILE),
+            }
+        )
+    if not os.environ.get("KSMART_SMTP_HOST"):
+        environ.update(
+            {
+                "KSMART_SMTP_HOST": "127.0.0.1",
+                "KSMART_SMTP_PORT": str(DEV_INBOX_SMTP_PORT),
+                "KSMART_SMTP_SECURITY": "none",
+                "KSMART_MAIL_FROM": "K-Smart <no-reply@ksmart.invalid>",
+            }
+        )
     return environ
+
+
+def _secret(secret_file: Path) -> str:
+    if not secret_file.exists():
+        secret_file.touch(mode=0o600)
+        secret_file.write_text(secrets.token_hex(32))
+    return secret_file.read_text().strip()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if action == "start":
         stop(run_dir_path)  # never two platforms from one folder
-        processes = start(run_dir_path, dev_environment(run_dir_path))
+        processes = start(run_dir_path, dev_environment(run_dir_path), extra=DEV_INBOX)
         address = config.env("KSMART_GATEWAY_ADDRESS", "127.0.0.1:8000")
         try:
             wait_until_ready(config.amqp_uri(), address, processes=processes)
@@ -162,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
             stop(run_dir_path)
             return 1
         print(f"K-Smart is running: http://{address}/api/v1  (logs in {run_dir_path}/)")
+        print(
+            f"SMS and mail go to the dev inbox: http://127.0.0.1:{DEV_INBOX_HTTP_PORT}/sms?to=PHONE"
+            f" and /mail?to=ADDRESS"
+        )
         return 0
     print("usage: devserver start|stop RUN_DIR", file=sys.stderr)
     return 2

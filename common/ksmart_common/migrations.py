@@ -22,6 +22,7 @@ SERVICE_ROLES = {
     "applications": ("applications", "relay"),
     "workflow": ("workflow",),
     "identity": ("identity",),
+    "notifications": ("notifications",),
 }
 
 

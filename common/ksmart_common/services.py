@@ -7,5 +7,6 @@ SERVICES = {
     "catalogue": "ksmart_catalogue.service:CatalogueService",
     "applications": "ksmart_applications.service:ApplicationsService",
     "workflow": "ksmart_workflow.service:WorkflowService",
+    "notifications": "ksmart_notifications.service:NotificationsService",
     "gateway": "ksmart_gateway.service:GatewayService",
 }

@@ -37,6 +37,7 @@ log = get_logger(__name__)
 PUBLIC = ("public",)
 REQUEST_ID_HEADER = "X-Request-ID"
 MAX_BODY_BYTES = 256 * 1024
+MAX_CALLBACK_BYTES = 16 * 1024
 # An unknown kid makes the gateway fetch the JWKS again, at most this often:
 # a key rotated in is trusted within seconds, and a flood of made-up kids
 # costs the identity service one call per interval.
@@ -252,6 +253,21 @@ def _finite(text: str) -> float:
     if not math.isfinite(number):  # 1e999
         raise ValueError(f"{text} is too large a number")
     return number
+
+
+def read_callback(request: Request) -> str:
+    """A provider's callback body (a payment, a delivery receipt) as text.
+    Anyone can call before its signature is checked, so no more is read
+    than a callback can be."""
+    if (request.content_length or 0) > MAX_CALLBACK_BYTES:
+        raise errors.PayloadTooLarge("the callback is too large")
+    raw = request.stream.read(MAX_CALLBACK_BYTES + 1)
+    if len(raw) > MAX_CALLBACK_BYTES:
+        raise errors.PayloadTooLarge("the callback is too large")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise errors.InvalidInput("the callback is not UTF-8 text") from error
 
 
 def read_query(request: Request, schema: type[Schema]) -> dict:

@@ -61,6 +61,15 @@ class Principal:
     def has_role(self, role: str) -> bool:
         return role in self.roles
 
+    def as_actor(self) -> dict:
+        """Who acts, as services receive it over RPC (and record it in events)."""
+        return {
+            "actor_id": self.user_id,
+            "roles": list(self.roles),
+            "local_body": self.local_body,
+            "wards": list(self.wards),
+        }
+
 
 def bearer_token(authorization_header: str | None) -> str:
     """The token from an `Authorization: Bearer <token>` header."""

@@ -405,3 +405,136 @@ class Problem(Schema):
     status = fields.Integer()
     detail = fields.String()
     problems = fields.List(fields.Dict())
+
+
+# -- notifications ----------------------------------------------------------
+
+NOTIFICATION_CHANNELS = ("sms", "email")
+MESSAGE_STATUSES = (
+    "scheduled",
+    "queued",
+    "retrying",
+    "sent",
+    "delivered",
+    "undelivered",
+    "failed",
+    "dead",
+)
+
+
+class FeedQuery(StrictSchema):
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(load_default=None, validate=validate.Length(max=500))
+    unread = fields.Boolean(load_default=False, metadata={"description": "only unread ones"})
+
+
+class Notification(Schema):
+    notification_id = fields.String(required=True)
+    template = fields.String(required=True)
+    title = fields.String(required=True)
+    text = fields.String(required=True)
+    file_id = fields.String(allow_none=True)
+    file_number = fields.String(allow_none=True)
+    created_at = fields.String(required=True)
+    read_at = fields.String(allow_none=True)
+
+
+class Feed(Schema):
+    notifications = fields.List(fields.Nested(Notification))
+    unread_count = fields.Integer(required=True)
+    next_cursor = fields.String(allow_none=True)
+
+
+class MarkReadRequest(StrictSchema):
+    notification_ids = fields.List(
+        fields.UUID(),
+        load_default=None,
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "the ones to mark read; left out, all of them"},
+    )
+
+
+class MarkReadResponse(Schema):
+    marked = fields.Integer(required=True)
+    unread_count = fields.Integer(required=True)
+
+
+class QuietHours(StrictSchema):
+    start = fields.String(required=True, metadata={"description": "HH:MM, the citizen's time"})
+    end = fields.String(required=True, metadata={"description": "HH:MM, the citizen's time"})
+
+
+class PreferencesUpdate(StrictSchema):
+    """Only the shape is checked here: the notifications service checks the
+    values, so that every problem is named in one answer."""
+
+    language = fields.String(metadata={"description": "en or ml"})
+    channels = fields.List(
+        fields.String(),
+        metadata={
+            "description": "outside channels wanted (sms, email); the in-app feed always has all"
+        },
+    )
+    informational = fields.Boolean(
+        metadata={"description": "progress and receipts; notices the law requires always go"}
+    )
+    quiet_hours = fields.Nested(QuietHours, allow_none=True)
+    time_zone = fields.String(metadata={"description": "an IANA name, e.g. Asia/Dubai"})
+
+
+class PreferencesResponse(Schema):
+    language = fields.String(required=True)
+    channels = fields.List(fields.String(), required=True)
+    available_channels = fields.List(fields.String(), required=True)
+    informational = fields.Boolean(required=True)
+    quiet_hours = fields.Nested(QuietHours, allow_none=True)
+    time_zone = fields.String(required=True)
+
+
+class MessageSearchQuery(StrictSchema):
+    destination = fields.String(
+        load_default=None,
+        validate=validate.Length(min=3, max=254),
+        metadata={"description": "the whole phone number (E.164) or email address"},
+    )
+    file_number = fields.String(load_default=None, validate=validate.Length(min=1, max=100))
+    recipient_id = fields.UUID(load_default=None)
+    status = fields.String(load_default=None, validate=validate.OneOf(MESSAGE_STATUSES))
+    channel = fields.String(
+        load_default=None, validate=validate.OneOf((*NOTIFICATION_CHANNELS, "in_app"))
+    )
+    template = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(load_default=None, validate=validate.Length(max=500))
+
+
+class DeliveryLogEntry(Schema):
+    message_id = fields.String(required=True)
+    source_id = fields.String(required=True)
+    channel = fields.String(required=True)
+    recipient_id = fields.String(allow_none=True)
+    destination = fields.String(allow_none=True, metadata={"description": "masked"})
+    template = fields.String(required=True)
+    language = fields.String(required=True)
+    urgent = fields.Boolean(required=True)
+    statutory = fields.Boolean(required=True)
+    file_id = fields.String(allow_none=True)
+    file_number = fields.String(allow_none=True)
+    status = fields.String(required=True)
+    not_before = fields.String(allow_none=True)
+    attempts = fields.Integer(required=True)
+    last_error = fields.String(allow_none=True)
+    provider_message_id = fields.String(allow_none=True)
+    created_at = fields.String(required=True)
+    updated_at = fields.String(required=True)
+    sent_at = fields.String(allow_none=True)
+    delivered_at = fields.String(allow_none=True)
+
+
+class DeliveryLog(Schema):
+    messages = fields.List(fields.Nested(DeliveryLogEntry))
+    next_cursor = fields.String(allow_none=True)
+
+
+class ReceiptResponse(Schema):
+    recorded = fields.Boolean(required=True)

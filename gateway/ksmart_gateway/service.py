@@ -33,6 +33,7 @@ from ksmart_gateway.api import (
     ApiResult,
     api,
     instance,
+    read_callback,
     read_json,
     read_query,
     request_id,
@@ -45,6 +46,7 @@ from ksmart_gateway.documents import (
     download_name,
     safe_filename,
 )
+from ksmart_gateway.notifications import NotificationEndpoints
 from ksmart_gateway.openapi import openapi_document
 
 PREFIX = "/api/v1"
@@ -56,12 +58,7 @@ ANY_USER = (*FILE_READERS, ADMINISTRATOR)
 
 
 def actor(principal: Principal) -> dict[str, Any]:
-    return {
-        "actor_id": principal.user_id,
-        "roles": list(principal.roles),
-        "local_body": principal.local_body,
-        "wards": list(principal.wards),
-    }
+    return principal.as_actor()
 
 
 def request_meta(request: Request, **extra: Any) -> dict[str, Any]:
@@ -124,7 +121,6 @@ def parse_if_match(value: str | None) -> int | None:
 # The catalogue changes only when a new version ships: answers may be cached
 # for a while, and one pinned to a version (or hash) for ever.
 CATALOGUE_MAX_AGE = 300
-MAX_CALLBACK_BYTES = 16 * 1024
 DOWNLOAD_CHUNK_BYTES = 64 * 1024
 IMMUTABLE = "public, max-age=31536000, immutable"
 
@@ -142,7 +138,7 @@ def body_tag(body: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-class GatewayService:
+class GatewayService(NotificationEndpoints):
     name = "gateway"
 
     documents = DocumentStorageProvider()
@@ -593,17 +589,7 @@ class GatewayService:
         headers=(SIGNATURE_HEADER,),
     )
     def payment_callback(self, request, principal):
-        # Anyone can call this before the signature is checked: read no more
-        # than a callback can be.
-        if (request.content_length or 0) > MAX_CALLBACK_BYTES:
-            raise PayloadTooLarge("the callback is too large")
-        raw = request.stream.read(MAX_CALLBACK_BYTES + 1)
-        if len(raw) > MAX_CALLBACK_BYTES:
-            raise PayloadTooLarge("the callback is too large")
-        try:
-            body = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise InvalidInput("the callback is not UTF-8 text") from error
+        body = read_callback(request)
         outcome = call(
             self.applications.payment_callback,
             body,

@@ -55,6 +55,7 @@ def _concrete(path, file_id, document_code):
         "file_id": file_id,
         "code": document_code if "documents" in path else "birth-certificate",
         "user_id": str(uuid.uuid4()),
+        "message_id": str(uuid.uuid4()),
         "content_hash": "0" * 64,
         "number": "KL-EKM-KOC/BR/2026/000001",
     }

@@ -71,7 +71,7 @@ def running_platform(
     with contextlib.ExitStack() as stack:
         databases = {
             service: stack.enter_context(fresh_service_database(service, roles))
-            for service in ("applications", "workflow", "identity")
+            for service in ("applications", "workflow", "identity", "notifications")
         }
         amqp_uri = stack.enter_context(fresh_vhost())
         for topology in consumer_topologies(TEST_RETRY_DELAYS_MS):
@@ -82,13 +82,15 @@ def running_platform(
         seed_demo_users(identity, password)
         load_directory(identity, shipped_directory())
         identity.dispose()
-        address = f"127.0.0.1:{free_port()}"
+        # A caller may choose the address (to tell a provider where to call back).
+        address = (environ or {}).get("KSMART_GATEWAY_ADDRESS") or f"127.0.0.1:{free_port()}"
         env = {
             "KSMART_AMQP_URI": amqp_uri,
             "KSMART_APPLICATIONS_DATABASE_URL": databases["applications"].service_url,
             "KSMART_RELAY_DATABASE_URL": databases["applications"].url_as("relay"),
             "KSMART_WORKFLOW_DATABASE_URL": databases["workflow"].service_url,
             "KSMART_IDENTITY_DATABASE_URL": databases["identity"].service_url,
+            "KSMART_NOTIFICATIONS_DATABASE_URL": databases["notifications"].service_url,
             "KSMART_GATEWAY_ADDRESS": address,
             "KSMART_RETRY_DELAYS_MS": ",".join(map(str, TEST_RETRY_DELAYS_MS)),
             "KSMART_LOG_LEVEL": "INFO",

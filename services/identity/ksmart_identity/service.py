@@ -19,6 +19,7 @@ from nameko.amqp.publish import UndeliverableMessage
 from nameko.events import EventDispatcher
 from nameko.rpc import rpc
 
+from ksmart_common.contacts import destinations_of, mask
 from ksmart_common.database import Database
 from ksmart_common.errors import (
     Forbidden,
@@ -32,7 +33,7 @@ from ksmart_common.messaging import OTP_REQUESTED
 from ksmart_identity import directory, keys, otp, sessions, staff
 from ksmart_identity.config import access_token_ttl_seconds
 from ksmart_identity.signin import code_sign_in, password_sign_in, refresh
-from ksmart_identity.users import get_user, mask
+from ksmart_identity.users import get_user
 
 # Refusals are the caller's, not the service's faults: logged as expected.
 CALLER_ERRORS = (Unauthenticated, TooManyRequests, InvalidInput, Forbidden, NotFound)
@@ -198,6 +199,15 @@ class IdentityService:
             "local_body": user["local_body"],
             "wards": user["wards"],
         }
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
+    def contact(self, user_id: str) -> dict[str, Any]:
+        """Where an active citizen is told about their files (for the
+        notifications service): the phone or email they signed up with."""
+        user = get_user(self.db, user_id) if _is_uuid(user_id) else None
+        if user is None or user["kind"] != "citizen":
+            raise NotFound(f"no citizen {user_id}")
+        return {"user_id": user["user_id"], "destinations": destinations_of(user["username"])}
 
     # -- the local-body directory (public) ------------------------------------
 

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from ksmart_common.contacts import mask
 from ksmart_common.errors import InvalidInput, TooManyRequests, Unauthenticated
 from ksmart_common.roles import OFFICIAL_ROLES
 
@@ -231,14 +232,6 @@ def find_or_register_citizen(
         # disabled account stays disabled.
         raise Unauthenticated("this account cannot sign in with a code")
     return _user(row), False
-
-
-def mask(destination: str) -> str:
-    """A destination as it may be shown: +97150*****67, a***@example.org."""
-    if destination.startswith("+"):
-        return destination[:6] + "*" * max(0, len(destination) - 8) + destination[-2:]
-    local, _, domain = destination.partition("@")
-    return f"{local[:1]}***@{domain}"
 
 
 def seed_demo_users(

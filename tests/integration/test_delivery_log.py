@@ -17,9 +17,11 @@ from ksmart_notifications.channels.base import DeliveryFailed, SendResult
 from ksmart_notifications.notices import Notice
 from ksmart_notifications.preferences import Preferences
 from tests.support.databases import fresh_service_database
+from tests.support.waiting import wait_for
 
 NOW = datetime(2026, 11, 30, 6, 30, tzinfo=UTC)
 PHONE = "+971501234567"
+ENGINES: list[sa.Engine] = []
 
 
 class FakeSms:
@@ -45,6 +47,7 @@ class FakeSms:
 def engine():
     with fresh_service_database("notifications") as database:
         engine = sa.create_engine(database.service_url, pool_size=5)
+        ENGINES[:] = [engine]
         yield engine
         engine.dispose()
 
@@ -165,9 +168,52 @@ def test_receipts_settle_what_the_provider_took(engine):
     delivery.attempt(engine, {"sms": FakeSms()}, sms_id, False, lambda: NOW)
     provider_id = _row(engine, sms_id).provider_message_id
     with engine.begin() as conn:
-        assert delivery_log.record_receipt(conn, "sms", provider_id, True, NOW)
-        assert not delivery_log.record_receipt(conn, "sms", "nobody-knows", True, NOW)
+        assert delivery_log.record_receipt(conn, "sms", provider_id, None, True, NOW)
+        assert not delivery_log.record_receipt(conn, "sms", "nobody-knows", None, True, NOW)
+        assert not delivery_log.record_receipt(conn, "sms", "nobody-knows", sms_id, True, NOW)
     assert _row(engine, sms_id).status == "delivered"
+
+
+def _a_receipt_waits_on_a_lock() -> bool:
+    with ENGINES[0].connect() as conn:
+        return bool(
+            conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE 'SELECT provider_message_id, status FROM messages%'"
+                )
+            ).scalar()
+        )
+
+
+def test_a_receipt_overtaking_the_worker_waits_for_what_it_was_answered(engine):
+    _, sms_id = _planned(engine)
+    receipt_done = []
+
+    class ProviderThatCallsBackAtOnce(FakeSms):
+        def send(self, message):
+            result = super().send(message)
+
+            # The provider's receipt, racing the worker's commit.
+            def receipt():
+                with engine.begin() as conn:
+                    receipt_done.append(
+                        delivery_log.record_receipt(
+                            conn, "sms", result.provider_message_id, sms_id, False, NOW
+                        )
+                    )
+
+            self.thread = threading.Thread(target=receipt)
+            self.thread.start()
+            # The worker answers only once the receipt waits on its row.
+            wait_for(_a_receipt_waits_on_a_lock, timeout=10)
+            return result
+
+    provider = ProviderThatCallsBackAtOnce()
+    assert delivery.attempt(engine, {"sms": provider}, sms_id, False, lambda: NOW) == "sent"
+    provider.thread.join(10)
+    assert receipt_done == [True]
+    assert _row(engine, sms_id).status == "undelivered"
 
 
 def test_the_feed_pages_newest_first_and_counts_what_is_unread(engine):

@@ -178,9 +178,31 @@ def requeue(conn: sa.Connection, message_id: str, now: datetime) -> dict[str, An
 
 
 def record_receipt(
-    conn: sa.Connection, channel: str, provider_message_id: str, delivered: bool, now: datetime
+    conn: sa.Connection,
+    channel: str,
+    provider_message_id: str,
+    reference: str | None,
+    delivered: bool,
+    now: datetime,
 ) -> bool:
-    """The provider's word on a message it took; False if it names none of ours."""
+    """The provider's word on a message it took; False if it names none of ours.
+
+    A receipt can overtake the worker that sent the message: the provider
+    answers, then calls back at once, before the worker has recorded what
+    it was answered. The provider echoes our id as the reference, and the
+    row is then locked by that id first: the lock waits for the worker's
+    commit and reads the row as the worker left it. Looked up by the
+    provider's id alone, the row could not be found before that commit."""
+    if reference is not None and _is_uuid(reference):
+        row = conn.execute(
+            sa.text(
+                "SELECT provider_message_id, status FROM messages"
+                " WHERE message_id = CAST(:reference AS uuid) AND channel = :channel FOR UPDATE"
+            ),
+            {"reference": reference, "channel": channel},
+        ).one_or_none()
+        if row is None or row.provider_message_id != provider_message_id:
+            return False
     updated = conn.execute(
         sa.text(
             "UPDATE messages SET status = :status, updated_at = :now,"

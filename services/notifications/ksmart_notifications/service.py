@@ -183,6 +183,9 @@ class NotificationsService:
     def on_code(self, body: dict) -> None:
         expires_at = datetime.fromisoformat(body["expires_at"])
         channel, destination = body["channel"], body["destination"]
+        if now() >= expires_at:
+            log.info("expired code not sent", channel=channel)
+            return
         message = routing.code_message(
             body["challenge_id"], channel, destination, body.get("language", "en"), now()
         )
@@ -291,7 +294,7 @@ class NotificationsService:
 
     # -- the SMS provider's delivery receipts ---------------------------------------------
 
-    @rpc(expected_exceptions=(InvalidInput, Unauthenticated))
+    @rpc(expected_exceptions=(InvalidInput, Unauthenticated, NotFound))
     def sms_receipt(self, body: str, signature: str | None) -> dict[str, bool]:
         secret = receipt_secret_from_environment()
         if not secret:
@@ -299,9 +302,18 @@ class NotificationsService:
         receipt = parse_receipt(body.encode("utf-8"), signature, secret)
         with self.db.begin() as conn:
             known = delivery_log.record_receipt(
-                conn, "sms", receipt.provider_message_id, receipt.status == "delivered", now()
+                conn,
+                "sms",
+                receipt.provider_message_id,
+                receipt.reference,
+                receipt.status == "delivered",
+                now(),
             )
-        return {"recorded": known}
+        if not known:
+            # A provider retries a receipt that is not accepted: by then the
+            # message it names may have been recorded as sent.
+            raise NotFound(f"no sent message {receipt.provider_message_id}")
+        return {"recorded": True}
 
     @rpc
     def health(self) -> dict[str, str]:

@@ -48,6 +48,7 @@ from dataclasses import replace as replace_fields
 from datetime import UTC, datetime
 from typing import Any
 
+from ksmart_common import metrics
 from ksmart_common.canonical import GENESIS_HASH, canonical_text
 from ksmart_common.envelope import Envelope, NewEvent, compute_hash
 from ksmart_common.errors import VersionConflict
@@ -310,6 +311,8 @@ class Appender:
             if len(self._series) > MAX_REMEMBERED_SERIES:
                 self._series.popitem(last=False)
         for request, sealed in accepted:
+            for envelope, _, _ in sealed:
+                metrics.EVENTS_APPENDED.labels(envelope.event_type).inc()
             request.finish([envelope for envelope, _, _ in sealed])
         for request, conflict in refused:
             request.finish(error=conflict)

@@ -23,9 +23,29 @@ SERVICE_DATABASES = {
 }
 
 
+# Each process's operations endpoints (health, readiness, metrics:
+# ksmart_common.operations). In a container every process uses 0.0.0.0:9100
+# (KSMART_OPS_ADDRESS); on one machine each needs a port of its own, which
+# KSMART_OPS_ADDRESS_<PROCESS> can set (the tests take free ones).
+OPS_PORTS = {
+    "identity": 9101,
+    "catalogue": 9102,
+    "applications": 9103,
+    "workflow": 9104,
+    "notifications": 9105,
+    "gateway": 9106,
+    "relay": 9107,
+}
+
+
 def env(name: str, default: str) -> str:
     value = os.environ.get(name)
     return default if value in (None, "") else value
+
+
+def ops_address(process: str) -> str:
+    shared = env("KSMART_OPS_ADDRESS", f"127.0.0.1:{OPS_PORTS[process]}")
+    return env(f"KSMART_OPS_ADDRESS_{process.upper()}", shared)
 
 
 def amqp_uri() -> str:

@@ -27,6 +27,7 @@ from kombu import Connection, Exchange, Queue, binding
 from nameko.exceptions import ContainerBeingKilled
 from nameko.messaging import Consumer
 
+from ksmart_common import metrics
 from ksmart_common.config import RetryPolicy
 from ksmart_common.logging import get_logger
 from ksmart_common.messaging import EVENTS_EXCHANGE
@@ -121,6 +122,7 @@ class EventConsumer(Consumer):
         self.queue_name = queue_name
         self.routing_keys = routing_keys
         self.pass_attempts = pass_attempts
+        self.highest_position = 0
         super().__init__(queue=None, **kwargs)
 
     def setup(self) -> None:
@@ -156,6 +158,12 @@ class EventConsumer(Consumer):
     def handle_message_processed(self, message, result=None, exc_info=None) -> None:
         if exc_info is None:
             self.queue_consumer.ack_message(message)
+            metrics.EVENTS_CONSUMED.labels(self.queue_name, "ok").inc()
+            position = (message.headers or {}).get("global_position")
+            # Positions arrive in any order: the gauge keeps the highest.
+            if isinstance(position, int) and position > self.highest_position:
+                self.highest_position = position
+                metrics.CONSUMER_POSITION.labels(self.queue_name).set(position)
             return
         headers = dict(message.headers or {})
         attempt = int(headers.get(ATTEMPT_HEADER, 0)) + 1
@@ -167,7 +175,10 @@ class EventConsumer(Consumer):
         except Exception:  # noqa: BLE001 - whatever failed, the message must survive
             log.exception("could not move a failed message; requeueing it", queue=self.queue_name)
             self.queue_consumer.requeue_message(message)
+            metrics.EVENTS_CONSUMED.labels(self.queue_name, "requeued").inc()
             return
+        outcome = "dead_lettered" if destination == self.topology.dead_queue_name else "retried"
+        metrics.EVENTS_CONSUMED.labels(self.queue_name, outcome).inc()
         log.warning(
             "handler failed; message moved",
             queue=self.queue_name,

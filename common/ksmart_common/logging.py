@@ -11,7 +11,8 @@ import structlog
 
 
 def configure_logging(service: str, level: str | None = None) -> None:
-    level_name = (level or os.environ.get("KSMART_LOG_LEVEL", "INFO")).upper()
+    # A blank KSMART_LOG_LEVEL (an unset compose variable) means the default.
+    level_name = (level or os.environ.get("KSMART_LOG_LEVEL") or "INFO").upper()
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,

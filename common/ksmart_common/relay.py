@@ -25,6 +25,7 @@ import psycopg2
 import sqlalchemy as sa
 from pika.exceptions import AMQPError
 
+from ksmart_common import metrics
 from ksmart_common.appender import NOTIFY_CHANNEL
 from ksmart_common.eventstore import EventStore
 from ksmart_common.logging import get_logger
@@ -128,6 +129,8 @@ class Relay:
                 self._publish(envelope)
             checkpoint = page[-1].global_position
             self._save_checkpoint(checkpoint)
+            metrics.EVENTS_PUBLISHED.inc(len(page))
+            metrics.RELAY_POSITION.set(checkpoint)
 
     def _wait_for_notify(self, connection) -> None:
         readable, _, _ = select.select([connection], [], [], self.idle_poll_seconds)

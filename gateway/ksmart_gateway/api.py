@@ -16,17 +16,18 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import eventlet
+from eventlet.event import Event
 from marshmallow import Schema
 from nameko.extensions import SharedExtension
 from nameko.standalone.rpc import ClusterRpcProxy
 from nameko.web.handlers import HttpRequestHandler
 from werkzeug.wrappers import Request, Response
 
-from ksmart_common import config, errors
+from ksmart_common import config, errors, metrics
 from ksmart_common.logging import get_logger
 from ksmart_common.rpc import call
 from ksmart_gateway import problems
@@ -164,10 +165,41 @@ class ApiEndpoint(HttpRequestHandler):
         return self.allowed_roles == PUBLIC
 
     def handle_request(self, request: Request) -> Response:
-        request_id = request.headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4())
-        request.environ["ksmart.request_id"] = request_id[:200]
-        response = super().handle_request(request)
-        response.headers[REQUEST_ID_HEADER] = request.environ["ksmart.request_id"]
+        """nameko's handling, with the request id made the worker's
+        correlation id: nameko passes it on with every RPC call the worker
+        makes, each service logs it, and events record it in their
+        metadata, so one id follows a request through every log."""
+        started = time.perf_counter()
+        request_id = (request.headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4()))[:200]
+        request.environ["ksmart.request_id"] = request_id
+        request.shallow = False
+        try:
+            args, kwargs = self.get_entrypoint_parameters(request)
+            self.check_signature(args, kwargs)
+            finished = Event()
+            self.container.spawn_worker(
+                self,
+                args,
+                kwargs,
+                context_data={"correlation_id": request_id, "request_id": request_id},
+                handle_result=partial(self.handle_result, finished),
+            )
+            response = self.response_from_result(finished.wait())
+        except Exception as exc:  # noqa: BLE001 - every error becomes a problem document
+            response = self.response_from_exception(exc)
+        response.headers[REQUEST_ID_HEADER] = request_id
+        elapsed = time.perf_counter() - started
+        metrics.HTTP_REQUESTS.labels(self.method, self.url, str(response.status_code)).inc()
+        metrics.HTTP_SECONDS.labels(self.method, self.url).observe(elapsed)
+        log.info(
+            "request",
+            method=request.method,
+            route=self.url,
+            status=response.status_code,
+            duration_ms=round(elapsed * 1000, 1),
+            request_id=request_id,
+            correlation_id=request_id,
+        )
         return response
 
     def get_entrypoint_parameters(self, request: Request):

@@ -24,6 +24,7 @@ from ksmart_common.documents import check_sha256
 from ksmart_common.domain.intake import language
 from ksmart_common.envelope import from_json, verify_chain
 from ksmart_common.errors import InvalidInput, NotFound, PayloadTooLarge
+from ksmart_common.operations import Operations
 from ksmart_common.payments import SIGNATURE_HEADER
 from ksmart_common.roles import ADMINISTRATOR, AUDITOR, CITIZEN, OFFICIAL_ROLES
 from ksmart_common.rpc import call
@@ -140,6 +141,9 @@ def body_tag(body: Any) -> str:
 
 class GatewayService(NotificationEndpoints):
     name = "gateway"
+
+    # Health, readiness and metrics on the operations port; times every worker.
+    ops = Operations()
 
     documents = DocumentStorageProvider()
 

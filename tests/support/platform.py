@@ -15,6 +15,7 @@ import requests
 import sqlalchemy as sa
 
 from ksmart_common.admin import consumer_topologies
+from ksmart_common.config import OPS_PORTS
 from ksmart_common.devserver import SERVICES, start, stop, wait_for_exit, wait_until_ready
 from ksmart_common.messaging import declare_otp_queue
 from ksmart_common.migrations import RoleNames
@@ -59,6 +60,10 @@ class Platform:
     def engine(self, service: str) -> sa.Engine:
         return sa.create_engine(self.databases[service].superuser_url, poolclass=sa.pool.NullPool)
 
+    def ops_url(self, process: str) -> str:
+        """Where the process serves /health/live, /health/ready and /metrics."""
+        return "http://" + self.env[f"KSMART_OPS_ADDRESS_{process.upper()}"]
+
     def log(self, name: str) -> str:
         return (self.run_dir / f"{name}.log").read_text(errors="replace")
 
@@ -97,6 +102,11 @@ def running_platform(
             "KSMART_DOCUMENTS_DIR": str(tmp_dir / "documents"),
             "KSMART_PAYMENT_PROVIDER": "fake",
             "KSMART_PAYMENT_SECRET": secrets.token_hex(32),
+            # Each process's health and metrics endpoints on a free port.
+            **{
+                f"KSMART_OPS_ADDRESS_{process.upper()}": f"127.0.0.1:{free_port()}"
+                for process in OPS_PORTS
+            },
             **(environ or {}),
         }
         processes = start(tmp_dir, env, names=list(names))

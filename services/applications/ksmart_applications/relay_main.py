@@ -10,15 +10,23 @@ import signal
 
 from ksmart_common import config
 from ksmart_common.logging import configure_logging
+from ksmart_common.operations import broker_check, database_check, serve_in_thread
 from ksmart_common.relay import Relay
 
 
 def main() -> None:
     configure_logging(service="relay")
     relay = Relay(config.relay_database_url(), config.amqp_uri())
+    operations = serve_in_thread(
+        "relay",
+        {"database": database_check(relay.engine), "broker": broker_check(config.amqp_uri())},
+    )
     signal.signal(signal.SIGTERM, lambda *_: relay.stop())
     signal.signal(signal.SIGINT, lambda *_: relay.stop())
-    relay.run()
+    try:
+        relay.run()
+    finally:
+        operations.shutdown()
 
 
 if __name__ == "__main__":

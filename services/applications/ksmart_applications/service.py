@@ -33,6 +33,7 @@ from ksmart_common.errors import (
     Unauthenticated,
     VersionConflict,
 )
+from ksmart_common.operations import Operations
 from ksmart_common.rpc import call
 
 MAX_PAGE = 1_000
@@ -60,6 +61,9 @@ def actor_from(document: dict[str, Any]) -> Actor:
 
 class ApplicationsService:
     name = "applications"
+
+    # Health, readiness and metrics on the operations port; times every worker.
+    ops = Operations()
 
     store = EventStoreProvider()
     reference = ReferenceDataProvider()

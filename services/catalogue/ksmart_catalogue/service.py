@@ -13,6 +13,7 @@ from nameko.rpc import rpc
 
 from ksmart_catalogue.dependencies import CatalogueProvider
 from ksmart_common.errors import InvalidInput, NotFound
+from ksmart_common.operations import Operations
 
 # A caller asking for a code or hash that doesn't exist is an answer, not a
 # fault: nameko logs these as expected warnings, not as errors.
@@ -21,6 +22,9 @@ CALLER_ERRORS = (NotFound, InvalidInput)
 
 class CatalogueService:
     name = "catalogue"
+
+    # Health, readiness and metrics on the operations port; times every worker.
+    ops = Operations()
 
     catalogue = CatalogueProvider()
 

@@ -30,6 +30,7 @@ from ksmart_common.errors import (
     Unauthenticated,
 )
 from ksmart_common.messaging import OTP_REQUESTED
+from ksmart_common.operations import Operations
 from ksmart_identity import directory, keys, otp, sessions, staff
 from ksmart_identity.config import access_token_ttl_seconds
 from ksmart_identity.signin import code_sign_in, password_sign_in, refresh
@@ -54,6 +55,9 @@ def now() -> datetime:
 
 class IdentityService:
     name = "identity"
+
+    # Health, readiness and metrics on the operations port; times every worker.
+    ops = Operations()
 
     db = Database()
     # mandatory: a code that no queue would take is refused by the broker

@@ -24,6 +24,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from ksmart_common import metrics
 from ksmart_common.logging import get_logger
 from ksmart_notifications import delivery_log
 from ksmart_notifications.channels.base import Channel, DeliveryFailed, OutgoingMessage
@@ -65,6 +66,7 @@ def attempt(
         else:
             delivery_log.settle(conn, message_id, SENT, now(), provider_message_id=failure)
             status = SENT
+    metrics.NOTIFICATIONS.labels(row.channel, status).inc()
     log.info(
         "message attempt",
         message_id=message_id,

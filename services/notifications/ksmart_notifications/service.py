@@ -39,6 +39,7 @@ from ksmart_common.envelope import from_json
 from ksmart_common.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from ksmart_common.logging import get_logger
 from ksmart_common.messaging import IDENTITY_EVENTS_EXCHANGE, OTP_QUEUE, OTP_REQUESTED
+from ksmart_common.operations import Operations
 from ksmart_common.roles import ADMINISTRATOR, CITIZEN
 from ksmart_common.rpc import call
 from ksmart_notifications import delivery, delivery_log, notices, preferences, rendering, routing
@@ -93,6 +94,9 @@ class CodeConsumer(Consumer):
 
 class NotificationsService:
     name = "notifications"
+
+    # Health, readiness and metrics on the operations port; times every worker.
+    ops = Operations()
 
     db = Database()
     channels = Channels()

@@ -313,6 +313,21 @@ def office_counts(engine: sa.Engine, local_body: str, now: datetime) -> list[dic
     ]
 
 
+def pending_by_body(engine: sa.Engine, now: datetime) -> list[tuple[str, int, int]]:
+    """Per local body: files waiting on the office, and how many of those
+    are overdue (for the operators' gauges)."""
+    files = files_table.c
+    query = (
+        sa.select(
+            files.local_body, sa.func.count(), sa.func.count().filter(files.state_due_at < now)
+        )
+        .where(files.waits_on.is_not(None), files.waits_on != APPLICANT)
+        .group_by(files.local_body)
+    )
+    with engine.connect() as conn:
+        return [(body, pending, late) for body, pending, late in conn.execute(query)]
+
+
 def overdue_files(engine: sa.Engine, now: datetime, limit: int = 500) -> list[tuple[str, int]]:
     """Files whose state is past its time and not yet escalated: what the
     escalation timer sends on (the applications service decides again)."""

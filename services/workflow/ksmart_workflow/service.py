@@ -22,8 +22,10 @@ from ksmart_common.database import Database
 from ksmart_common.envelope import from_json
 from ksmart_common.errors import ActionNotAllowed, InvalidInput, NotFound, VersionConflict
 from ksmart_common.logging import get_logger
+from ksmart_common.operations import Operations
 from ksmart_common.rpc import call
 from ksmart_workflow import projection
+from ksmart_workflow.gauges import FileGauges
 
 log = get_logger(__name__)
 
@@ -34,6 +36,10 @@ ESCALATION_INTERVAL_SECONDS = float(config.env("KSMART_ESCALATION_INTERVAL_SECON
 
 class WorkflowService:
     name = "workflow"
+
+    # Health, readiness and metrics on the operations port; times every worker.
+    ops = Operations()
+    file_gauges = FileGauges()
 
     db = Database()
     applications = RpcProxy("applications")

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_DIR := var/run
 
-.PHONY: run stop test lint venv clean bench bench-quick
+.PHONY: run stop test lint venv clean bench bench-quick up down
 
 venv: $(STAMP)
 
@@ -29,6 +29,25 @@ run: $(STAMP)
 ## Stop what `make run` started.
 stop:
 	@test -x $(BIN)/python && $(BIN)/python -m ksmart_common.devserver stop $(RUN_DIR) || true
+
+# `make up` and `make down` need a Docker engine with the compose plugin.
+DOCKER_NEEDED = docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1 || { \
+	echo "make $@ needs a running Docker engine with the compose plugin, and none answers here"; \
+	echo "(docker info or docker compose version failed)."; \
+	echo "  Install Docker Engine and its compose plugin,"; \
+	echo "  then start it (systemctl start docker) and try again."; \
+	echo "  Without Docker, 'make run' starts the platform as local processes."; \
+	exit 1; }
+
+## The whole platform in containers (docker-compose.yml; set its secrets first, see its top).
+up:
+	@$(DOCKER_NEEDED)
+	docker compose up -d --build
+
+## Stop and remove those containers (the volumes, and so the data, stay).
+down:
+	@$(DOCKER_NEEDED)
+	docker compose down
 
 ## Every test, on the real PostgreSQL and RabbitMQ.
 test: $(STAMP)

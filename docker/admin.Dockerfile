@@ -1,0 +1,64 @@
+# ksmart/admin: ksmart-admin, the operator's commands, run once and done.
+#
+#   docker build -f docker/admin.Dockerfile -t ksmart/admin .
+#
+# The build context is the repository root: one distribution (pyproject.toml)
+# holds every service's package. docker-compose.yml builds it the same way.
+
+# By default it runs `ksmart-admin setup` (databases, roles, migrations,
+# queues, the local-body directory): docker-compose.yml's `setup` service
+# and the k8s setup job. Any other command replaces CMD, e.g.
+#   docker compose run --rm setup dead-letters notifications.deliveries
+# A one-shot: no port, no health check.
+
+# A tag pinned to a patch release. CI pins the digest too
+# (python:3.11.14-slim-bookworm@sha256:...) when it builds images to ship:
+# PYTHON_IMAGE is a build argument so that it can without editing this file.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
+# -- build ---------------------------------------------------------------------
+# This stage is the same, character for character, in every K-Smart
+# Dockerfile (tests/unit/test_containers.py keeps it so): BuildKit keys its
+# cache on the instructions and on the files they copy, so building all the
+# images installs the pinned dependencies and the platform once, and every
+# image copies the same virtual environment out of it.
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_CONSTRAINT=/src/constraints.txt
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+# The dependencies first, in a layer that a code change does not invalidate.
+# constraints.txt pins every package, transitive ones included; as
+# PIP_CONSTRAINT it also holds what pip builds from source to those pins.
+COPY pyproject.toml constraints.txt ./
+RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > requirements.txt \
+ && pip install --requirement requirements.txt
+# Then the platform: every package folder of the distribution.
+COPY common/ common/
+COPY services/ services/
+COPY gateway/ gateway/
+RUN pip install --no-deps --no-build-isolation . \
+ && pip check \
+ && pip uninstall --yes pip
+
+# -- runtime -------------------------------------------------------------------
+# The interpreter and the virtual environment: no compiler, no pip, no source
+# tree. The process runs as uid 10001 and writes only to /tmp and to mounted
+# volumes, so the root file system can be mounted read-only (docker-compose.yml
+# does); the working directory, /, is not writable on purpose.
+FROM ${PYTHON_IMAGE} AS runtime
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp
+RUN python -m pip uninstall --yes --disable-pip-version-check pip setuptools wheel \
+ && groupadd --system --gid 10001 ksmart \
+ && useradd --system --uid 10001 --gid ksmart --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin ksmart
+COPY --from=build /opt/venv /opt/venv
+LABEL org.opencontainers.image.title="ksmart/admin"
+USER 10001:10001
+ENTRYPOINT ["ksmart-admin"]
+CMD ["setup"]

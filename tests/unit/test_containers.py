@@ -1,0 +1,579 @@
+"""The container files agree with the code, without Docker.
+
+docker-compose.yml is validated against the Compose Specification's schema
+(tests/support/schemas/compose-spec.md says where it comes from), and the
+Dockerfiles, docker-compose.yml and docker/prometheus.yml are checked against
+what the code says: the processes there are (ksmart_common.services and the
+relay), the settings they read (tests.support.configuration), the databases
+and roles setup makes (ksmart_common.config), the ports they serve."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import shlex
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import jsonschema
+import pytest
+import yaml
+
+from ksmart_common.config import SERVICE_DATABASES
+from ksmart_common.services import SERVICES
+from tests.support.configuration import environment_variables_read, service_environment
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+PROMETHEUS_FILE = ROOT / "docker" / "prometheus.yml"
+SCHEMA_FILE = ROOT / "tests" / "support" / "schemas" / "compose-spec.json"
+
+OPS_PORT = 9100
+GATEWAY_PORT = 8000
+LIVENESS_URL = f"http://127.0.0.1:{OPS_PORT}/health/live"
+DOCUMENTS_DIR = "/var/lib/ksmart/documents"
+RUNNER = ["python", "-m", "ksmart_common.runner"]
+
+
+def _service_folder(name: str) -> str:
+    return "gateway" if name == "gateway" else f"services/{name}"
+
+
+# Every long-running process: its Dockerfile and the command its image runs.
+PROCESSES = {
+    **{name: f"{_service_folder(name)}/Dockerfile" for name in SERVICES},
+    # Part of the applications service: its code and its database role.
+    "relay": "services/applications/relay.Dockerfile",
+}
+COMMANDS = {**{name: [*RUNNER, name] for name in SERVICES}, "relay": ["ksmart-relay"]}
+# The one-shot: ksmart-admin, run by compose's `setup` service.
+ADMIN_DOCKERFILE = "docker/admin.Dockerfile"
+SETUP = "setup"
+# Image names the Kubernetes manifests use too.
+IMAGES = {**{name: f"ksmart/{name}" for name in PROCESSES}, SETUP: "ksmart/admin"}
+
+
+# -- a small Dockerfile parser --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str  # upper case: FROM, RUN, ...
+    arguments: str  # continuation lines joined, comments inside them dropped
+    line: int
+
+    def exec_form(self) -> list[str] | None:
+        """The JSON array of an exec-form CMD/ENTRYPOINT, else None."""
+        text = self.arguments.strip()
+        return json.loads(text) if text.startswith("[") else None
+
+    def flags_and_rest(self) -> tuple[dict[str, str], str]:
+        """`--interval=15s --retries=3 CMD [...]`: the flags, and what follows."""
+        flags: dict[str, str] = {}
+        rest = self.arguments.strip()
+        while match := re.match(r"--([a-z-]+)(?:=(\S+))?\s*", rest):
+            flags[match.group(1)] = match.group(2) or ""
+            rest = rest[match.end() :]
+        return flags, rest
+
+
+@dataclass
+class Stage:
+    base: str
+    name: str | None
+    instructions: list[Instruction] = field(default_factory=list)
+
+    def all(self, keyword: str) -> list[Instruction]:
+        return [i for i in self.instructions if i.keyword == keyword]
+
+    def last(self, keyword: str) -> Instruction | None:
+        found = self.all(keyword)
+        return found[-1] if found else None
+
+    def env(self) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for instruction in self.all("ENV"):
+            for word in shlex.split(instruction.arguments):
+                name, _, value = word.partition("=")
+                values[name] = value
+        return values
+
+
+@dataclass
+class Dockerfile:
+    path: Path
+    global_args: list[Instruction]
+    stages: list[Stage]
+
+    @property
+    def final(self) -> Stage:
+        return self.stages[-1]
+
+    def stage(self, name: str) -> Stage:
+        return next(stage for stage in self.stages if stage.name == name)
+
+    def resolved_base(self, stage: Stage) -> str:
+        defaults = {}
+        for instruction in self.global_args:
+            name, _, value = instruction.arguments.partition("=")
+            defaults[name.strip()] = value.strip()
+        return re.sub(r"\$\{?(\w+)\}?", lambda m: defaults.get(m.group(1), m.group(0)), stage.base)
+
+
+def parse_dockerfile(path: Path) -> Dockerfile:
+    instructions: list[Instruction] = []
+    pending: list[str] = []
+    start = 0
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue  # comments may also sit between continuation lines
+        if not pending:
+            start = number
+        continued = stripped.endswith("\\")
+        pending.append(stripped[:-1].strip() if continued else stripped)
+        if not continued:
+            keyword, _, arguments = " ".join(pending).partition(" ")
+            instructions.append(Instruction(keyword.upper(), arguments.strip(), start))
+            pending = []
+    assert not pending, f"{path}: the file ends inside a continued instruction"
+
+    global_args: list[Instruction] = []
+    stages: list[Stage] = []
+    for instruction in instructions:
+        if instruction.keyword == "FROM":
+            words = instruction.arguments.split()
+            words = [w for w in words if not w.startswith("--")]
+            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
+            stages.append(Stage(words[0], name))
+        elif not stages:
+            assert instruction.keyword == "ARG", f"{path}:{instruction.line}: before FROM"
+            global_args.append(instruction)
+        else:
+            stages[-1].instructions.append(instruction)
+    assert stages, f"{path}: no FROM"
+    return Dockerfile(path, global_args, stages)
+
+
+def test_the_parser_joins_continuations_skips_comments_and_splits_stages(tmp_path):
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(
+        "# syntax comment\nARG BASE=python:3.11.14-slim\n\nFROM ${BASE} AS build\n"
+        "RUN one \\\n    # a comment inside\n    two\nFROM ${BASE}\n"
+        'HEALTHCHECK --interval=5s --retries=3 \\\n  CMD ["python", "-c", "pass"]\n'
+        'ENV A=1 \\\n    B="two words"\nCMD ["run"]\n'
+    )
+    parsed = parse_dockerfile(dockerfile)
+    assert [stage.name for stage in parsed.stages] == ["build", None]
+    assert parsed.resolved_base(parsed.final) == "python:3.11.14-slim"
+    assert parsed.stage("build").instructions[0].arguments == "one two"
+    flags, rest = parsed.final.last("HEALTHCHECK").flags_and_rest()
+    assert flags == {"interval": "5s", "retries": "3"}
+    assert rest == 'CMD ["python", "-c", "pass"]'
+    assert parsed.final.env() == {"A": "1", "B": "two words"}
+    assert parsed.final.last("CMD").exec_form() == ["run"]
+
+
+# -- the files ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose) -> dict:
+    return compose["services"]
+
+
+@pytest.fixture(scope="module")
+def dockerfiles(compose) -> dict[str, Dockerfile]:
+    """Every Dockerfile in the repository, by its path from the root."""
+    found = {}
+    for pattern in ("Dockerfile", "*.Dockerfile"):
+        for path in ROOT.rglob(pattern):
+            relative = path.relative_to(ROOT)
+            if relative.parts[0] in {".venv", "var", ".git"}:
+                continue
+            found[str(relative)] = parse_dockerfile(path)
+    return found
+
+
+def built(services: dict) -> dict[str, dict]:
+    """The compose services built from a K-Smart Dockerfile."""
+    return {name: service for name, service in services.items() if "build" in service}
+
+
+def long_running(services: dict) -> dict[str, dict]:
+    return {name: service for name, service in built(services).items() if name != SETUP}
+
+
+def environment(service: dict) -> dict:
+    value = service.get("environment") or {}
+    if isinstance(value, list):
+        return dict(item.partition("=")[::2] if "=" in item else (item, None) for item in value)
+    return value
+
+
+def without_interpolation(value: str) -> str:
+    """${NAME:?message} -> NAME, so that a URL holding one parses."""
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)[^}]*\}", r"\1", value)
+
+
+def image_name(image: str) -> str:
+    """ksmart/identity:${KSMART_IMAGE_TAG:-dev} -> ksmart/identity"""
+    return image.split(":", 1)[0]
+
+
+# -- docker-compose.yml ------------------------------------------------------------
+
+
+def test_compose_file_follows_the_compose_specification(compose):
+    schema = json.loads(SCHEMA_FILE.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = [
+        f"{'/'.join(str(part) for part in error.absolute_path) or '(top)'}: {error.message}"
+        for error in validator.iter_errors(compose)
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_every_process_has_a_compose_service_built_from_its_dockerfile(services):
+    for name, dockerfile in PROCESSES.items():
+        assert name in services, f"no compose service runs {name}"
+        service = services[name]
+        assert service.get("build") == {"context": ".", "dockerfile": dockerfile}, name
+        assert image_name(service["image"]) == IMAGES[name], name
+        assert "command" not in service, f"{name}: the image's own CMD runs it"
+    setup = services[SETUP]
+    assert setup["build"] == {"context": ".", "dockerfile": ADMIN_DOCKERFILE}
+    assert image_name(setup["image"]) == IMAGES[SETUP]
+
+
+def test_every_dockerfile_is_built_and_every_image_is_one_of_ours(services, dockerfiles):
+    referenced = {service["build"]["dockerfile"] for service in built(services).values()}
+    missing = sorted(path for path in referenced if not (ROOT / path).is_file())
+    assert not missing, f"compose builds from Dockerfiles that do not exist: {missing}"
+    unused = sorted(set(dockerfiles) - referenced)
+    assert not unused, f"Dockerfiles no compose service builds: {unused}"
+    names = {name: image_name(service["image"]) for name, service in built(services).items()}
+    assert set(names.values()) == set(IMAGES.values())
+    # One image name, one Dockerfile.
+    by_image: dict[str, set[str]] = {}
+    for name, service in built(services).items():
+        by_image.setdefault(names[name], set()).add(service["build"]["dockerfile"])
+    assert all(len(paths) == 1 for paths in by_image.values()), by_image
+    for name, service in built(services).items():
+        # ksmart/* is built here, never pulled from a registry.
+        assert service.get("pull_policy") == "build", name
+
+
+def test_third_party_images_are_pinned_to_a_patch_release(services):
+    for name, service in services.items():
+        if "build" in service:
+            continue
+        image = service["image"]
+        assert pinned(image), f"{name}: {image} is not pinned to a patch release or digest"
+
+
+# A patch release: major.minor.patch, but PostgreSQL numbers its own major.minor.
+PATCH_RELEASE = {"postgres": r"\d+\.\d+(?!\.)"}
+
+
+def pinned(image: str) -> bool:
+    if re.search(r"@sha256:[0-9a-f]{64}$", image):
+        return True
+    repository, _, tag = image.rpartition(":")
+    pattern = PATCH_RELEASE.get(repository, r"v?\d+\.\d+\.\d+")
+    return "latest" not in tag and re.match(pattern, tag) is not None
+
+
+def test_postgres_and_rabbitmq_have_health_checks_and_named_volumes(compose, services):
+    volumes = set(compose.get("volumes") or {})
+    postgres, rabbitmq = services["postgres"], services["rabbitmq"]
+    assert re.match(r"postgres:15\.\d+", postgres["image"])
+    assert re.match(r"rabbitmq:3\.13\.\d+-management", rabbitmq["image"])
+    assert "pg_isready" in postgres["healthcheck"]["test"]
+    assert rabbitmq["healthcheck"]["test"][1:] == ["rabbitmq-diagnostics", "-q", "ping"]
+    for service in (postgres, rabbitmq):
+        named = {mount.split(":")[0] for mount in service["volumes"]}
+        assert named and named <= volumes
+    assert "127.0.0.1:15672:15672" in rabbitmq["ports"]
+
+
+def test_only_loopback_is_published(services):
+    for name, service in services.items():
+        for port in service.get("ports") or []:
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+
+
+def test_every_ksmart_process_waits_for_setup(services):
+    setup = services[SETUP]
+    assert setup.get("command") == ["setup"], "setup migrates; demo users are seeded by hand"
+    assert setup["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert setup["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+    assert setup.get("restart") == "no"
+    for name, service in long_running(services).items():
+        condition = (service.get("depends_on") or {}).get(SETUP, {}).get("condition")
+        assert condition == "service_completed_successfully", f"{name} does not wait for setup"
+
+
+def test_every_ksmart_process_has_a_health_check(services, dockerfiles):
+    for name, service in long_running(services).items():
+        healthcheck = service.get("healthcheck") or {}
+        assert not healthcheck.get("disable"), f"{name}: health check disabled"
+        image_check = dockerfiles[service["build"]["dockerfile"]].final.last("HEALTHCHECK")
+        assert healthcheck.get("test") or image_check, f"{name} has no health check"
+
+
+def test_ksmart_containers_run_read_only_without_capabilities(services):
+    for name, service in built(services).items():
+        assert service.get("read_only") is True, name
+        assert "/tmp" in service.get("tmpfs", []), name
+        assert service.get("cap_drop") == ["ALL"], name
+
+
+def test_every_setting_the_code_reads_is_given_to_the_processes(services):
+    """A setting is listed (with a value, or none to pass it on from the
+    shell) for the process whose folder reads it, and every setting for one
+    process at least. The failure names each one missing and who reads it."""
+    listed = {name: environment(service) for name, service in built(services).items()}
+    problems = []
+    for variable, files in sorted(service_environment().items()):
+        owners = {owner for path in files if (owner := _owning_process(path))}
+        if not any(variable in env for env in listed.values()):
+            problems.append(f"{variable} (read in {', '.join(sorted(set(files)))}): nowhere")
+        for owner in sorted(owners):
+            if variable not in listed[owner]:
+                problems.append(f"{variable} (read in {', '.join(sorted(set(files)))}): {owner}")
+    assert not problems, "settings not in docker-compose.yml:\n" + "\n".join(problems)
+
+
+def _owning_process(path: str) -> str | None:
+    parts = Path(path).parts
+    if parts[0] == "gateway":
+        return "gateway"
+    if parts[0] == "services":
+        return parts[1]
+    return None  # common/: several processes
+
+
+def test_compose_sets_no_setting_the_code_does_not_read(services):
+    read = set(environment_variables_read())
+    for name, service in built(services).items():
+        settings = [v for v in environment(service) if v.startswith("KSMART_")]
+        unknown = sorted(set(settings) - read)
+        assert not unknown, f"{name} sets settings no code reads (a typo?): {unknown}"
+
+
+def test_shared_settings_reach_every_ksmart_process(compose, services):
+    shared = compose["x-ksmart-env"]
+    for name, service in built(services).items():
+        env = environment(service)
+        for variable, value in shared.items():
+            assert env.get(variable, "missing") == value, f"{name}: {variable}"
+        assert env.get("KSMART_OPS_ADDRESS", "0.0.0.0:9100").endswith(f":{OPS_PORT}")
+
+
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|_PASS$|_KEY$|API_KEY")
+REQUIRED_FROM_ENVIRONMENT = re.compile(r"\$\{[A-Z][A-Z0-9_]*:\?[^}]+\}")
+
+
+def test_compose_holds_no_secret_value(services):
+    """A secret is passed on from the operator's environment (no value) or
+    required from it (${NAME:?message}); a URL's password likewise."""
+    for name, service in services.items():
+        for variable, value in environment(service).items():
+            if SECRET_NAME.search(variable) and value is not None:
+                assert REQUIRED_FROM_ENVIRONMENT.fullmatch(str(value)), f"{name}: {variable}"
+            if isinstance(value, str) and "://" in value:
+                password = urlsplit(without_interpolation(value)).password
+                if password is not None:
+                    required = REQUIRED_FROM_ENVIRONMENT.search(value)
+                    assert required and without_interpolation(required.group()) == password, (
+                        f"{name}: {variable} holds a password"
+                    )
+
+
+def test_database_urls_name_the_service_role_and_database(services):
+    expected = {
+        f"KSMART_{service.upper()}_DATABASE_URL": (f"ksmart_{service}", database)
+        for service, database in SERVICE_DATABASES.items()
+    }
+    expected["KSMART_RELAY_DATABASE_URL"] = ("ksmart_relay", SERVICE_DATABASES["applications"])
+    seen = set()
+    for name, service in built(services).items():
+        for variable, value in environment(service).items():
+            if variable not in expected:
+                continue
+            url = urlsplit(value)
+            assert (url.username, url.path.lstrip("/")) == expected[variable], name
+            assert url.hostname == "postgres" and url.password is None, name
+            seen.add(variable)
+        amqp = urlsplit(without_interpolation(environment(service)["KSMART_AMQP_URI"]))
+        assert amqp.hostname == "rabbitmq", name
+    assert seen == set(expected)
+    for variable, (role, _) in expected.items():
+        owner = role.removeprefix("ksmart_")
+        assert variable in environment(services[owner]), f"{owner} lacks {variable}"
+
+
+def test_documents_live_on_a_named_volume_in_the_gateway(compose, services, dockerfiles):
+    gateway = services["gateway"]
+    assert environment(gateway)["KSMART_DOCUMENTS_DIR"] == DOCUMENTS_DIR
+    mounts = dict(mount.split(":")[1::-1] for mount in gateway["volumes"])
+    assert mounts[DOCUMENTS_DIR] in compose["volumes"]
+    made = " ".join(i.arguments for i in dockerfiles["gateway/Dockerfile"].final.all("RUN"))
+    assert DOCUMENTS_DIR in made and "10001" in made, "the image makes it, owned by its user"
+
+
+def test_the_gateway_publishes_its_api_port(services, dockerfiles):
+    gateway = services["gateway"]
+    assert environment(gateway)["KSMART_GATEWAY_ADDRESS"] == f"0.0.0.0:{GATEWAY_PORT}"
+    assert f"127.0.0.1:{GATEWAY_PORT}:{GATEWAY_PORT}" in gateway["ports"]
+    final = dockerfiles["gateway/Dockerfile"].final
+    assert final.env()["KSMART_GATEWAY_ADDRESS"] == f"0.0.0.0:{GATEWAY_PORT}"
+    assert str(GATEWAY_PORT) in " ".join(i.arguments for i in final.all("EXPOSE")).split()
+
+
+# -- the Dockerfiles ---------------------------------------------------------------
+
+
+def test_every_dockerfile_builds_in_one_shared_stage(dockerfiles):
+    """Identical global ARGs and build stage in every Dockerfile: BuildKit
+    then builds the virtual environment once for all the images."""
+    reference_path, reference = next(iter(sorted(dockerfiles.items())))
+    shape = _build_stage_shape(reference)
+    for path, dockerfile in dockerfiles.items():
+        assert dockerfile.stages[0].name == "build", path
+        assert _build_stage_shape(dockerfile) == shape, f"{path} differs from {reference_path}"
+        copies = dockerfile.final.all("COPY")
+        assert copies and all(c.arguments.startswith("--from=build ") for c in copies), path
+        assert len(dockerfile.stages) == 2, path
+
+
+def _build_stage_shape(dockerfile: Dockerfile) -> list:
+    stage = dockerfile.stage("build")
+    return [
+        [(i.keyword, i.arguments) for i in dockerfile.global_args],
+        stage.base,
+        [(i.keyword, i.arguments) for i in stage.instructions],
+    ]
+
+
+def test_the_build_stage_installs_every_package_folder_with_the_pins(dockerfiles):
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    folders = pyproject["tool"]["setuptools"]["packages"]["find"]["where"]
+    stage = next(iter(dockerfiles.values())).stage("build")
+    copied = [i.arguments.split()[:-1] for i in stage.all("COPY")]
+    sources = [source.rstrip("/") for words in copied for source in words]
+    assert "pyproject.toml" in sources and "constraints.txt" in sources
+    for folder in folders:
+        assert any(folder == s or folder.startswith(f"{s}/") for s in sources), folder
+    assert stage.env().get("PIP_CONSTRAINT", "").endswith("/constraints.txt")
+    ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()]
+    for source in sources:
+        assert sent_to_docker(source, ignored), f".dockerignore leaves out {source}"
+    for secret_or_local in (".env", "var", ".venv", ".git"):
+        assert not sent_to_docker(secret_or_local, ignored), secret_or_local
+
+
+def sent_to_docker(path: str, patterns: list[str]) -> bool:
+    """.dockerignore: the last pattern that matches decides ('!' re-includes)."""
+    included = True
+    for pattern in patterns:
+        if not pattern or pattern.startswith("#"):
+            continue
+        negated = pattern.startswith("!")
+        body = pattern.lstrip("!").rstrip("/")
+        if body == "**" or fnmatch.fnmatch(path, body) or fnmatch.fnmatch(path, f"**/{body}"):
+            included = negated
+    return included
+
+
+def test_the_entry_points_the_images_run_exist():
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert {"ksmart-relay", "ksmart-admin"} <= set(scripts)
+
+
+def test_every_base_image_is_pinned(dockerfiles):
+    for path, dockerfile in dockerfiles.items():
+        for stage in dockerfile.stages:
+            base = dockerfile.resolved_base(stage)
+            assert pinned(base), f"{path}: FROM {base} is not pinned to a patch release"
+            assert base.startswith("python:3.11."), f"{path}: {base} (requires-python 3.11)"
+
+
+@pytest.mark.parametrize("path", sorted({*PROCESSES.values(), ADMIN_DOCKERFILE}))
+def test_images_run_as_an_unprivileged_user_without_build_tools(path, dockerfiles):
+    final = dockerfiles[path].final
+    user = final.last("USER")
+    assert user is not None, f"{path}: runs as root"
+    assert user.arguments.split(":")[0] not in {"root", "0"}, path
+    assert user.arguments.split(":")[0] == "10001", path
+    env = final.env()
+    assert env.get("PYTHONDONTWRITEBYTECODE") == "1", path
+    assert env.get("PYTHONUNBUFFERED") == "1", path
+    commands = " ".join(i.arguments for i in final.all("RUN"))
+    for tool in ("apt-get install", "gcc", "build-essential", "pip install"):
+        assert tool not in commands, f"{path}: {tool} in the runtime stage"
+
+
+@pytest.mark.parametrize("name", sorted(PROCESSES))
+def test_process_images_serve_their_operations_port_and_run_their_process(name, dockerfiles):
+    path = PROCESSES[name]
+    final = dockerfiles[path].final
+    exposed = " ".join(i.arguments for i in final.all("EXPOSE")).split()
+    assert str(OPS_PORT) in exposed, path
+    assert final.env().get("KSMART_OPS_ADDRESS") == f"0.0.0.0:{OPS_PORT}", path
+    flags, check = final.last("HEALTHCHECK").flags_and_rest()
+    keyword, _, command = check.partition(" ")
+    assert keyword == "CMD" and LIVENESS_URL in command, path
+    assert json.loads(command)[0] == "python", f"{path}: slim images have no curl"
+    cmd = final.last("CMD").exec_form()
+    assert cmd == COMMANDS[name], path
+    if cmd[: len(RUNNER)] == RUNNER:
+        assert cmd[-1] == Path(path).parent.name, f"{path} runs {cmd[-1]}"
+    assert final.last("ENTRYPOINT") is None, path
+
+
+def test_the_admin_image_runs_setup_once(dockerfiles):
+    final = dockerfiles[ADMIN_DOCKERFILE].final
+    assert final.last("ENTRYPOINT").exec_form() == ["ksmart-admin"]
+    assert final.last("CMD").exec_form() == ["setup"]
+
+
+# -- Prometheus, make ----------------------------------------------------------------
+
+
+def test_prometheus_scrapes_every_process_on_its_operations_port(services):
+    config = yaml.safe_load(PROMETHEUS_FILE.read_text())
+    scraped = set()
+    for job in config["scrape_configs"]:
+        if job.get("metrics_path", "/metrics") != "/metrics":
+            continue
+        for static in job.get("static_configs", []):
+            for target in static["targets"]:
+                host, _, port = target.rpartition(":")
+                scraped.add((host, int(port)))
+        for dns in job.get("dns_sd_configs", []):
+            scraped.update((host, int(dns["port"])) for host in dns["names"])
+    missing = sorted(name for name in PROCESSES if (name, OPS_PORT) not in scraped)
+    assert not missing, f"Prometheus does not scrape {missing} on {OPS_PORT}"
+    prometheus = services["prometheus"]
+    assert "./docker/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prometheus["volumes"]
+
+
+def test_make_up_and_down_use_compose_and_say_when_docker_is_missing():
+    makefile = (ROOT / "Makefile").read_text()
+    phony = re.search(r"^\.PHONY:(.*)$", makefile, re.MULTILINE).group(1).split()
+    assert {"up", "down"} <= set(phony)
+    commands = {"up": "docker compose up -d --build", "down": "docker compose down"}
+    for target, command in commands.items():
+        recipe = re.search(rf"^{target}:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE).group(1)
+        assert "$(DOCKER_NEEDED)" in recipe and command in recipe, target
+    assert "docker info" in makefile and "exit 1" in makefile

@@ -52,9 +52,6 @@ from sqlalchemy.engine import Engine
 
 from ksmart_common.appender import Appender, AppendRequest, NumberRequest
 from ksmart_common.envelope import REQUIRED_METADATA, Envelope, NewEvent
-from ksmart_common.logging import get_logger
-
-log = get_logger(__name__)
 
 metadata = sa.MetaData()
 events_table = sa.Table(
@@ -139,18 +136,9 @@ class EventStore:
         for event in events:
             _json_safe(event.data, f"data of {event.event_type}")
 
-        stored = self._appender.append(
+        return self._appender.append(
             AppendRequest(stream_id, events, expected_version, metadata, number)
         )
-        log.info(
-            "events appended",
-            stream_id=stream_id,
-            versions=[stored[0].stream_version, stored[-1].stream_version],
-            global_positions=[stored[0].global_position, stored[-1].global_position],
-            event_types=[envelope.event_type for envelope in stored],
-            correlation_id=metadata.get("correlation_id"),
-        )
-        return stored
 
     def close(self) -> None:
         """Stop the committer thread (the engine is the caller's to dispose)."""

@@ -170,14 +170,21 @@ class Operations(DependencyProvider):
         started = self.started.pop(id(worker_ctx), None)
         kind = entrypoint_kind(worker_ctx.entrypoint)
         method = worker_ctx.entrypoint.method_name
-        if started is not None:
-            metrics.WORKER_SECONDS.labels(self.service_name, kind, method).observe(
-                time.perf_counter() - started
-            )
+        elapsed = time.perf_counter() - started if started is not None else 0.0
+        metrics.WORKER_SECONDS.labels(self.service_name, kind, method).observe(elapsed)
         if exc_info is not None:
             metrics.WORKER_FAILURES.labels(
                 self.service_name, kind, method, exc_info[0].__name__
             ).inc()
+        if kind == "rpc":
+            # The services' access log (the gateway writes its own, with the
+            # HTTP status); the correlation id is bound for this worker.
+            log.info(
+                "rpc handled",
+                method=method,
+                duration_ms=round(elapsed * 1000, 1),
+                error=exc_info[0].__name__ if exc_info is not None else None,
+            )
 
     def worker_teardown(self, worker_ctx) -> None:
         structlog.contextvars.clear_contextvars()

@@ -131,12 +131,14 @@ def test_one_request_id_is_followed_from_the_gateway_through_every_service(platf
             if request_id in line and line.startswith("{")
         ]
 
-    # The gateway's access log, the applications service's append (in the
-    # RPC worker), and the consumers of the event it stored.
+    # The gateway's access log, the applications service's RPC worker, and
+    # the consumer of the event it stored.
     gateway = wait_for(lambda: lines("gateway"), message="the gateway's line")
     assert gateway[0]["request_id"] == request_id and gateway[0]["status"] == 200
     stored = wait_for(lambda: lines("applications"), message="the applications service's line")
-    assert any(line["message"] == "events appended" for line in stored)
+    assert any(
+        line["message"] == "rpc handled" and line["method"] == "take_action" for line in stored
+    )
     assert all(line["correlation_id"] == request_id for line in stored)
     projected = wait_for(lambda: lines("workflow"), message="the workflow service's line")
     assert projected[0]["correlation_id"] == request_id

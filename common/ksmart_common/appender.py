@@ -288,17 +288,25 @@ class Appender:
                 for _, sealed in accepted
                 for parts in sealed
             )
-            lock = "BEGIN; SELECT pg_advisory_xact_lock(%s); " if lock_first else ""
+            # Every value is already quoted into the statement by mogrify, and
+            # the statement is sent without parameters: psycopg2 would
+            # otherwise read a citizen's "%" in the rows as a placeholder.
+            lock = (
+                cursor.mogrify("BEGIN; SELECT pg_advisory_xact_lock(%s); ", (APPEND_LOCK,)).decode()
+                if lock_first
+                else ""
+            )
             numbers_sql = ""
             if given:
                 number_rows = ",".join(cursor.mogrify(_NUMBER_ROW, row).decode() for row in given)
                 numbers_sql = (
                     f"INSERT INTO stream_numbers (series, number, stream_id) VALUES {number_rows};"
                 )
+            notify = cursor.mogrify(
+                " SELECT pg_notify(%s, %s); COMMIT", (NOTIFY_CHANNEL, str(last_position))
+            ).decode()
             cursor.execute(
-                f"{lock}INSERT INTO events ({_COLUMNS}) VALUES {rows_sql};{numbers_sql}"
-                " SELECT pg_notify(%s, %s); COMMIT",
-                ((APPEND_LOCK,) if lock_first else ()) + (NOTIFY_CHANNEL, str(last_position)),
+                f"{lock}INSERT INTO events ({_COLUMNS}) VALUES {rows_sql};{numbers_sql}{notify}"
             )
         elif not lock_first:
             cursor.execute("ROLLBACK")

@@ -144,3 +144,23 @@ def test_iter_by_stream_groups_interleaved_streams_in_version_order(store):
     assert all([e.stream_version for e in group] == [1, 2, 3] for group in before_cut)
     assert max(e.global_position for group in before_cut for e in group) == cut
     assert list(store.iter_by_stream(up_to_position=0)) == []
+
+
+@pytest.mark.parametrize(
+    "text", ["Disability of 60% (certified)", "%s %s %s", "50%% paid", "%(x)s"]
+)
+def test_a_percent_sign_in_the_data_is_stored_as_written(store, text):
+    """Rows are quoted into the statement: a "%" must never reach the driver
+    as a placeholder (it once failed the append, or was halved silently and
+    broke the hash chain)."""
+    stream = file_stream_id(uuid.uuid4())
+    written = store.append(
+        stream,
+        [NewEvent("ApplicationSubmitted", {"remarks": text})],
+        0,
+        {**METADATA, "correlation_id": text},
+    )
+    stored = store.read_stream(stream)
+    assert stored == written
+    assert stored[0].data["remarks"] == text and stored[0].metadata["correlation_id"] == text
+    assert verify_chain(stored) == []

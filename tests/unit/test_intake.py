@@ -340,6 +340,32 @@ def test_direction_overrides_are_refused_but_malayalam_joiners_are_not(birth):
     assert application_problems(birth, form, sample_uploads(birth, form)) == []
 
 
+@pytest.mark.parametrize("invisible", ["\u200b", "\u2060", "\ufeff"])
+def test_invisible_characters_are_refused_so_that_names_that_look_alike_are_alike(birth, invisible):
+    form = {**sample_form(birth), "mother_name": f"Asha{invisible} Menon"}
+    problems = application_problems(birth, form, sample_uploads(birth, form))
+    assert [(p["field"], p["code"]) for p in problems] == [
+        ("form.mother_name", "control_characters")
+    ]
+
+
+def test_a_whole_number_without_bounds_in_the_form_is_still_one_every_client_reads_exactly():
+    trade = Catalogue.load().get_service("trade-licence")
+    unbounded = next(
+        spec["name"]
+        for spec in trade["fields"]
+        if spec["type"] == "integer" and "maximum" not in spec and spec.get("required")
+    )
+    for answer, code in (
+        (2**53 - 1, None),
+        (2**53, "above_maximum"),
+        (-(10**400), "below_minimum"),
+    ):
+        form = {**sample_form(trade), unbounded: answer}
+        codes = [p["code"] for p in application_problems(trade, form, sample_uploads(trade, form))]
+        assert codes == ([code] if code else []), answer
+
+
 KOCHI_CORPORATION = {"code": KOCHI, "type": "corporation", "dissolved_on": None}
 
 

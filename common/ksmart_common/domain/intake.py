@@ -266,10 +266,12 @@ def _answer_problem(
     if field_type == "integer":
         if isinstance(answer, bool) or not isinstance(answer, int):
             return "not_integer", {}
-        if "minimum" in spec and answer < spec["minimum"]:
-            return "below_minimum", {"minimum": spec["minimum"]}
-        if "maximum" in spec and answer > spec["maximum"]:
-            return "above_maximum", {"maximum": spec["maximum"]}
+        minimum = spec.get("minimum", -MAX_SAFE_INTEGER)
+        maximum = spec.get("maximum", MAX_SAFE_INTEGER)
+        if answer < minimum:
+            return "below_minimum", {"minimum": minimum}
+        if answer > maximum:
+            return "above_maximum", {"maximum": maximum}
         return None, {}
     if not isinstance(answer, str):
         return "not_text", {}
@@ -297,14 +299,23 @@ def _answer_problem(
 
 
 # Bidirectional overrides and isolates can make text read differently from
-# what is stored. Zero-width joiner and non-joiner are not refused: Malayalam
-# spelling uses them.
+# what is stored, and invisible characters (zero-width space, word joiner,
+# byte-order mark) make two names that look the same differ. Zero-width
+# joiner and non-joiner are not refused: Malayalam spelling uses them.
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+INVISIBLE = frozenset("\u200b\u2060\ufeff")
+# Where a form sets no bounds, a whole number must still be one that every
+# client reads exactly (JSON numbers are doubles in most languages).
+MAX_SAFE_INTEGER = 2**53 - 1
 
 
 def _unprintable(char: str) -> bool:
     # Cc control, Cs lone surrogate, Co private use, Cn unassigned
-    return unicodedata.category(char) in ("Cc", "Cs", "Co", "Cn") or char in BIDI_CONTROLS
+    return (
+        unicodedata.category(char) in ("Cc", "Cs", "Co", "Cn")
+        or char in BIDI_CONTROLS
+        or char in INVISIBLE
+    )
 
 
 def _is_date(text: str) -> bool:

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_DIR := var/run
 
-.PHONY: run stop test lint venv clean bench bench-quick up down
+.PHONY: run stop test lint venv clean bench bench-quick up down audit faults fuzz
 
 venv: $(STAMP)
 
@@ -52,8 +52,69 @@ down:
 ## Every test, on the real PostgreSQL and RabbitMQ.
 test: $(STAMP)
 	@$(BIN)/ksmart-admin check-infrastructure
+	@$(MAKE) --no-print-directory audit
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+## API fuzzing (schemathesis): every operation, as every role and as nobody, with
+## many generated requests each (about 15 minutes); prints a summary and each finding.
+## FUZZ_EXAMPLES=N cases per operation, caller and mode; FUZZ_SEED=N other cases (0: the same each run).
+fuzz: $(STAMP)
+	@$(BIN)/ksmart-admin check-infrastructure
+	$(BIN)/python -m tests.fuzz --examples $(or $(FUZZ_EXAMPLES),100) --seed $(or $(FUZZ_SEED),0)
+
+## The full fault suite (a few minutes): the platform on a PostgreSQL and a
+## RabbitMQ of its own, restarted and killed under a stream of requests.
+## `make test` runs its quick version (tests/integration/test_faults_quick.py).
+faults: $(STAMP)
+	$(BIN)/python -m pytest tests/faults/full_suite.py -q -s
+
+# Judges pip-audit's JSON report (argv: report, exit status, its stderr): a
+# known vulnerability fails; a service out of reach, or packages it could
+# not check, is a loud warning, since an offline machine must still test.
+define AUDIT_JUDGE
+import json, sys
+report, status, errors = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+banner = "*" * 72
+def warn(text):
+    print(banner, "WARNING: " + text, banner, sep="\n", file=sys.stderr)
+try:
+    with open(report) as file:
+        dependencies = json.load(file)["dependencies"]
+except (OSError, ValueError, KeyError):
+    if status == 0:
+        sys.exit("dependency audit: pip-audit gave no report")
+    with open(errors) as file:
+        said = [line.strip() for line in file if line.strip()]
+    warn("dependency audit skipped: " + (said[-1] if said else "pip-audit failed"))
+    sys.exit(0)
+vulnerable = [d for d in dependencies if d.get("vulns")]
+skipped = [d for d in dependencies if "skip_reason" in d]
+for d in vulnerable:
+    for v in d["vulns"]:
+        fixed = ", ".join(v.get("fix_versions") or []) or "no fixed release yet"
+        print(f"{d['name']}=={d['version']}: {v['id']} (fixed in {fixed})", file=sys.stderr)
+if vulnerable:
+    names = ", ".join(d["name"] for d in vulnerable)
+    sys.exit(f"dependency audit FAILED: known vulnerabilities in {names}")
+checked = len(dependencies) - len(skipped)
+if skipped and not checked:
+    warn(f"dependency audit skipped: the vulnerability service could check none of the "
+         f"{len(skipped)} packages ({skipped[0]['skip_reason']})")
+    sys.exit(0)
+if skipped:
+    warn("dependency audit incomplete: not checked: " + ", ".join(d["name"] for d in skipped))
+print(f"dependency audit: no known vulnerabilities in {checked} checked packages")
+endef
+export AUDIT_JUDGE
+
+## Known vulnerabilities in the installed dependencies (pip-audit, PyPI's advisories).
+audit: $(STAMP)
+	@report=$$(mktemp) errors=$$(mktemp); \
+	$(BIN)/pip-audit --skip-editable --progress-spinner off --format json --output "$$report" 2>"$$errors"; \
+	status=$$?; \
+	$(BIN)/python -c "$$AUDIT_JUDGE" "$$report" "$$status" "$$errors"; \
+	verdict=$$?; rm -f "$$report" "$$errors"; exit $$verdict
 
 BENCH_STAMP := $(VENV)/.bench-installed
 

@@ -3,7 +3,8 @@ what every endpoint needs, so no endpoint repeats it:
 
 - who may call it (`allowed_roles`, or PUBLIC), checked before the worker
   runs, with the caller's Principal passed in as `principal`;
-- errors rendered as application/problem+json through one table;
+- errors rendered as application/problem+json through one table, and so
+  are the URLs no endpoint matches (ProblemWebServer);
 - the request id (X-Request-ID, made up when absent) echoed on the response;
 - the metadata the OpenAPI document is generated from.
 """
@@ -25,6 +26,9 @@ from marshmallow import Schema
 from nameko.extensions import SharedExtension
 from nameko.standalone.rpc import ClusterRpcProxy
 from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer, WsgiApp
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request, Response
 
 from ksmart_common import config, errors, metrics
@@ -126,7 +130,42 @@ class Authenticator(SharedExtension):
             return cluster.identity.revoked_sessions()
 
 
+class ProblemWsgiApp(WsgiApp):
+    """nameko's WSGI app (nameko.web.server.WsgiApp), with the routing's own
+    refusals (no such URL, as a path parameter that is not a uuid; a method
+    the URL does not have) answered as problem documents like every other
+    error, not as werkzeug's HTML pages."""
+
+    def __call__(self, environ, start_response):
+        # Shallow, as nameko's: nothing reads the body before the endpoint.
+        request = Request(environ, shallow=True)
+        adapter = self.url_map.bind_to_environ(environ)
+        try:
+            provider, values = adapter.match()
+        except RequestRedirect as redirect:
+            return redirect(environ, start_response)
+        except HTTPException as error:
+            # werkzeug's headers (Allow, for a 405) with a problem for a body.
+            headers = {
+                name: value
+                for name, value in error.get_headers(environ)
+                if name.lower() != "content-type"
+            }
+            response = problems.problem_response(
+                error.code, error.name, error.description, headers=headers
+            )
+            return response(environ, start_response)
+        request.path_values = values
+        return provider.handle_request(request)(environ, start_response)
+
+
+class ProblemWebServer(WebServer):
+    def get_wsgi_app(self) -> WsgiApp:
+        return ProblemWsgiApp(self)
+
+
 class ApiEndpoint(HttpRequestHandler):
+    server = ProblemWebServer()
     auth = Authenticator()
 
     def __init__(
@@ -144,6 +183,7 @@ class ApiEndpoint(HttpRequestHandler):
         headers: tuple[str, ...] = (),
         raw_body: bool = False,
         binary_response: bool = False,
+        checks_credentials: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(method, url, **kwargs)
@@ -159,6 +199,9 @@ class ApiEndpoint(HttpRequestHandler):
         # or the answer is a document's bytes.
         self.raw_body = raw_body
         self.binary_response = binary_response
+        # A public endpoint that checks proof of its own (a password, a
+        # sign-in code, a provider's signature): it answers 401 without it.
+        self.checks_credentials = checks_credentials
 
     @property
     def is_public(self) -> bool:

@@ -123,6 +123,7 @@ class NotificationEndpoints:
         response=schemas.ReceiptResponse,
         tag="notifications",
         headers=(RECEIPT_SIGNATURE_HEADER,),
+        checks_credentials=True,
     )
     def sms_receipt(self, request, principal):
         body = read_callback(request)

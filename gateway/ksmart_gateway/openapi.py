@@ -85,7 +85,9 @@ def _operation(name: str, endpoint: ApiEndpoint) -> dict[str, Any]:
             "description": "The same request was made before (Idempotency-Key)",
         }
     for status, description in ERROR_RESPONSES.items():
-        if endpoint.is_public and status in ("401", "403"):
+        if endpoint.is_public and status == "403":
+            continue
+        if endpoint.is_public and status == "401" and not endpoint.checks_credentials:
             continue
         operation["responses"][status] = {"description": description, "content": PROBLEM}
     return operation

@@ -136,6 +136,9 @@ class LocalBody(Schema):
     type = fields.String()
     name = fields.Dict()
     wards = fields.Integer()
+    dissolved_on = fields.String(
+        allow_none=True, metadata={"description": "the date it ceased to exist; null if it has not"}
+    )
 
 
 class LocalBodyList(Schema):

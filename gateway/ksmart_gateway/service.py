@@ -176,6 +176,7 @@ class GatewayService(NotificationEndpoints):
         body=schemas.TokenRequest,
         response=schemas.TokenResponse,
         tag="auth",
+        checks_credentials=True,
     )
     def token(self, request, principal):
         credentials = read_json(request, schemas.TokenRequest)
@@ -213,6 +214,7 @@ class GatewayService(NotificationEndpoints):
         body=schemas.CodeSignInRequest,
         response=schemas.TokenResponse,
         tag="auth",
+        checks_credentials=True,
     )
     def sign_in_with_code(self, request, principal):
         answer = read_json(request, schemas.CodeSignInRequest)
@@ -229,6 +231,7 @@ class GatewayService(NotificationEndpoints):
         body=schemas.RefreshRequest,
         response=schemas.TokenResponse,
         tag="auth",
+        checks_credentials=True,
     )
     def refresh(self, request, principal):
         body = read_json(request, schemas.RefreshRequest)
@@ -591,6 +594,7 @@ class GatewayService(NotificationEndpoints):
         response=schemas.PaymentCallbackResponse,
         tag="fees",
         headers=(SIGNATURE_HEADER,),
+        checks_credentials=True,
     )
     def payment_callback(self, request, principal):
         body = read_callback(request)

@@ -2,7 +2,8 @@
 
 import eventlet
 import pytest
-from nameko.exceptions import UnknownService, deserialize, serialize
+from kombu.exceptions import OperationalError as KombuOperationalError
+from nameko.exceptions import RemoteError, UnknownService, deserialize, serialize
 
 from ksmart_common.errors import ServiceUnavailable, VersionConflict
 from ksmart_common.rpc import call
@@ -36,3 +37,28 @@ def test_errors_cross_rpc_as_their_own_type(error):
     again = deserialize(serialize(error))
     assert type(again) is type(error)
     assert again.detail == error.detail and again.problems == error.problems
+
+
+def _raising(error):
+    def method():
+        raise error
+
+    return method
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        KombuOperationalError("[Errno 111] Connection refused"),
+        RemoteError("OperationalError", "the database system is shutting down"),
+        RemoteError("InterfaceError", "connection already closed"),
+    ],
+)
+def test_a_broker_or_database_out_of_reach_is_a_service_unavailable_not_a_failure(error):
+    with pytest.raises(ServiceUnavailable):
+        call(_raising(error))
+
+
+def test_any_other_remote_error_stays_what_it_was():
+    with pytest.raises(RemoteError, match="ZeroDivisionError"):
+        call(_raising(RemoteError("ZeroDivisionError", "division by zero")))

@@ -9,8 +9,6 @@ amount are the ones it asked for.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import uuid
@@ -18,11 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ksmart_common import signatures
 from ksmart_common.canonical import canonical_json
-from ksmart_common.errors import InvalidInput, Unauthenticated
+from ksmart_common.errors import InvalidInput
 
 SIGNATURE_HEADER = "X-Payment-Signature"
-SIGNATURE_PREFIX = "sha256="
 PAYMENT_SECRET_ENV = "KSMART_PAYMENT_SECRET"
 PAYMENT_PROVIDER_ENV = "KSMART_PAYMENT_PROVIDER"
 MIN_SECRET_LENGTH = 32
@@ -91,7 +89,7 @@ class FakePaymentProvider:
         return PaymentRequest(str(uuid.uuid4()), self.name, amount_paise, None)
 
     def sign(self, body: bytes) -> str:
-        return SIGNATURE_PREFIX + hmac.new(self._secret, body, hashlib.sha256).hexdigest()
+        return signatures.sign(body, self._secret)
 
     def callback_body(
         self,
@@ -121,15 +119,7 @@ class FakePaymentProvider:
         )
 
     def _verify(self, body: bytes, signature: str | None) -> None:
-        if not signature:
-            raise Unauthenticated(f"the callback has no {SIGNATURE_HEADER} header")
-        if not signature.startswith(SIGNATURE_PREFIX):
-            raise Unauthenticated(f"{SIGNATURE_HEADER} must start with {SIGNATURE_PREFIX}")
-        # Compared as bytes: compare_digest refuses non-ASCII text, which an
-        # attacker could send to turn a 401 into a 500.
-        given = signature.encode("utf-8")
-        if not hmac.compare_digest(given, self.sign(body).encode("ascii")):
-            raise Unauthenticated("the callback's signature does not match its body")
+        signatures.check(body, signature, self._secret, SIGNATURE_HEADER, "callback")
 
 
 def _is_positive_int(value: Any) -> bool:

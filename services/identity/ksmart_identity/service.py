@@ -9,7 +9,6 @@ and UserRegistered when a citizen's first sign-in registers them.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,6 +28,7 @@ from ksmart_common.errors import (
     TooManyRequests,
     Unauthenticated,
 )
+from ksmart_common.identifiers import is_uuid
 from ksmart_common.messaging import OTP_REQUESTED
 from ksmart_common.operations import Operations
 from ksmart_identity import directory, keys, otp, sessions, staff
@@ -39,14 +39,6 @@ from ksmart_identity.users import get_user
 # Refusals are the caller's, not the service's faults: logged as expected.
 CALLER_ERRORS = (Unauthenticated, TooManyRequests, InvalidInput, Forbidden, NotFound)
 USER_REGISTERED = "UserRegistered"
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 def now() -> datetime:
@@ -194,7 +186,7 @@ class IdentityService:
     @rpc(expected_exceptions=CALLER_ERRORS)
     def get_official(self, user_id: str) -> dict[str, Any]:
         """An active official's roles and jurisdiction (for assigning files)."""
-        user = get_user(self.db, user_id) if _is_uuid(user_id) else None
+        user = get_user(self.db, user_id) if is_uuid(user_id) else None
         if user is None or user["kind"] != "official":
             raise NotFound(f"no official {user_id}")
         return {
@@ -208,7 +200,7 @@ class IdentityService:
     def contact(self, user_id: str) -> dict[str, Any]:
         """Where an active citizen is told about their files (for the
         notifications service): the phone or email they signed up with."""
-        user = get_user(self.db, user_id) if _is_uuid(user_id) else None
+        user = get_user(self.db, user_id) if is_uuid(user_id) else None
         if user is None or user["kind"] != "citizen":
             raise NotFound(f"no citizen {user_id}")
         return {"user_id": user["user_id"], "destinations": destinations_of(user["username"])}

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from ksmart_common.contacts import mask
 from ksmart_common.errors import InvalidInput, NotFound
+from ksmart_common.identifiers import is_uuid
 from ksmart_notifications.routing import NewMessage
 
 # Statuses after which another attempt would send the message twice.
@@ -193,7 +194,7 @@ def record_receipt(
     row is then locked by that id first: the lock waits for the worker's
     commit and reads the row as the worker left it. Looked up by the
     provider's id alone, the row could not be found before that commit."""
-    if reference is not None and _is_uuid(reference):
+    if reference is not None and is_uuid(reference):
         row = conn.execute(
             sa.text(
                 "SELECT provider_message_id, status FROM messages"
@@ -315,7 +316,7 @@ def search(
             }
         )
     for key in ("recipient_id",):
-        if filters.get(key) is not None and not _is_uuid(filters[key]):
+        if filters.get(key) is not None and not is_uuid(filters[key]):
             problems.append({"field": key, "message": "a user id (UUID)"})
     if problems:
         raise InvalidInput("the search cannot be run", problems)
@@ -342,14 +343,6 @@ def search(
         "messages": [_shown(row) for row in page],
         "next_cursor": _encode_cursor(page[-1]) if len(rows) > limit else None,
     }
-
-
-def _is_uuid(value: Any) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 def _shown(row: sa.Row) -> dict[str, Any]:

@@ -20,7 +20,6 @@ the publish): a message stored is a message sent.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,6 +36,7 @@ from ksmart_common.database import Database
 from ksmart_common.domain.file import replay
 from ksmart_common.envelope import from_json
 from ksmart_common.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from ksmart_common.identifiers import is_uuid
 from ksmart_common.logging import get_logger
 from ksmart_common.messaging import IDENTITY_EVENTS_EXCHANGE, OTP_QUEUE, OTP_REQUESTED
 from ksmart_common.operations import Operations
@@ -245,7 +245,7 @@ class NotificationsService:
     @rpc(expected_exceptions=(InvalidInput, Forbidden))
     def mark_read(self, actor: dict, notification_ids: list[str] | None = None) -> dict[str, int]:
         citizen = _citizen(actor)
-        if notification_ids is not None and not all(map(_is_uuid, notification_ids)):
+        if notification_ids is not None and not all(map(is_uuid, notification_ids)):
             raise InvalidInput(
                 "not notification ids",
                 [{"field": "notification_ids", "message": "a list of notification ids (UUIDs)"}],
@@ -324,14 +324,6 @@ class NotificationsService:
         with self.db.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
         return {"status": "ok"}
-
-
-def _is_uuid(value: Any) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 def _citizen(actor: dict) -> str:

@@ -447,9 +447,10 @@ def cpu_per_submission(platform: Platform, run_dir: Path, body: bytes, count: in
     """Where a submission's time goes: CPU each process spends per submitted
     file, from the request to its projection, on this shared machine."""
     count = count // 4 * 4  # _warm_up submits from four threads
+    # Every process the platform started (the gateway, each service, the
+    # relay), then the two servers they share.
     groups = {
-        name: [int((run_dir / f"{name}.pid").read_text())]
-        for name in ("gateway", "applications", "relay", "workflow")
+        pid_file.stem: [int(pid_file.read_text())] for pid_file in sorted(run_dir.glob("*.pid"))
     }
     groups["PostgreSQL"] = _pids_running("postgres")
     groups["RabbitMQ"] = _pids_running("beam.smp")

@@ -21,6 +21,7 @@ import pika
 import pytest
 import requests
 import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
 
 from ksmart_notifications import dev_inbox
 from ksmart_notifications.queues import DELIVERIES_QUEUE, EVENTS_QUEUE
@@ -219,6 +220,39 @@ def test_an_email_citizen_gets_the_code_and_every_step_by_email(platform, inbox)
     assert len(file_mails) == 4, [mail["subject"] for mail in mails]
     assert all(mail["message_id"].endswith("@ksmart.invalid>") for mail in file_mails)
     assert any("certificate" in mail["text"].lower() for mail in file_mails)
+
+
+def test_identity_is_asked_for_a_citizens_contact_once(platform, inbox):
+    phone = _phone()
+    _sign_in(platform, inbox, phone=phone)
+    asked_before = _contact_calls(platform)
+    first, second = _submit(platform, phone), _submit(platform, phone)
+
+    def acknowledged():
+        texts = _received(inbox, phone)
+        return all(any(f["file_number"] in text for text in texts) for f in (first, second))
+
+    wait_for(acknowledged, timeout=30, message="both acknowledgements")
+    # The first notice learned the contact; the second read it here.
+    assert _contact_calls(platform) - asked_before == 1
+    with platform.engine("notifications").connect() as conn:
+        kept = conn.execute(
+            sa.text("SELECT destinations FROM contacts WHERE user_id = :user_id"),
+            {"user_id": first["applicant_id"]},
+        ).scalar()
+    assert kept == {"sms": phone}
+
+
+def _contact_calls(platform) -> float:
+    """How often identity has answered `contact`, from its metrics."""
+    reply = requests.get(f"{platform.ops_url('identity')}/metrics", timeout=10)
+    assert reply.status_code == 200
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(reply.text)
+        for sample in family.samples
+        if sample.name == "ksmart_worker_seconds_count" and sample.labels.get("method") == "contact"
+    )
 
 
 # -- a file's life, in the citizen's language ------------------------------------------

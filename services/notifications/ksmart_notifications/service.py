@@ -42,7 +42,15 @@ from ksmart_common.messaging import IDENTITY_EVENTS_EXCHANGE, OTP_QUEUE, OTP_REQ
 from ksmart_common.operations import Operations
 from ksmart_common.roles import ADMINISTRATOR, CITIZEN
 from ksmart_common.rpc import call
-from ksmart_notifications import delivery, delivery_log, notices, preferences, rendering, routing
+from ksmart_notifications import (
+    contact_book,
+    delivery,
+    delivery_log,
+    notices,
+    preferences,
+    rendering,
+    routing,
+)
 from ksmart_notifications.channels import external_channels_from_environment
 from ksmart_notifications.channels.sms import parse_receipt, receipt_secret_from_environment
 from ksmart_notifications.delivery import RetryLater
@@ -116,8 +124,8 @@ class NotificationsService:
         notice = notices.notice_for(envelope, file, self._names(file))
         if notice is None:
             return
-        destinations = self._destinations(notice.recipient_id)
         with self.db.begin() as conn:
+            destinations = self._destinations(conn, notice.recipient_id)
             wanted = preferences.load(conn, notice.recipient_id)
             source_id = str(envelope.event_id)
             planned = routing.messages_for(source_id, notice, destinations, wanted, now())
@@ -154,12 +162,21 @@ class NotificationsService:
         )
         return notices.Names(service=service, local_body=body)
 
-    def _destinations(self, user_id: str) -> dict[str, str]:
-        try:
-            return call(self.identity.contact, user_id)["destinations"]
-        except NotFound:
-            # No active citizen any more: the feed still records the notice.
+    def _destinations(self, conn, user_id: str) -> dict[str, str]:
+        """Where the citizen is reached: asked of identity the first time
+        (in the caller's transaction, which keeps the answer), then read."""
+        if not is_uuid(user_id):
             return {}
+        known = contact_book.known(conn, user_id)
+        if known is not None:
+            return known
+        try:
+            destinations = call(self.identity.contact, user_id)["destinations"]
+        except NotFound:
+            # No active citizen: the feed still records the notice.
+            return {}
+        contact_book.remember(conn, user_id, destinations, now())
+        return destinations
 
     def _hand_over(self, message_ids: list[str]) -> None:
         for message_id in message_ids:
@@ -269,7 +286,8 @@ class NotificationsService:
         return updated.to_dict(available)
 
     def _available(self, citizen: str) -> tuple[str, ...]:
-        destinations = self._destinations(citizen)
+        with self.db.begin() as conn:
+            destinations = self._destinations(conn, citizen)
         return tuple(c for c in preferences.EXTERNAL_CHANNELS if c in destinations)
 
     # -- the administrators' delivery log ----------------------------------------------

@@ -6,6 +6,8 @@ what every endpoint needs, so no endpoint repeats it:
 - errors rendered as application/problem+json through one table, and so
   are the URLs no endpoint matches (ProblemWebServer);
 - the request id (X-Request-ID, made up when absent) echoed on the response;
+- a body sent in chunks read like any other (ProblemWsgiApp), and every
+  body read no further than its limit (read_json, read_callback);
 - the metadata the OpenAPI document is generated from.
 """
 
@@ -22,6 +24,7 @@ from typing import Any
 
 import eventlet
 from eventlet.event import Event
+from eventlet.wsgi import Input as EventletInput
 from marshmallow import Schema
 from nameko.extensions import SharedExtension
 from nameko.standalone.rpc import ClusterRpcProxy
@@ -137,6 +140,7 @@ class ProblemWsgiApp(WsgiApp):
     error, not as werkzeug's HTML pages."""
 
     def __call__(self, environ, start_response):
+        mark_chunked_input_terminated(environ)
         # Shallow, as nameko's: nothing reads the body before the endpoint.
         request = Request(environ, shallow=True)
         adapter = self.url_map.bind_to_environ(environ)
@@ -157,6 +161,22 @@ class ProblemWsgiApp(WsgiApp):
             return response(environ, start_response)
         request.path_values = values
         return provider.handle_request(request)(environ, start_response)
+
+
+def mark_chunked_input_terminated(environ: dict) -> None:
+    """Let werkzeug read a body sent with Transfer-Encoding: chunked.
+
+    Without a Content-Length, werkzeug reads a body only if the server says
+    it ends the input stream itself (`wsgi.input_terminated`); otherwise it
+    gives an empty body, lest a read run on forever. eventlet's input does end
+    a chunked body (it de-chunks and stops at the last, empty, chunk) but
+    does not say so. Marked only for that input: any other stream stays
+    bounded by its Content-Length as werkzeug wraps it. The stream itself is
+    unbounded, so every reader asks for no more than its limit + 1 bytes
+    (read_json, read_callback, the document upload)."""
+    stream = environ.get("wsgi.input")
+    if isinstance(stream, EventletInput) and stream.chunked_input:
+        environ["wsgi.input_terminated"] = True
 
 
 class ProblemWebServer(WebServer):
@@ -283,14 +303,11 @@ def read_json(request: Request, schema: type[Schema]) -> dict:
     """The validated body, or an error naming every problem at once."""
     if request.mimetype != "application/json":
         raise problems.UnsupportedMediaType("send the body as application/json")
-    # Refuse a declared oversize body before reading it; then check what came.
-    declared = request.content_length or 0
-    raw = b"" if declared > MAX_BODY_BYTES else request.get_data(cache=False)
-    if max(declared, len(raw)) > MAX_BODY_BYTES:
-        raise errors.PayloadTooLarge(
-            "the body is too large",
-            [{"field": "body", "message": f"at most {MAX_BODY_BYTES} bytes"}],
-        )
+    too_large = errors.PayloadTooLarge(
+        "the body is too large",
+        [{"field": "body", "message": f"at most {MAX_BODY_BYTES} bytes"}],
+    )
+    raw = read_body(request, MAX_BODY_BYTES, too_large)
     try:
         document = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite)
         _check_text(document)
@@ -334,15 +351,35 @@ def read_callback(request: Request) -> str:
     """A provider's callback body (a payment, a delivery receipt) as text.
     Anyone can call before its signature is checked, so no more is read
     than a callback can be."""
-    if (request.content_length or 0) > MAX_CALLBACK_BYTES:
-        raise errors.PayloadTooLarge("the callback is too large")
-    raw = request.stream.read(MAX_CALLBACK_BYTES + 1)
-    if len(raw) > MAX_CALLBACK_BYTES:
-        raise errors.PayloadTooLarge("the callback is too large")
+    raw = read_body(
+        request, MAX_CALLBACK_BYTES, errors.PayloadTooLarge("the callback is too large")
+    )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise errors.InvalidInput("the callback is not UTF-8 text") from error
+
+
+def read_body(request: Request, max_bytes: int, too_large: Exception) -> bytes:
+    """The body's bytes, or too_large (raised) if there are more than max_bytes.
+
+    A body that declares a length over the limit is refused unread; one sent
+    in chunks, with no length to judge by, is read no further than
+    max_bytes + 1 bytes, so an oversized body costs no more memory than the
+    limit (eventlet discards the rest off the socket after the answer)."""
+    if (request.content_length or 0) > max_bytes:
+        raise too_large
+    parts: list[bytes] = []
+    size = 0
+    while size <= max_bytes:
+        part = request.stream.read(max_bytes + 1 - size)
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    if size > max_bytes:
+        raise too_large
+    return b"".join(parts)
 
 
 def read_query(request: Request, schema: type[Schema]) -> dict:

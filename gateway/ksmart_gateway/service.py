@@ -9,7 +9,6 @@ declarations (openapi.py).
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import re
 from typing import Any
@@ -40,6 +39,8 @@ from ksmart_gateway.api import (
     request_id,
 )
 from ksmart_gateway.auth import Principal
+from ksmart_gateway.client_address import client_address as caller_address
+from ksmart_gateway.client_address import trusted_proxies
 from ksmart_gateway.documents import (
     DOCUMENT_FORMATS,
     MAX_DOCUMENT_BYTES,
@@ -72,30 +73,15 @@ def request_meta(request: Request, **extra: Any) -> dict[str, Any]:
     }
 
 
+# Read at start, so a setting that is not understood stops the gateway.
+TRUSTED_PROXIES = trusted_proxies(config.env("KSMART_TRUSTED_PROXY", ""))
+
+
 def client_address(request: Request) -> str:
-    """The caller's address, for rate limits. The gateway is the public
-    entry: behind a load balancer, its address is taken from the last hop of
-    X-Forwarded-For only when KSMART_TRUSTED_PROXY is that balancer."""
-    trusted = config.env("KSMART_TRUSTED_PROXY", "")
-    forwarded = request.headers.get("X-Forwarded-For")
-    address = request.remote_addr or "unknown"
-    if trusted and request.remote_addr == trusted and forwarded:
-        address = forwarded.split(",")[-1].strip()
-    return rate_limit_key(address)
-
-
-def rate_limit_key(address: str) -> str:
-    """An IPv4 address as it is; an IPv6 address by its /64, which one
-    subscriber commonly holds whole (one address each would be no limit)."""
-    try:
-        parsed = ipaddress.ip_address(address)
-    except ValueError:
-        return address[:64]
-    if parsed.version == 4:
-        return str(parsed)
-    if parsed.ipv4_mapped is not None:  # ::ffff:203.0.113.9 is an IPv4 client
-        return str(parsed.ipv4_mapped)
-    return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    """The caller's rate-limit key (ksmart_gateway.client_address)."""
+    return caller_address(
+        request.remote_addr, request.headers.get("X-Forwarded-For"), TRUSTED_PROXIES
+    )
 
 
 def file_body(view: dict[str, Any]) -> dict[str, Any]:

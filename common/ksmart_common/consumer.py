@@ -11,8 +11,15 @@ with requeue_on_error, puts it straight back: a hot loop). This one:
   TTL dead-letters it back to the main queue): back-off, not a hot loop;
 - after the last delay, moves it to `<queue>.dead`, where an operator sees it
   and replays it (`ksmart-admin replay-dead-letters <queue>`);
+- does not count a failure that only says the infrastructure is out of
+  reach (the database, the broker, a called service: ksmart_common.outages)
+  as an attempt: the message is deferred, moved to the first delay queue
+  with its attempt count unchanged, however often and however long the
+  outage lasts. Back-off without a hot loop, and an outage dead-letters
+  nothing; only the handler's own failures spend the retry budget;
 - moves a message (publish with confirms, then ack) so that it is never lost:
-  if the move itself fails, the message is requeued instead.
+  if the move itself fails, the message is requeued instead (or, with the
+  broker gone, redelivered by it once the consumer reconnects).
 
 Handlers must be idempotent: delivery is at least once, in any order.
 """
@@ -31,12 +38,27 @@ from ksmart_common import metrics
 from ksmart_common.config import RetryPolicy
 from ksmart_common.logging import get_logger
 from ksmart_common.messaging import EVENTS_EXCHANGE
+from ksmart_common.outages import is_outage
+from ksmart_common.queue_consumer import OutageTolerantQueueConsumer
 
 log = get_logger(__name__)
 
 ATTEMPT_HEADER = "x-ksmart-attempt"
 ERROR_HEADER = "x-ksmart-last-error"
+DEFERRED_HEADER = "x-ksmart-deferred"
 QUORUM = {"x-queue-type": "quorum"}
+# Moving a failed message must not wait for a broker that is gone: one
+# connection attempt, then the message is requeued instead.
+MOVE_TRANSPORT_OPTIONS = {"confirm_publish": True, "max_retries": 0}
+
+
+@dataclass(frozen=True)
+class Disposition:
+    """What becomes of a message whose handler failed."""
+
+    outcome: str  # "retried", "dead_lettered" or "deferred" (an outage)
+    failed_attempts: int  # the message's count of failed attempts from now on
+    destination: str  # the queue it moves to
 
 
 @dataclass(frozen=True)
@@ -46,6 +68,12 @@ class ConsumerTopology:
     queue_name: str
     routing_keys: tuple[str, ...]
     delays_ms: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not self.delays_ms:
+            # Retries and deferrals wait there: without one, back in the
+            # main queue at once, a failing message would loop hot.
+            raise ValueError(f"{self.queue_name}: a consumer needs at least one retry delay")
 
     @property
     def exchange(self) -> Exchange:
@@ -97,6 +125,19 @@ class ConsumerTopology:
             return self.retry_queue_name(self.delays_ms[attempt - 1])
         return self.dead_queue_name
 
+    def after_failure(self, failed_attempts: int, error: BaseException) -> Disposition:
+        """Where a message that failed `failed_attempts` times before goes
+        now that its handler raised `error`. An outage is not the message's
+        fault: it waits in the shortest delay queue, its count unchanged."""
+        if is_outage(error):
+            return Disposition(
+                "deferred", failed_attempts, self.retry_queue_name(self.delays_ms[0])
+            )
+        attempt = failed_attempts + 1
+        destination = self.next_destination(attempt)
+        outcome = "dead_lettered" if destination == self.dead_queue_name else "retried"
+        return Disposition(outcome, attempt, destination)
+
     def declare(self, amqp_uri: str) -> None:
         with Connection(amqp_uri) as connection:
             channel = connection.default_channel
@@ -111,6 +152,8 @@ class EventConsumer(Consumer):
     pass_attempts, the handler is also given `failed_attempts` (how often
     the message failed before) and `last_attempt` (whether failing again
     dead-letters it), so it can record what is about to happen."""
+
+    queue_consumer = OutageTolerantQueueConsumer()
 
     def __init__(
         self,
@@ -166,31 +209,39 @@ class EventConsumer(Consumer):
                 metrics.CONSUMER_POSITION.labels(self.queue_name).set(position)
             return
         headers = dict(message.headers or {})
-        attempt = int(headers.get(ATTEMPT_HEADER, 0)) + 1
-        destination = self.topology.next_destination(attempt)
+        failed = int(headers.get(ATTEMPT_HEADER, 0))
+        disposition = self.topology.after_failure(failed, exc_info[1])
         error = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
-        headers.update({ATTEMPT_HEADER: attempt, ERROR_HEADER: error[:1000]})
+        headers.update({ATTEMPT_HEADER: disposition.failed_attempts, ERROR_HEADER: error[:1000]})
+        if disposition.outcome == "deferred":
+            headers[DEFERRED_HEADER] = int(headers.get(DEFERRED_HEADER, 0)) + 1
         try:
-            self._move(message, destination, headers)
+            self._move(message, disposition.destination, headers)
         except Exception:  # noqa: BLE001 - whatever failed, the message must survive
-            log.exception("could not move a failed message; requeueing it", queue=self.queue_name)
+            log.warning(
+                "could not move a failed message; requeueing it",
+                queue=self.queue_name,
+                error=error,
+                exc_info=True,
+            )
             self.queue_consumer.requeue_message(message)
             metrics.EVENTS_CONSUMED.labels(self.queue_name, "requeued").inc()
             return
-        outcome = "dead_lettered" if destination == self.topology.dead_queue_name else "retried"
-        metrics.EVENTS_CONSUMED.labels(self.queue_name, outcome).inc()
+        metrics.EVENTS_CONSUMED.labels(self.queue_name, disposition.outcome).inc()
         log.warning(
-            "handler failed; message moved",
+            "handler could not reach its infrastructure; message deferred"
+            if disposition.outcome == "deferred"
+            else "handler failed; message moved",
             queue=self.queue_name,
-            destination=destination,
-            attempt=attempt,
+            destination=disposition.destination,
+            attempt=disposition.failed_attempts,
             error=error,
         )
         self.queue_consumer.ack_message(message)
 
     def _move(self, message, destination: str, headers: dict) -> None:
         # Failures are rare, so a short-lived connection with confirms is fine.
-        with Connection(self.amqp_uri, transport_options={"confirm_publish": True}) as connection:
+        with Connection(self.amqp_uri, transport_options=MOVE_TRANSPORT_OPTIONS) as connection:
             connection.Producer().publish(
                 message.body,
                 exchange="",

@@ -54,7 +54,8 @@ RELAY_POSITION = Gauge(
 )
 EVENTS_CONSUMED = Counter(
     "ksmart_messages_consumed_total",
-    "Messages a consumer handled, by queue and outcome (ok, retried, dead_lettered, requeued)",
+    "Messages a consumer handled, by queue and outcome (ok, retried, dead_lettered,"
+    " requeued, deferred: the handler met an outage, which spends no attempt)",
     ("queue", "outcome"),
 )
 CONSUMER_POSITION = Gauge(

@@ -1,10 +1,18 @@
-"""RPC calls with a deadline.
+"""RPC between services: calls with a deadline, and the `rpc` entrypoint.
 
 nameko 2.14's RpcProxy waits for a reply for ever; every call between
 services goes through `call`, so a service that does not answer becomes a
 ServiceUnavailable (HTTP 503 with Retry-After at the gateway), not a
 request that hangs and holds a worker; so does a call that cannot reach
 the broker, or whose service lost its database or broker mid-call.
+
+Every service's RPC methods use `rpc` from here, not nameko's. nameko's
+entrypoint publishes the reply inside the worker's thread, after the method
+returned, and an error there (the broker down for longer than the
+publisher's retries) escapes the thread and kills the container: a broker
+restart made service processes exit. Here a reply that cannot reach the
+broker ends that call only: the caller's deadline answers it (503), and the
+process keeps consuming once the broker is back.
 """
 
 from __future__ import annotations
@@ -15,9 +23,16 @@ from typing import Any, TypeVar
 import eventlet
 from kombu.exceptions import OperationalError as KombuOperationalError
 from nameko.exceptions import RemoteError, UnknownService
+from nameko.rpc import Rpc as NamekoRpc
+from nameko.rpc import RpcConsumer as NamekoRpcConsumer
 
 from ksmart_common import config
 from ksmart_common.errors import ServiceUnavailable
+from ksmart_common.logging import get_logger
+from ksmart_common.outages import is_broker_outage
+from ksmart_common.queue_consumer import OutageTolerantQueueConsumer
+
+log = get_logger(__name__)
 
 T = TypeVar("T")
 # Errors a called service raises when its own infrastructure fails (psycopg2's
@@ -47,3 +62,34 @@ def call(method: Callable[..., T], *args: Any, timeout: float | None = None, **k
             # it did was committed (it commits before answering).
             raise ServiceUnavailable("a service's database or broker is not reachable") from error
         raise
+
+
+class RpcConsumer(NamekoRpcConsumer):
+    """nameko's, except that a reply the broker cannot take fails the call,
+    not the container."""
+
+    queue_consumer = OutageTolerantQueueConsumer()
+
+    def handle_result(self, message, result, exc_info):
+        try:
+            return super().handle_result(message, result, exc_info)
+        except Exception as error:
+            if not is_broker_outage(error):
+                raise
+            log.warning(
+                "reply not sent: the broker is not reachable; the caller's deadline answers it",
+                method=message.delivery_info.get("routing_key"),
+                error=repr(error),
+            )
+            # The request is done with (its caller gives up at its deadline):
+            # acknowledged if its channel still works, else the broker
+            # redelivers it and it is answered to nobody.
+            self.queue_consumer.ack_message(message)
+            return result, exc_info
+
+
+class Rpc(NamekoRpc):
+    rpc_consumer = RpcConsumer()
+
+
+rpc = Rpc.decorator

@@ -37,28 +37,14 @@ def test_nothing_accepted_is_lost_duplicated_or_half_written(outcome):
     scenario.assert_no_loss_or_duplicate(outcome)
 
 
-@pytest.mark.parametrize(
-    "fault",
-    [
-        pytest.param(
-            RABBITMQ,
-            marks=pytest.mark.xfail(strict=True, reason=scenario.BROKER_DOWN_ANSWERS_500),
-        ),
-        KILL,
-        pytest.param(
-            POSTGRES,
-            marks=pytest.mark.xfail(strict=True, reason=scenario.DATABASE_DOWN_ANSWERS_500),
-        ),
-        pytest.param(
-            POSTGRES_CRASH,
-            marks=pytest.mark.xfail(strict=True, reason=scenario.DATABASE_DOWN_ANSWERS_500),
-        ),
-    ],
-)
+@pytest.mark.parametrize("fault", [RABBITMQ, KILL, POSTGRES, POSTGRES_CRASH])
 def test_requests_refused_in_a_fault_get_503_with_retry_after(outcome, fault):
     scenario.assert_refusals_were_503_with_retry_after(outcome, fault)
 
 
-@pytest.mark.xfail(strict=False, reason=scenario.BROKER_RESTART_KILLS_PROCESSES)
 def test_no_service_process_exits_on_its_own(outcome):
     scenario.assert_no_process_exited_on_its_own(outcome)
+
+
+def test_no_message_is_dead_lettered(outcome):
+    scenario.assert_nothing_dead_lettered(outcome)

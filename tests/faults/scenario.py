@@ -11,7 +11,12 @@ a citizen and an auditor would:
   shared projector;
 - no notification went out twice: one SMS per message in the delivery log,
   each at the phone once, and every one sent;
-- every refusal was a 503 with Retry-After (never a 500, never silence).
+- every refusal was a 503 with Retry-After (never a 500, never silence);
+- no process exited on its own, though the RabbitMQ restart always catches
+  RPC replies in flight (appends held at the database while the broker
+  stops, then let go: their workers answer into the outage);
+- nothing was dead-lettered: every `*.dead` queue on the broker is empty
+  (an outage defers a consumer's message; it never spends its retries).
 
 The submitting clients behave well: a failed submission is sent again with
 the same Idempotency-Key until it is answered 2xx (a connection dropped after
@@ -284,10 +289,72 @@ class Stream:
 
 
 def restart_rabbitmq(bed: FaultBed, down_seconds: float = 2.0) -> None:
-    bed.own.rabbit.stop()
+    """Stopped with RPC replies in flight: appends are held at the database
+    while the broker stops, then let go, so the applications service's
+    workers commit and answer into the outage; the broker stays down until
+    one of them has failed to answer (or its process has exited)."""
+    with _appends_held(bed) as let_go:
+        bed.own.rabbit.stop()
+        replies_lost, containers_killed = _logged(bed, REPLY_NOT_SENT), _logged(bed, KILLED)
+        let_go()
+        wait_for(
+            lambda: (
+                _logged(bed, REPLY_NOT_SENT) > replies_lost
+                or _logged(bed, KILLED) > containers_killed
+            ),
+            timeout=60,
+            interval=0.2,
+            message="a reply to fail in the outage (or its container to be killed)",
+        )
     _while_down(bed, down_seconds)
     bed.own.rabbit.start()
     _wait_until_serving(bed)
+
+
+@contextlib.contextmanager
+def _appends_held(bed: FaultBed) -> Iterator[Callable[[], None]]:
+    """Holds every append to the event store (a lock on the events table
+    that inserts wait for) until the stream has at least one waiting;
+    yields the function that lets them go."""
+    engine = bed.platform.engine("applications")
+    holder = engine.connect()
+    transaction = holder.begin()
+    try:
+        holder.execute(sa.text("LOCK TABLE events IN SHARE MODE"))
+        wait_for(
+            lambda: holder.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one(),
+            timeout=30,
+            interval=0.1,
+            message="an append of the stream to wait at the database",
+        )
+        yield transaction.rollback
+    finally:
+        if transaction.is_active:
+            transaction.rollback()
+        holder.close()
+        engine.dispose()
+
+
+# What a service logs when an RPC reply cannot reach the broker
+# (ksmart_common.rpc), and what nameko logs when it kills a container (an
+# error escaped one of its threads; the process exits once the container's
+# consumers stop, which waits for the broker to come back).
+REPLY_NOT_SENT = "reply not sent: the broker is not reachable"
+KILLED = "thread exited with error"
+
+
+def _logged(bed: FaultBed, text: str) -> int:
+    """How often the processes' logs (every run of each) say `text`."""
+    return sum(
+        bed.platform.log(name).count(text)
+        for name in bed.own.processes
+        if (bed.platform.run_dir / f"{name}.log").exists()
+    )
 
 
 def kill_applications_and_workflow(bed: FaultBed, down_seconds: float = 2.0) -> None:
@@ -333,29 +400,6 @@ def _while_down(bed: FaultBed, seconds: float) -> None:
                 bed.ledger.note_failure(bed.current_fault, "read while down", reply)
     time.sleep(max(0.0, deadline - time.monotonic()))
 
-
-# Bugs these tests found (issue 9), for the xfail marks of the quick and the
-# full suite; each with the evidence seen in the services' logs.
-BROKER_RESTART_KILLS_PROCESSES = (
-    "a RabbitMQ restart makes service processes exit: a worker publishing (an RPC "
-    "reply, an event, the notifications sweeper) while the broker is down gets "
-    "kombu.exceptions.OperationalError [Errno 111] ECONNREFUSED once nameko's publish "
-    "retries are spent, the container is killed ('thread exited with error') and the "
-    "process exits 1 (seen: applications, notifications, identity, workflow); the "
-    "test starts it again, as Kubernetes would, and notes it"
-)
-BROKER_DOWN_ANSWERS_500 = (
-    "while RabbitMQ is down the gateway answers 500, not 503: ksmart_common.rpc.call "
-    "lets kombu.exceptions.OperationalError ([Errno 111] ECONNREFUSED, raised by "
-    "nameko's RPC proxy publishing the request) through instead of raising "
-    "ServiceUnavailable"
-)
-DATABASE_DOWN_ANSWERS_500 = (
-    "while PostgreSQL restarts the gateway answers 500, not 503: the applications "
-    "service lets psycopg2.OperationalError ('the database system is shutting down', "
-    "'Connection refused') out of its RPC methods, and the gateway gets it as "
-    "nameko.exceptions.RemoteError, which the problem table does not map"
-)
 
 FAULTS = {
     "RabbitMQ restart": restart_rabbitmq,
@@ -414,6 +458,16 @@ class Outcome:
     seconds_to_converge: float | None = None
     stream_seconds: float = 0.0
     exits: list[str] = field(default_factory=list)
+    # RPC replies that met a broker outage in flight (logged by the service).
+    replies_not_sent: int = 0
+    # Containers nameko killed (an error escaped one of its threads).
+    containers_killed: int = 0
+    # Every `*.dead` queue on the broker -> the messages in it.
+    dead_letter_queues: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def dead_lettered(self) -> dict[str, int]:
+        return {queue: count for queue, count in self.dead_letter_queues.items() if count}
 
     def table(self) -> str:
         ledger = self.ledger
@@ -437,6 +491,9 @@ class Outcome:
             ),
             ("SMS resends absorbed by the provider", self.sms_resends_absorbed),
             ("processes that exited on their own", "; ".join(self.exits) or "0"),
+            ("containers killed by nameko (thread exited with error)", self.containers_killed),
+            ("RPC replies caught in flight by the outage", self.replies_not_sent),
+            ("dead-lettered messages (*.dead queues)", _dead_letters(self)),
             ("time to converge after the stream", _seconds(self.seconds_to_converge)),
         ]
         width = max(len(name) for name, _ in rows)
@@ -450,6 +507,13 @@ def _by_window(failures: list[tuple[str, str]]) -> str:
         return "0"
     counts = Counter(window for window, _ in failures)
     return f"{len(failures)} (" + ", ".join(f"{w}: {n}" for w, n in counts.items()) + ")"
+
+
+def _dead_letters(outcome: Outcome) -> str:
+    queues = len(outcome.dead_letter_queues)
+    if not outcome.dead_lettered:
+        return f"0 (in {queues} queues)"
+    return "; ".join(f"{queue}: {count}" for queue, count in outcome.dead_lettered.items())
 
 
 def _seconds(value: float | None) -> str:
@@ -599,6 +663,23 @@ def _judge(bed: FaultBed, outcome: Outcome) -> None:
         if row.message_id not in at_phone or row.status not in ("sent", "delivered")
     ]
     outcome.sms_resends_absorbed = bed.inbox.sms.duplicates
+    outcome.replies_not_sent = _logged(bed, REPLY_NOT_SENT)
+    outcome.containers_killed = _logged(bed, KILLED)
+    outcome.dead_letter_queues = _dead_letter_queues(bed)
+
+
+def _dead_letter_queues(bed: FaultBed) -> dict[str, int]:
+    """Every queue named `*.dead` on the suite's own broker, with the
+    messages in it (ready or not acknowledged)."""
+    listed = bed.own.rabbit.rabbitmqctl(
+        "list_queues", "name", "messages", "--no-table-headers"
+    ).stdout.decode()
+    queues = {}
+    for line in listed.splitlines():
+        name, _, count = line.strip().rpartition("\t")
+        if name.endswith(".dead"):
+            queues[name] = int(count)
+    return queues
 
 
 def assert_no_loss_or_duplicate(outcome: Outcome) -> None:
@@ -631,4 +712,15 @@ def assert_refusals_were_503_with_retry_after(outcome: Outcome, fault: str) -> N
 
 
 def assert_no_process_exited_on_its_own(outcome: Outcome) -> None:
+    """No process exited (nor had its container killed, which ends the
+    process), though a RabbitMQ restart caught replies in flight."""
     assert not outcome.exits, outcome.exits
+    assert not outcome.containers_killed, f"{outcome.containers_killed} containers killed"
+    if "RabbitMQ restart" in outcome.faults:
+        assert outcome.replies_not_sent, "no RPC reply was in flight when the broker went down"
+
+
+def assert_nothing_dead_lettered(outcome: Outcome) -> None:
+    """Every `*.dead` queue is empty: the faults dead-lettered nothing."""
+    assert outcome.dead_letter_queues, "no dead-letter queue found on the broker"
+    assert not outcome.dead_lettered, outcome.dead_lettered

@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from nameko.rpc import RpcProxy, rpc
+from nameko.rpc import RpcProxy
 
 from ksmart_applications import commands
 from ksmart_applications.dependencies import (
@@ -34,7 +34,7 @@ from ksmart_common.errors import (
     VersionConflict,
 )
 from ksmart_common.operations import Operations
-from ksmart_common.rpc import call
+from ksmart_common.rpc import call, rpc
 
 MAX_PAGE = 1_000
 # Refusals are answers to the caller, not faults of this service: nameko

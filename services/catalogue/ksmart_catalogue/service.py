@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from nameko.rpc import rpc
-
 from ksmart_catalogue.dependencies import CatalogueProvider
 from ksmart_common.errors import InvalidInput, NotFound
 from ksmart_common.operations import Operations
+from ksmart_common.rpc import rpc
 
 # A caller asking for a code or hash that doesn't exist is an answer, not a
 # fault: nameko logs these as expected warnings, not as errors.

@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from eventlet import tpool
 from nameko.amqp.publish import UndeliverableMessage
 from nameko.events import EventDispatcher
-from nameko.rpc import rpc
 
 from ksmart_common.contacts import destinations_of, mask
 from ksmart_common.database import Database
@@ -31,6 +30,7 @@ from ksmart_common.errors import (
 from ksmart_common.identifiers import is_uuid
 from ksmart_common.messaging import OTP_REQUESTED
 from ksmart_common.operations import Operations
+from ksmart_common.rpc import rpc
 from ksmart_identity import directory, keys, otp, sessions, staff
 from ksmart_identity.config import access_token_ttl_seconds
 from ksmart_identity.signin import code_sign_in, password_sign_in, refresh

@@ -27,7 +27,7 @@ import eventlet
 from kombu import Exchange, Queue
 from nameko.extensions import DependencyProvider
 from nameko.messaging import Consumer, Publisher
-from nameko.rpc import RpcProxy, rpc
+from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
 from ksmart_common import config
@@ -41,7 +41,7 @@ from ksmart_common.logging import get_logger
 from ksmart_common.messaging import IDENTITY_EVENTS_EXCHANGE, OTP_QUEUE, OTP_REQUESTED
 from ksmart_common.operations import Operations
 from ksmart_common.roles import ADMINISTRATOR, CITIZEN
-from ksmart_common.rpc import call
+from ksmart_common.rpc import call, rpc
 from ksmart_notifications import (
     contact_book,
     delivery,

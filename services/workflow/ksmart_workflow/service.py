@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from nameko.rpc import RpcProxy, rpc
+from nameko.rpc import RpcProxy
 from nameko.timer import timer
 
 from ksmart_common import config
@@ -23,7 +23,7 @@ from ksmart_common.envelope import from_json
 from ksmart_common.errors import ActionNotAllowed, InvalidInput, NotFound, VersionConflict
 from ksmart_common.logging import get_logger
 from ksmart_common.operations import Operations
-from ksmart_common.rpc import call
+from ksmart_common.rpc import call, rpc
 from ksmart_workflow import projection
 from ksmart_workflow.gauges import FileGauges
 

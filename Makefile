@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_DIR := var/run
 
-.PHONY: run stop test lint venv clean bench bench-quick up down audit faults fuzz
+.PHONY: run stop test lint venv clean bench bench-quick up down audit faults fuzz soak
 
 venv: $(STAMP)
 
@@ -68,6 +68,15 @@ fuzz: $(STAMP)
 ## `make test` runs its quick version (tests/integration/test_faults_quick.py).
 faults: $(STAMP)
 	$(BIN)/python -m pytest tests/faults/full_suite.py -q -s
+
+## The soak (SOAK_MINUTES, 5 by default, plus a minute or two to start and ramp):
+## the platform at half its maximum rate, citizens submitting and officials
+## deciding; fails unless memory stays flat, consumer lag bounded and nothing errs.
+## SOAK_RATE=N commands (submissions and decisions) a second instead of half the
+## measured maximum. Report in bench/results/soak.md.
+soak: $(STAMP)
+	@$(BIN)/ksmart-admin check-infrastructure
+	$(BIN)/python -m bench.soak --minutes $(or $(SOAK_MINUTES),5) $(if $(SOAK_RATE),--rate $(SOAK_RATE))
 
 # Judges pip-audit's JSON report (argv: report, exit status, its stderr): a
 # known vulnerability fails; a service out of reach, or packages it could

@@ -164,6 +164,14 @@ def test_a_message_reaches_the_fake_once_with_every_field(fake_sms):
     assert fake_sms.messages(to="+919999999999") == []
 
 
+def test_messages_reuse_one_connection_to_the_provider(fake_sms):
+    provider = provider_for(fake_sms.send_url)
+    for _ in range(3):
+        provider.send(sms_message())
+    assert len(fake_sms.messages()) == 3
+    assert fake_sms.connections_accepted == 1
+
+
 def test_malayalam_is_flagged_unicode(fake_sms):
     provider_for(fake_sms.send_url).send(sms_message(MALAYALAM_TEXT))
     assert fake_sms.messages()[0]["unicode"] is True

@@ -1,6 +1,7 @@
 """What a citizen is told about their file, decided from one event and the
-file as it stood right after it (replayed with the shared projector, so the
-answer is the same however late or often the event arrives).
+file as it stood right after it (projected with the shared projector, by
+`file_states`, so the answer is the same however late or often the event
+arrives).
 
 A notice names its template and carries values that do not depend on the
 language yet (bilingual names, moments, amounts); `params` turns them into

@@ -33,7 +33,6 @@ from nameko.timer import timer
 from ksmart_common import config
 from ksmart_common.consumer import consume_events
 from ksmart_common.database import Database
-from ksmart_common.domain.file import replay
 from ksmart_common.envelope import from_json
 from ksmart_common.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from ksmart_common.identifiers import is_uuid
@@ -46,6 +45,7 @@ from ksmart_notifications import (
     contact_book,
     delivery,
     delivery_log,
+    file_states,
     notices,
     preferences,
     rendering,
@@ -118,13 +118,16 @@ class NotificationsService:
     @consume_events(EVENTS_QUEUE)
     def on_event(self, body: dict) -> None:
         envelope = from_json(body)
-        if not notices.may_notify(envelope):
-            return
-        file = self._file_after(envelope)
-        notice = notices.notice_for(envelope, file, self._names(file))
-        if notice is None:
-            return
         with self.db.begin() as conn:
+            # Every event is projected, so the next one finds no gap.
+            file = file_states.state_after(conn, envelope, self._read_events, now())
+            notice = (
+                notices.notice_for(envelope, file, self._names(file))
+                if notices.may_notify(envelope)
+                else None
+            )
+            if notice is None:
+                return
             destinations = self._destinations(conn, notice.recipient_id)
             wanted = preferences.load(conn, notice.recipient_id)
             source_id = str(envelope.event_id)
@@ -141,15 +144,9 @@ class NotificationsService:
             correlation_id=envelope.metadata.get("correlation_id"),
         )
 
-    def _file_after(self, envelope):
-        """The file as it stood right after the event, replayed from its
-        own stream (so arrival order does not matter)."""
-        if envelope.stream_version == 1:
-            return replay([envelope])
-        documents = call(
-            self.applications.read_stream, envelope.stream_id, 1, envelope.stream_version
-        )
-        return replay(from_json(document) for document in documents)
+    def _read_events(self, stream_id: str, from_version: int, to_version: int):
+        documents = call(self.applications.read_stream, stream_id, from_version, to_version)
+        return [from_json(document) for document in documents]
 
     def _names(self, file) -> notices.Names:
         service = _cached(

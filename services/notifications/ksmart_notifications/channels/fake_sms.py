@@ -98,6 +98,8 @@ class FakeSmsServer:
         self._receipts: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._http: _HttpServer | None = None
         self._threads: list[threading.Thread] = []
+        # TCP connections taken: a sender reusing its connections opens few.
+        self.connections_accepted = 0
 
     # --- lifecycle --------------------------------------------------------
 
@@ -313,10 +315,16 @@ class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     fake: FakeSmsServer
 
+    def process_request(self, request, client_address) -> None:
+        self.fake.connections_accepted += 1  # serve_forever's one thread: no race
+        super().process_request(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _HttpServer
     server_version = "FakeSms/1"
+    # Keep-alive, as a real provider: a sender may reuse its connections.
+    protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
         path = urlsplit(self.path).path
@@ -339,9 +347,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             length = int(self.headers.get("Content-Length", ""))
         except ValueError:
+            self.close_connection = True  # the unread body must not be read as a request
             self._answer(411, {"error": "Content-Length is required"})
             return None
         if not 0 <= length <= MAX_BODY_BYTES:
+            self.close_connection = True
             self._answer(413, {"error": f"the body must be at most {MAX_BODY_BYTES} bytes"})
             return None
         return self.rfile.read(length)

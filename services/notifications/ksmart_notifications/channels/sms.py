@@ -100,6 +100,9 @@ class HttpSmsProvider:
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds
         self._api_key = api_key
+        # One session for every message: its connections (and their TLS
+        # handshakes) are kept and reused, as a provider expects of a sender.
+        self._session = requests.Session()
 
     def __repr__(self) -> str:
         return f"HttpSmsProvider(url={self.url!r}, sender_id={self.sender_id!r})"
@@ -137,7 +140,7 @@ class HttpSmsProvider:
     def _post(self, body: dict[str, Any], headers: dict[str, str]) -> SendResult:
         """One request; DeliveryFailed says whether another could succeed."""
         try:
-            response = requests.post(
+            response = self._session.post(
                 self.url,
                 json=body,
                 headers=headers,

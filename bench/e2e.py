@@ -389,9 +389,9 @@ def _measure_platform_level(
     return Level(load, sampler.finish())
 
 
-def _warm_up(platform: Platform, body: bytes, count: int) -> None:
+def _warm_up(platform: Platform, body: bytes, count: int, user: str = "citizen") -> None:
     """A few submissions on a few connections: JWKS fetched, pools filled."""
-    headers = {**platform.as_user("citizen"), "Content-Type": "application/json"}
+    headers = {**platform.as_user(user), "Content-Type": "application/json"}
 
     def submit_some(times: int) -> None:
         with requests.Session() as session:

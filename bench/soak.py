@@ -74,7 +74,7 @@ RAMP_SECONDS = 8.0
 RAMP_WARM_UP_SUBMISSIONS = 40
 # The ramp's files go to another body than the soak's officials (Kochi).
 RAMP_LOCAL_BODY = "KL-TVM-TVC"
-SETTLE_SECONDS = 180.0  # for the ramp's backlog to drain before the soak
+SETTLE_SECONDS = 180.0  # for a ramp level's work to drain
 PHONE_CITIZENS = 4
 DRAIN_WAIT_SECONDS = 3 * rules.DRAIN_DEADLINE_SECONDS
 SUBMIT_SHARE = 1 / 3  # of the commands; decisions are the rest (two per file)
@@ -320,27 +320,36 @@ def _soak(platform: Platform, inbox, minutes: float, rate: float | None, progres
         ramp_levels = []
         max_rate = None
         if rate is None:
-            body = citizen.application(platform)
+            # A citizen with a phone, as in the soak: each file also costs
+            # its SMS and the provider's receipt.
+            phone = phone_number()
+            sign_in_by_phone(platform, inbox, phone)
+            body = citizen.application(platform, user=phone)
             body["local_body"] = RAMP_LOCAL_BODY
             encoded = json.dumps(body).encode()
             progress(f"soak: warming up ({RAMP_WARM_UP_SUBMISSIONS} submissions)")
-            _warm_up(platform, encoded, RAMP_WARM_UP_SUBMISSIONS)
-            headers = {**platform.as_user("citizen"), "Content-Type": "application/json"}
+            _warm_up(platform, encoded, RAMP_WARM_UP_SUBMISSIONS, user=phone)
+
+            def drain() -> float:
+                took = wait_until_drained(probe, time.monotonic(), SETTLE_SECONDS, [])
+                if took is None:
+                    raise RuntimeError(f"the ramp's work did not drain in {SETTLE_SECONDS:.0f} s")
+                return took
+
+            drain()
+            headers = {**platform.as_user(phone), "Content-Type": "application/json"}
             ramp_levels = ramp(
                 f"{platform.base_url}/api/v1/files",
                 headers,
                 encoded,
                 RAMP_LEVELS,
                 RAMP_SECONDS,
+                drain,
                 progress,
             )
             max_rate = max(level.rate for level in ramp_levels)
             rate = max_rate / 2
             progress(f"soak: maximum {max_rate:.1f} submissions/s; the soak runs at {rate:.1f}")
-            progress("soak: waiting for the ramp's backlog to drain")
-            zero = time.monotonic()
-            if wait_until_drained(probe, zero, SETTLE_SECONDS, []) is None:
-                raise RuntimeError(f"the ramp's backlog did not drain in {SETTLE_SECONDS:.0f} s")
 
         progress(f"soak: signing in {PHONE_CITIZENS} citizens by phone and the officials")
         tokens = {}
@@ -480,9 +489,14 @@ def markdown(outcome: Outcome) -> str:
         "",
     ]
     if outcome.ramp:
-        ramp_text = ", ".join(f"{r['users']} users {r['rate']}/s" for r in outcome.ramp)
+        ramp_text = "; ".join(
+            f"{r['users']} users {r['submitted'] / r['seconds']:.1f}/s accepted,"
+            f" drained {r['drain_seconds']:.1f} s later, {r['rate']}/s finished"
+            for r in outcome.ramp
+        )
         lines.append(
-            f"Maximum submit rate {settings['max_submit_rate']}/s (closed-loop ramp: "
+            f"Maximum rate {settings['max_submit_rate']} submissions/s finished (closed-loop"
+            f" ramp, each level counted until every consumer had finished its work: "
             f"{ramp_text}); the soak ran at half of it."
         )
     else:

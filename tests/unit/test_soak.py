@@ -5,10 +5,12 @@ that runs away fails, and any error fails. The soak itself is `make soak`."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from bench import soak_verdict as rules
+from bench.soak_load import RampLevel
 from bench.soak_verdict import MIB
 
 BASE = 120 * MIB
@@ -199,3 +201,10 @@ def test_lag_drained_only_after_the_deadline_fails():
     late = rules.LagJudgement({"notifications.events": 50}, bound=100, drained_after_seconds=95)
     assert late.bounded and not late.drained
     assert not _verdict(lag=late).passed
+
+
+def test_a_ramp_level_counts_until_its_work_is_finished():
+    # Accepted at 100/s for 8 s, finished by the consumers 8 s later: 50/s.
+    level = RampLevel(users=8, seconds=8.0, submitted=800, failures=0, p99_ms=120.0)
+    assert level.rate == 100.0
+    assert replace(level, drain_seconds=8.0).rate == 50.0

@@ -7,9 +7,12 @@ minutes; memory must stay flat, consumer lag bounded, and nothing may fail.
    databases, a new vhost), with the dev inbox in this process as its SMS
    provider and mail server; signs in citizens by phone (their codes read
    off the fake phone) and the deciding officials.
-2. Unless --rate is given, finds the maximum submit rate: a short closed-loop
-   ramp (as bench/e2e.py's levels), its files filed in another local body so
-   that the soak's officials never see them. The soak's rate is half of it.
+2. Unless --rate is given, finds the maximum rate: a short closed-loop ramp
+   (as bench/e2e.py's levels) by a citizen with a phone, each level counted
+   until every consumer has finished its work (projected, told, the SMS
+   delivered): the gateway accepts bursts faster than that, and a rate the
+   consumers cannot hold is no maximum. Its files go to another local body,
+   so that the soak's officials never see them. The soak runs at half of it.
 3. Runs the mix for --minutes: citizens submit a third of the rate (paced)
    and officials verify and approve every file from their inboxes (the
    other two thirds: each file takes two decisions). Every step sends the

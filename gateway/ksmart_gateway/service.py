@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
 from typing import Any
 
 from eventlet import tpool
@@ -618,7 +619,8 @@ class GatewayService(NotificationEndpoints):
             application["local_body"],
             application["form"],
             actor(principal),
-            request_meta(request, idempotency_key=key),
+            # One id per request, so a redelivery of this call makes no second file.
+            request_meta(request, idempotency_key=key, command_id=str(uuid.uuid4())),
             application["documents"],
         )
         document = outcome["file"]
@@ -667,7 +669,8 @@ class GatewayService(NotificationEndpoints):
             decision["remarks"],
             header_version if header_version is not None else expected,
             actor(principal),
-            request_meta(request),
+            # One id per request, so a redelivery of this call decides nothing twice.
+            request_meta(request, command_id=str(uuid.uuid4())),
             decision["answers"],
         )
         return ApiResult(file_body(document), headers={"ETag": etag(document["version"])})

@@ -7,8 +7,11 @@ import uuid
 import pytest
 import requests
 import sqlalchemy as sa
+from nameko.standalone.rpc import ClusterRpcProxy
 
+from ksmart_common.errors import ActionNotAllowed
 from tests.support import citizen
+from tests.support.citizen import KOCHI
 from tests.support.platform import running_platform
 from tests.support.waiting import wait_for
 
@@ -178,6 +181,54 @@ def test_an_idempotency_key_makes_a_retry_return_the_same_file(platform):
         platform, key=key, body=body, form={**body["form"], "child_name": "Someone Else"}
     )
     assert different.status_code == 422
+
+
+def test_a_submission_delivered_twice_makes_one_file(platform):
+    # RabbitMQ delivers a request again when the reply to it could not be
+    # sent (the broker went away): the same message, with the command id the
+    # gateway gave it, reaches the applications service twice.
+    body = citizen.application(platform)
+    applicant = _submit(platform, body=body).json()["applicant_id"]
+    actor = {"actor_id": applicant, "roles": ["citizen"], "local_body": None, "wards": []}
+
+    def deliver(command_id):
+        meta = {"request_id": str(uuid.uuid4()), "lang": "en", "command_id": command_id}
+        with ClusterRpcProxy({"AMQP_URI": platform.amqp_uri}) as services:
+            return services.applications.submit_application(
+                body["service_code"],
+                body["local_body"],
+                body["form"],
+                actor,
+                meta,
+                body["documents"],
+            )
+
+    command = str(uuid.uuid4())
+    first, again = deliver(command), deliver(command)
+    assert first["created"] and not again["created"]
+    assert again["file"]["file_id"] == first["file"]["file_id"]
+    assert again["file"]["file_number"] == first["file"]["file_number"]
+    # Another command is another file.
+    assert deliver(str(uuid.uuid4()))["file"]["file_id"] != first["file"]["file_id"]
+
+
+def test_a_decision_delivered_twice_is_taken_once(platform):
+    file_id = _submit(platform).json()["file_id"]
+    clerk = {"actor_id": str(uuid.uuid4()), "roles": ["clerk"], "local_body": KOCHI, "wards": []}
+
+    def deliver(action, command_id):
+        meta = {"request_id": str(uuid.uuid4()), "lang": "en", "command_id": command_id}
+        with ClusterRpcProxy({"AMQP_URI": platform.amqp_uri}) as services:
+            return services.applications.take_action(file_id, action, None, None, clerk, meta, None)
+
+    command = str(uuid.uuid4())
+    first, again = deliver("verify", command), deliver("verify", command)
+    # The second delivery answers the file as the first left it.
+    assert first["version"] == 2 and again["version"] == 2
+    assert again["state"] == first["state"]
+    # The same decision asked for anew is a new command: refused, as verified.
+    with pytest.raises(ActionNotAllowed):
+        deliver("verify", str(uuid.uuid4()))
 
 
 def test_audit_reads_the_whole_log_in_pages(platform):

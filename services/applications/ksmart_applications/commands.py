@@ -35,7 +35,10 @@ from ksmart_common.local_time import IST
 from ksmart_common.payments import PaymentProvider
 
 # Files created with an Idempotency-Key get an id derived from the caller and
-# the key, so a retried submission lands on the same stream and is found.
+# the key, so a retried submission lands on the same stream and is found. So
+# do files of a request the gateway sent with a command id: RabbitMQ delivers
+# a request again when the reply to it could not be sent (the broker went
+# away), and that second delivery must find the file, not make another.
 IDEMPOTENT_FILE_NAMESPACE = uuid.UUID("5b8a3f2e-9d1c-4e57-a0c4-6b736d617274")
 
 
@@ -49,6 +52,8 @@ def event_metadata(actor: Actor, request: Mapping[str, Any], **extra: Any) -> di
         "correlation_id": request.get("correlation_id") or request_id or str(uuid.uuid4()),
         "causation_id": request_id,
         "request_id": request_id,
+        # The gateway's id for the command: a second delivery of it finds it here.
+        **({"command_id": request["command_id"]} if request.get("command_id") else {}),
         **extra,
     }
 
@@ -85,8 +90,10 @@ def submit(
             }
         )
     ).hexdigest()
-    if key:
-        file_id = str(uuid.uuid5(IDEMPOTENT_FILE_NAMESPACE, f"{actor.actor_id}\n{key}"))
+    command_id = request.get("command_id")
+    scope = f"{actor.actor_id}\n{key}" if key else f"command\n{command_id}" if command_id else None
+    if scope:
+        file_id = str(uuid.uuid5(IDEMPOTENT_FILE_NAMESPACE, scope))
         earlier = store.read_stream(file_stream_id(file_id))
         if earlier:
             return _same_request_or_refuse(earlier, fingerprint), False
@@ -107,9 +114,9 @@ def submit(
     try:
         envelopes = store.append(file_stream_id(file_id), events, 0, metadata, number)
     except VersionConflict:
-        if not key:
+        if not scope:
             raise
-        # The same key raced itself: the other request stored first.
+        # The same key (or command) raced itself: the other request stored first.
         earlier = store.read_stream(file_stream_id(file_id))
         return _same_request_or_refuse(earlier, fingerprint), False
     return files.replay(envelopes), True
@@ -137,10 +144,16 @@ def act(
     get_definition_by_hash: Callable[[str], Mapping[str, Any]] | None = None,
     certificate_keys: CertificateKeys | None = None,
 ) -> FileState:
-    state = load_file(store, file_id)
-    if not files.may_read(state, actor):
+    stored = store.read_stream(file_stream_id(file_id))
+    state = files.replay(stored)
+    if state is None or not files.may_read(state, actor):
         # Not Forbidden: a file outside one's reach is not even confirmed to exist.
         raise NotFound(f"no file {file_id}")
+    command_id = request.get("command_id")
+    if command_id and any(event.metadata.get("command_id") == command_id for event in stored):
+        # This very request was delivered before and decided: RabbitMQ
+        # delivers it again when its reply could not be sent.
+        return state
     if expected_version is not None and expected_version != state.version:
         raise VersionConflict(
             f"the file is at version {state.version}, not {expected_version}",

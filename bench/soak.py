@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import secrets
 import shutil
 import sys
 import threading
@@ -57,15 +56,13 @@ from bench.soak_load import (
     DECIDERS,
     Mix,
     Tally,
-    phone_number,
     ramp,
-    sign_in_by_phone,
 )
 from ksmart_common.admin import consumer_topologies
 from ksmart_common.messaging import OTP_QUEUE
-from ksmart_notifications import dev_inbox
 from tests.support import citizen
-from tests.support.platform import TEST_RETRY_DELAYS_MS, Platform, free_port, running_platform
+from tests.support.inbox import phone_number, served_inbox, sign_in_by_phone
+from tests.support.platform import TEST_RETRY_DELAYS_MS, Platform, running_platform
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = ROOT / "var" / "soak"
@@ -290,31 +287,15 @@ class Outcome:
 
 def run(minutes: float, rate: float | None, progress: Callable[[str], None]) -> Outcome:
     shutil.rmtree(RUN_DIR, ignore_errors=True)
-    address = f"127.0.0.1:{free_port()}"
-    receipt_secret = secrets.token_hex(32)
-    inbox = dev_inbox.serve(
-        0,
-        0,
-        receipt_url=f"http://{address}/api/v1/notifications/sms-receipts",
-        receipt_secret=receipt_secret.encode(),
-    )
-    environ = {
-        "KSMART_GATEWAY_ADDRESS": address,
-        "KSMART_SMS_URL": inbox.sms.send_url,
-        "KSMART_SMS_RECEIPT_SECRET": receipt_secret,
-        "KSMART_SMTP_HOST": "127.0.0.1",
-        "KSMART_SMTP_PORT": str(inbox.smtp.port),
-        "KSMART_SMTP_SECURITY": "none",
-        "KSMART_MAIL_FROM": "K-Smart <no-reply@ksmart.invalid>",
-        # Every token signed in before the load outlives it.
-        "KSMART_ACCESS_TOKEN_TTL_SECONDS": str(int(minutes * 60) + 3600),
-    }
-    try:
+    with served_inbox() as (inbox, inbox_environ):
+        environ = {
+            **inbox_environ,
+            # Every token signed in before the load outlives it.
+            "KSMART_ACCESS_TOKEN_TTL_SECONDS": str(int(minutes * 60) + 3600),
+        }
         progress(f"soak: starting the platform (fresh databases and vhost; logs in {RUN_DIR})")
         with running_platform(RUN_DIR, environ=environ) as platform:
             return _soak(platform, inbox, minutes, rate, progress)
-    finally:
-        inbox.stop()
 
 
 def _soak(platform: Platform, inbox, minutes: float, rate: float | None, progress) -> Outcome:

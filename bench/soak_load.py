@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
-import secrets
 import threading
 import time
 import uuid
@@ -27,10 +25,8 @@ import requests
 
 from bench.e2e import percentile
 from bench.soak_verdict import RequestTally
-from tests.support.waiting import wait_for
 
 CLIENT_TIMEOUT = 15
-CODE = re.compile(r"\b(\d{6})\b")
 SERVICE_CODE = "birth-certificate"
 # Who decides what: the role's demo official, the action it takes.
 DECIDERS = {"clerk": ("clerk.kochi", "verify"), "secretary": ("secretary.kochi", "approve")}
@@ -93,29 +89,6 @@ def _ms(seconds: float | None) -> float | None:
 
 
 # -- citizens by phone --------------------------------------------------------------------
-
-
-def phone_number() -> str:
-    """A citizen's mobile, at home (+91) or in the Gulf (+971)."""
-    prefix = secrets.choice(("+9198", "+9715"))
-    return prefix + "".join(secrets.choice("0123456789") for _ in range(8))
-
-
-def sign_in_by_phone(platform, inbox, phone: str) -> str:
-    """Sign a citizen in with the code the fake SMS provider received; the
-    token is also kept on the platform (for tests.support.citizen)."""
-    api = f"{platform.base_url}/api/v1"
-    reply = requests.post(f"{api}/auth/otp", json={"phone": phone}, timeout=CLIENT_TIMEOUT)
-    reply.raise_for_status()
-    text = wait_for(lambda: inbox.sms.messages(phone), timeout=30, message="the code")[-1]["text"]
-    verified = requests.post(
-        f"{api}/auth/otp/verify",
-        json={"challenge_id": reply.json()["challenge_id"], "code": CODE.search(text).group(1)},
-        timeout=CLIENT_TIMEOUT,
-    )
-    verified.raise_for_status()
-    platform.tokens[phone] = verified.json()["access_token"]
-    return platform.tokens[phone]
 
 
 # -- the ramp ------------------------------------------------------------------------------

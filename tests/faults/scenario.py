@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import re
-import secrets
 import threading
 import time
 import uuid
@@ -47,11 +45,10 @@ from ksmart_common.domain.file import FileState, replay
 from ksmart_common.eventstore import EventStore
 from ksmart_notifications import dev_inbox
 from tests.support import citizen
+from tests.support.inbox import phone_number, served_inbox, sign_in_by_phone
 from tests.support.own_infrastructure import OwnPlatform, platform_on_own_infrastructure
-from tests.support.platform import free_port
 from tests.support.waiting import wait_for
 
-CODE = re.compile(r"\b(\d{6})\b")
 CLIENT_TIMEOUT = 15
 FINAL_STATES = ("approved", "rejected")
 # How long a submission is retried (same key) after the stream has stopped.
@@ -82,64 +79,28 @@ class FaultBed:
 def fault_bed(tmp_dir: Path, citizens: int = 2) -> Iterator[FaultBed]:
     """The platform on its own infrastructure, the dev inbox in this process
     as its SMS provider and mail server, and citizens signed in by code."""
-    address = f"127.0.0.1:{free_port()}"
-    receipt_secret = secrets.token_hex(32)
-    inbox = dev_inbox.serve(
-        0,
-        0,
-        receipt_url=f"http://{address}/api/v1/notifications/sms-receipts",
-        receipt_secret=receipt_secret.encode(),
-    )
-    environ = {
-        "KSMART_GATEWAY_ADDRESS": address,
-        "KSMART_SMS_URL": inbox.sms.send_url,
-        "KSMART_SMS_RECEIPT_SECRET": receipt_secret,
-        "KSMART_SMTP_HOST": "127.0.0.1",
-        "KSMART_SMTP_PORT": str(inbox.smtp.port),
-        "KSMART_SMTP_SECURITY": "none",
-        "KSMART_MAIL_FROM": "K-Smart <no-reply@ksmart.invalid>",
-        "KSMART_NOTIFICATIONS_SWEEP_SECONDS": "1",
-        # A message whose hand-over was lost (its publish failed in an outage,
-        # its process died) is handed over again after this, not 5 minutes.
-        "KSMART_NOTIFICATIONS_STALE_SECONDS": "20",
-        "KSMART_OTP_PER_CLIENT": "1000",
-        # A stuck call is refused (503) well before the client gives up.
-        "KSMART_RPC_TIMEOUT": "5",
-    }
-    try:
+    with served_inbox() as (inbox, inbox_environ):
+        environ = {
+            **inbox_environ,
+            "KSMART_NOTIFICATIONS_SWEEP_SECONDS": "1",
+            # A message whose hand-over was lost (its publish failed in an outage,
+            # its process died) is handed over again after this, not 5 minutes.
+            "KSMART_NOTIFICATIONS_STALE_SECONDS": "20",
+            "KSMART_OTP_PER_CLIENT": "1000",
+            # A stuck call is refused (503) well before the client gives up.
+            "KSMART_RPC_TIMEOUT": "5",
+        }
         # The production back-off (1 s, 5 s, 30 s), not the tests' 0.6 s in all:
         # a consumer must ride out a database restart, not dead-letter what
         # arrives meanwhile (as the tests' back-off does after 0.6 s).
         delays = RetryPolicy().delays_ms
         with platform_on_own_infrastructure(tmp_dir, environ, delays) as own:
-            phones = [_phone() for _ in range(citizens)]
+            phones = [phone_number() for _ in range(citizens)]
             for phone in phones:
-                _sign_in(own.platform, inbox, phone)
+                sign_in_by_phone(own.platform, inbox, phone)
             for official in ("clerk.kochi", "secretary.kochi"):
                 own.platform.token(official)
             yield FaultBed(own, inbox, phones)
-    finally:
-        inbox.stop()
-
-
-def _phone() -> str:
-    return "+9715" + "".join(secrets.choice("0123456789") for _ in range(8))
-
-
-def _sign_in(platform, inbox, phone: str) -> None:
-    url = f"{platform.base_url}/api/v1"
-    reply = requests.post(f"{url}/auth/otp", json={"phone": phone}, timeout=CLIENT_TIMEOUT)
-    assert reply.status_code == 202, reply.text
-    text = wait_for(lambda: inbox.sms.messages(phone), timeout=30, message="the sign-in code")[-1][
-        "text"
-    ]
-    reply = requests.post(
-        f"{url}/auth/otp/verify",
-        json={"challenge_id": reply.json()["challenge_id"], "code": CODE.search(text).group(1)},
-        timeout=CLIENT_TIMEOUT,
-    )
-    assert reply.status_code == 200, reply.text
-    platform.tokens[phone] = reply.json()["access_token"]
 
 
 # -- the stream --------------------------------------------------------------------------

@@ -23,10 +23,10 @@ import requests
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from ksmart_notifications import dev_inbox
 from ksmart_notifications.queues import DELIVERIES_QUEUE, EVENTS_QUEUE
 from tests.support import citizen
-from tests.support.platform import free_port, running_platform
+from tests.support.inbox import served_inbox
+from tests.support.platform import running_platform
 from tests.support.waiting import wait_for
 
 CODE = re.compile(r"\b(\d{6})\b")
@@ -34,37 +34,21 @@ CODE = re.compile(r"\b(\d{6})\b")
 
 @pytest.fixture(scope="module")
 def inbox_and_platform(tmp_path_factory):
-    address = f"127.0.0.1:{free_port()}"
-    receipt_secret = secrets.token_hex(32)
-    inbox = dev_inbox.serve(
-        0,
-        0,
-        receipt_url=f"http://{address}/api/v1/notifications/sms-receipts",
-        receipt_secret=receipt_secret.encode(),
-    )
-    environ = {
-        "KSMART_GATEWAY_ADDRESS": address,
-        "KSMART_SMS_URL": inbox.sms.send_url,
-        # One try per hand-over: the queue's retries (back-off, then the
-        # dead-letter queue) are what these tests watch.
-        "KSMART_SMS_ATTEMPTS": "1",
-        "KSMART_SMS_RECEIPT_SECRET": receipt_secret,
-        "KSMART_SMTP_HOST": "127.0.0.1",
-        "KSMART_SMTP_PORT": str(inbox.smtp.port),
-        "KSMART_SMTP_SECURITY": "none",
-        "KSMART_MAIL_FROM": "K-Smart <no-reply@ksmart.invalid>",
-        "KSMART_NOTIFICATIONS_SWEEP_SECONDS": "0.5",
-        "KSMART_CODE_BACKOFF_SECONDS": "0.2",
-        # Every test signs citizens in from this one address.
-        "KSMART_OTP_PER_CLIENT": "1000",
-    }
-    try:
+    with served_inbox() as (inbox, inbox_environ):
+        environ = {
+            **inbox_environ,
+            # One try per hand-over: the queue's retries (back-off, then the
+            # dead-letter queue) are what these tests watch.
+            "KSMART_SMS_ATTEMPTS": "1",
+            "KSMART_NOTIFICATIONS_SWEEP_SECONDS": "0.5",
+            "KSMART_CODE_BACKOFF_SECONDS": "0.2",
+            # Every test signs citizens in from this one address.
+            "KSMART_OTP_PER_CLIENT": "1000",
+        }
         with running_platform(
             tmp_path_factory.mktemp("notifications"), environ=environ
         ) as platform:
             yield inbox, platform
-    finally:
-        inbox.stop()
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import unicodedata
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -383,6 +384,15 @@ def read_body(request: Request, max_bytes: int, too_large: Exception) -> bytes:
 
 
 def read_query(request: Request, schema: type[Schema]) -> dict:
+    """The validated query; control characters (a NUL, which PostgreSQL
+    text cannot hold, among them) are refused in any parameter, each named."""
+    problems = [
+        {"field": name, "message": "control characters are not allowed"}
+        for name, value in request.args.items(multi=True)
+        if any(unicodedata.category(char) == "Cc" for char in value)
+    ]
+    if problems:
+        raise errors.InvalidInput("the query has control characters", problems)
     return instance(schema).load(request.args.to_dict())
 
 

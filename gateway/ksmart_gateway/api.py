@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import unicodedata
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -384,15 +383,17 @@ def read_body(request: Request, max_bytes: int, too_large: Exception) -> bytes:
 
 
 def read_query(request: Request, schema: type[Schema]) -> dict:
-    """The validated query; control characters (a NUL, which PostgreSQL
-    text cannot hold, among them) are refused in any parameter, each named."""
+    """The validated query. A NUL, which no PostgreSQL text can hold, is
+    refused in any parameter, each named, as in a JSON body (_check_text);
+    what else a parameter may hold is its schema's (a document's name, say,
+    is cleaned rather than refused)."""
     problems = [
-        {"field": name, "message": "control characters are not allowed"}
+        {"field": name, "message": "must not contain NUL characters"}
         for name, value in request.args.items(multi=True)
-        if any(unicodedata.category(char) == "Cc" for char in value)
+        if "\x00" in value
     ]
     if problems:
-        raise errors.InvalidInput("the query has control characters", problems)
+        raise errors.InvalidInput("the query has NUL characters", problems)
     return instance(schema).load(request.args.to_dict())
 
 

@@ -90,6 +90,11 @@ def _operation(name: str, endpoint: ApiEndpoint) -> dict[str, Any]:
         if endpoint.is_public and status == "401" and not endpoint.checks_credentials:
             continue
         operation["responses"][status] = {"description": description, "content": PROBLEM}
+    # eventlet's HTTP server answers this itself, before any endpoint runs,
+    # when the request line passes its limit (8 KiB): no problem document.
+    operation["responses"]["414"] = {
+        "description": "The path and query are longer than the server reads (no body)"
+    }
     return operation
 
 

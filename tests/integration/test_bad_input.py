@@ -516,13 +516,25 @@ def test_bad_query_values_are_refused_by_name(platform, params):
     [
         # Text searched in PostgreSQL, which holds no NUL: a 500 before (found by make fuzz).
         ("/admin/notifications", {"file_number": "KL\x00EKM", "channel": "sms"}, "admin"),
-        ("/admin/notifications", {"destination": "+971\x07", "status": "\x1b[2J"}, "admin"),
+        ("/admin/notifications", {"destination": "+971\x00", "template": "\x00"}, "admin"),
         ("/inbox", {"cursor": "abc\x00"}, "clerk.kochi"),
     ],
 )
-def test_control_characters_in_a_query_are_refused_by_name(platform, path, params, user):
+def test_a_nul_in_a_query_is_refused_by_name(platform, path, params, user):
     reply = requests.get(
         _url(platform, path), params=params, headers=platform.as_user(user), timeout=10
     )
-    bad = [name for name, value in params.items() if any(ord(c) < 32 for c in value)]
+    bad = [name for name, value in params.items() if "\x00" in value]
     _assert_problem(reply, 422, *bad)
+
+
+def test_a_request_line_too_long_gets_the_documented_414(platform):
+    reply = requests.get(
+        _url(platform, "/audit/events"),
+        params={"after": "1" * 9000},
+        headers=platform.as_user("auditor"),
+        timeout=10,
+    )
+    assert reply.status_code == 414
+    document = requests.get(_url(platform, "/openapi.json"), timeout=10).json()
+    assert "414" in document["paths"]["/api/v1/audit/events"]["get"]["responses"]

@@ -46,7 +46,6 @@ from typing import Any
 import requests
 import sqlalchemy as sa
 from kombu import Connection
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench import soak_verdict as rules
 from bench.core import Progress
@@ -60,7 +59,7 @@ from bench.soak_load import (
 )
 from ksmart_common.admin import consumer_topologies
 from ksmart_common.messaging import OTP_QUEUE
-from tests.support import citizen
+from tests.support import citizen, metrics
 from tests.support.inbox import phone_number, served_inbox, sign_in_by_phone
 from tests.support.platform import TEST_RETRY_DELAYS_MS, Platform, running_platform
 
@@ -126,15 +125,6 @@ def rss_bytes(pid: int) -> int:
     return rss
 
 
-def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Prometheus text as {(sample name, sorted labels): value}."""
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
 class Probe:
     """Reads what a sample holds from the running platform."""
 
@@ -160,7 +150,7 @@ class Probe:
     def metrics(self, process: str) -> dict:
         reply = self.http.get(f"{self.platform.ops_url(process)}/metrics", timeout=5)
         reply.raise_for_status()
-        return metric_samples(reply.text)
+        return metrics.parse(reply.text)
 
     def queue_depths(self) -> dict[str, int]:
         depths = {}

@@ -24,18 +24,18 @@ log = get_logger(__name__)
 
 class OutageTolerantQueueConsumer(QueueConsumer):
     def ack_message(self, message) -> None:
-        try:
-            super().ack_message(message)
-        except Exception as error:
-            if not _connection_gone(error, "ack"):
-                raise
+        _settle(super().ack_message, message, "ack")
 
     def requeue_message(self, message) -> None:
-        try:
-            super().requeue_message(message)
-        except Exception as error:
-            if not _connection_gone(error, "requeue"):
-                raise
+        _settle(super().requeue_message, message, "requeue")
+
+
+def _settle(settle, message, action: str) -> None:
+    try:
+        settle(message)
+    except Exception as error:
+        if not _connection_gone(error, action):
+            raise
 
 
 def _connection_gone(error: Exception, action: str) -> bool:

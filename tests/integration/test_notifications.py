@@ -21,10 +21,9 @@ import pika
 import pytest
 import requests
 import sqlalchemy as sa
-from prometheus_client.parser import text_string_to_metric_families
 
 from ksmart_notifications.queues import DELIVERIES_QUEUE, EVENTS_QUEUE
-from tests.support import citizen
+from tests.support import citizen, metrics
 from tests.support.inbox import served_inbox
 from tests.support.platform import running_platform
 from tests.support.waiting import wait_for
@@ -231,12 +230,7 @@ def _contact_calls(platform) -> float:
     """How often identity has answered `contact`, from its metrics."""
     reply = requests.get(f"{platform.ops_url('identity')}/metrics", timeout=10)
     assert reply.status_code == 200
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(reply.text)
-        for sample in family.samples
-        if sample.name == "ksmart_worker_seconds_count" and sample.labels.get("method") == "contact"
-    )
+    return metrics.value(metrics.parse(reply.text), "ksmart_worker_seconds_count", method="contact")
 
 
 # -- a file's life, in the citizen's language ------------------------------------------

@@ -10,10 +10,9 @@ import uuid
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from ksmart_common.config import OPS_PORTS
-from tests.support import citizen
+from tests.support import citizen, metrics
 from tests.support.platform import running_platform
 from tests.support.waiting import wait_for
 
@@ -31,19 +30,7 @@ def _samples(platform, process) -> dict[tuple[str, tuple], float]:
     reply = requests.get(f"{platform.ops_url(process)}/metrics", timeout=10)
     assert reply.status_code == 200
     assert reply.headers["Content-Type"].startswith("text/plain")
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(reply.text)
-        for sample in family.samples
-    }
-
-
-def _value(samples, name, **labels) -> float:
-    return sum(
-        value
-        for (sample_name, sample_labels), value in samples.items()
-        if sample_name == name and all(dict(sample_labels).get(k) == v for k, v in labels.items())
-    )
+    return metrics.parse(reply.text)
 
 
 def _act(platform, file_id, user, action, request_id=None):
@@ -79,8 +66,8 @@ def test_the_counters_move_as_a_file_goes_through_its_life(platform):
 
     def moved(process, name, at_least, **labels):
         def check():
-            now = _value(_samples(platform, process), name, **labels)
-            return now - _value(before[process], name, **labels) >= at_least
+            now = metrics.value(_samples(platform, process), name, **labels)
+            return now - metrics.value(before[process], name, **labels) >= at_least
 
         wait_for(check, message=f"{process} {name} {labels} to grow by {at_least}")
 
@@ -101,8 +88,8 @@ def test_the_counters_move_as_a_file_goes_through_its_life(platform):
 
     # The consumer has caught up with what the relay published: no lag.
     def caught_up():
-        published = _value(_samples(platform, "relay"), "ksmart_relay_published_position")
-        consumed = _value(
+        published = metrics.value(_samples(platform, "relay"), "ksmart_relay_published_position")
+        consumed = metrics.value(
             _samples(platform, "workflow"), "ksmart_consumer_position", queue="workflow.events"
         )
         return published > 0 and consumed == published
@@ -112,7 +99,9 @@ def test_the_counters_move_as_a_file_goes_through_its_life(platform):
     citizen.submit(platform, citizen.application(platform))
     wait_for(
         lambda: (
-            _value(_samples(platform, "workflow"), "ksmart_files_pending", local_body="KL-EKM-KOC")
+            metrics.value(
+                _samples(platform, "workflow"), "ksmart_files_pending", local_body="KL-EKM-KOC"
+            )
             >= 1
         ),
         message="Kochi's pending gauge",

@@ -758,6 +758,19 @@ def replay(envelopes: Iterable[Envelope], state: FileState | None = None) -> Fil
     return state
 
 
+def catch_up(
+    state: FileState | None,
+    envelope: Envelope,
+    read_events: Callable[[str, int, int], list[Envelope]],
+) -> FileState:
+    """A projection's `state` moved on to just after `envelope`, a later
+    event of its file, reading the events in between (read_events(stream
+    id, first version, last version)) when delivery skipped some."""
+    first, last = (state.version if state else 0) + 1, envelope.stream_version - 1
+    missing = read_events(envelope.stream_id, first, last) if last >= first else []
+    return replay([*missing, envelope], state)
+
+
 # -- who may read ------------------------------------------------------------
 
 

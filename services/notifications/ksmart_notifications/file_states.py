@@ -26,7 +26,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from ksmart_common.domain.file import FileState, replay
+from ksmart_common.domain.file import FileState, catch_up, replay
 from ksmart_common.envelope import Envelope
 
 # (stream id, first version, last version) -> those events, from the event store.
@@ -52,9 +52,7 @@ def state_after(
         return FileState.from_dict(row.state)
     if version < stored:
         return replay(read_events(stream_id, 1, version))
-    state = None if row is None else FileState.from_dict(row.state)
-    missing = read_events(stream_id, stored + 1, version - 1) if version > stored + 1 else []
-    state = replay([*missing, envelope], state)
+    state = catch_up(None if row is None else FileState.from_dict(row.state), envelope, read_events)
     conn.execute(
         sa.text(
             "INSERT INTO file_states (stream_id, version, state, updated_at)"

@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
-from ksmart_common.domain.file import APPLICANT, ESCALATION_ROLE, FileState, project
+from ksmart_common.domain.file import APPLICANT, ESCALATION_ROLE, FileState, catch_up
 from ksmart_common.envelope import Envelope
 
 FetchMissing = Callable[[str, int, int], list[Envelope]]
@@ -93,14 +93,7 @@ def apply_in(
     current = state.version if state else 0
     if envelope.stream_version <= current:
         return "duplicate"
-    pending = [envelope]
-    if envelope.stream_version > current + 1:
-        pending = [
-            *fetch_missing(envelope.stream_id, current + 1, envelope.stream_version - 1),
-            envelope,
-        ]
-    for event in pending:
-        state = project(state, event)
+    state = catch_up(state, envelope, fetch_missing)
     _save(conn, state, is_new=projected is None, table=table)
     return "applied"
 

@@ -11,24 +11,30 @@ RUN_DIR := var/run
 venv: $(STAMP)
 
 # Reinstall only when the pins change.
-$(STAMP): pyproject.toml constraints.txt
+# Three distributions, installed together so that the platform's dependencies
+# on the other two resolve to these folders: the kernel and pure domain
+# (common/), the auditor's tool (tools/audit/) and the platform (services,
+# gateway, operators' tools).
+PACKAGES := -e common -e tools/audit
+
+$(STAMP): pyproject.toml common/pyproject.toml tools/audit/pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required (Debian: apt-get install python3.11 python3.11-venv)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check "setuptools==80.10.2"
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test]"
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt $(PACKAGES) -e ".[test]"
 	@touch $(STAMP)
 
 ## Start the whole platform with demo data (PostgreSQL and RabbitMQ must run).
 run: $(STAMP)
 	@$(BIN)/ksmart-admin check-infrastructure
 	@$(BIN)/ksmart-admin setup --seed --credentials-file $(RUN_DIR)/demo-password
-	@$(BIN)/python -m ksmart_common.devserver start $(RUN_DIR)
+	@$(BIN)/python -m ksmart_ops.devserver start $(RUN_DIR)
 	@$(BIN)/ksmart-admin demo-users --credentials-file $(RUN_DIR)/demo-password
 	@echo "Stop with: make stop"
 
 ## Stop what `make run` started.
 stop:
-	@test -x $(BIN)/python && $(BIN)/python -m ksmart_common.devserver stop $(RUN_DIR) || true
+	@test -x $(BIN)/python && $(BIN)/python -m ksmart_ops.devserver stop $(RUN_DIR) || true
 
 # `make up` and `make down` need a Docker engine with the compose plugin.
 DOCKER_NEEDED = docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1 || { \
@@ -128,7 +134,7 @@ audit: $(STAMP)
 BENCH_STAMP := $(VENV)/.bench-installed
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test,bench]"
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt $(PACKAGES) -e ".[test,bench]"
 	@command -v pgbench >/dev/null || { echo "pgbench is needed (Debian: apt-get install postgresql-contrib or postgresql-client)"; exit 1; }
 	@touch $(BENCH_STAMP)
 

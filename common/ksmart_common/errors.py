@@ -1,9 +1,11 @@
 """Typed errors that cross RPC intact.
 
-A service raises one of these; nameko serialises it and, because each class is
-registered with `deserialize_to_instance`, the caller gets the same type back
-(not a generic RemoteError). The gateway maps each type to one HTTP status in
-one table (ksmart_gateway.problems).
+A service raises one of these; nameko serialises it and, because each class in
+REMOTE_ERRORS is registered with nameko's `deserialize_to_instance` (by
+ksmart_common.rpc, so that this module stays pure and the domain can raise
+them), the caller gets the same type back (not a generic RemoteError). The
+gateway maps each type to one HTTP status in one table
+(ksmart_gateway.problems).
 
 Arguments are kept JSON-safe because nameko turns every argument into text or
 lists/dicts of text on the way: (detail, problems), where problems is a list of
@@ -11,8 +13,6 @@ lists/dicts of text on the way: (detail, problems), where problems is a list of
 """
 
 from __future__ import annotations
-
-from nameko.exceptions import deserialize_to_instance
 
 
 class KsmartError(Exception):
@@ -33,60 +33,50 @@ class KsmartError(Exception):
         return self.detail
 
 
-@deserialize_to_instance
 class InvalidInput(KsmartError):
     title = "The request has problems"
 
 
-@deserialize_to_instance
 class NotFound(KsmartError):
     title = "Not found"
 
 
-@deserialize_to_instance
 class Unauthenticated(KsmartError):
     title = "Authentication required"
 
 
-@deserialize_to_instance
 class Forbidden(KsmartError):
     title = "Not allowed for this caller"
 
 
-@deserialize_to_instance
 class VersionConflict(KsmartError):
     """The stream moved on since the caller read it (optimistic concurrency)."""
 
     title = "The file has changed since you read it"
 
 
-@deserialize_to_instance
 class ActionNotAllowed(KsmartError):
     """The action is not one the file's current state offers."""
 
     title = "Action not allowed in the file's current state"
 
 
-@deserialize_to_instance
 class IdempotencyKeyReused(KsmartError):
     title = "Idempotency-Key was already used for a different request"
 
 
-@deserialize_to_instance
 class ServiceUnavailable(KsmartError):
     """A service this request needs did not answer in time (HTTP 503)."""
 
     title = "A service is unavailable; try again shortly"
 
 
-@deserialize_to_instance
 class PayloadTooLarge(KsmartError):
     """A body or an uploaded document is larger than allowed (HTTP 413)."""
 
     title = "Too large"
 
 
-@deserialize_to_instance
 class TooManyRequests(KsmartError):
     """Too many requests of one kind in a while (HTTP 429, with Retry-After)."""
 
@@ -103,3 +93,18 @@ class TooManyRequests(KsmartError):
     @property
     def retry_after_seconds(self) -> int:
         return int(self.args[2])
+
+
+# Every error that crosses RPC as itself (registered by ksmart_common.rpc).
+REMOTE_ERRORS = (
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+    Forbidden,
+    VersionConflict,
+    ActionNotAllowed,
+    IdempotencyKeyReused,
+    ServiceUnavailable,
+    PayloadTooLarge,
+    TooManyRequests,
+)

@@ -22,17 +22,22 @@ from typing import Any, TypeVar
 
 import eventlet
 from kombu.exceptions import OperationalError as KombuOperationalError
-from nameko.exceptions import RemoteError, UnknownService
+from nameko.exceptions import RemoteError, UnknownService, deserialize_to_instance
 from nameko.rpc import Rpc as NamekoRpc
 from nameko.rpc import RpcConsumer as NamekoRpcConsumer
 
 from ksmart_common import config
-from ksmart_common.errors import ServiceUnavailable
+from ksmart_common.errors import REMOTE_ERRORS, ServiceUnavailable
 from ksmart_common.logging import get_logger
 from ksmart_common.outages import is_broker_outage
 from ksmart_common.queue_consumer import OutageTolerantQueueConsumer
 
 log = get_logger(__name__)
+
+# The platform's errors cross RPC as their own types (ksmart_common.errors):
+# registered here, where nameko is, so that the errors module stays pure.
+for _error in REMOTE_ERRORS:
+    deserialize_to_instance(_error)
 
 T = TypeVar("T")
 # Errors a called service raises when its own infrastructure fails (psycopg2's

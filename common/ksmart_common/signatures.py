@@ -11,6 +11,11 @@ from ksmart_common.errors import Unauthenticated
 
 SIGNATURE_PREFIX = "sha256="
 
+# The headers the signatures arrive in, named here because both the gateway
+# (which receives the callbacks) and the service that checks them use them.
+PAYMENT_SIGNATURE_HEADER = "X-Payment-Signature"
+SMS_RECEIPT_SIGNATURE_HEADER = "X-Sms-Signature"
+
 
 def sign(body: bytes, secret: bytes) -> str:
     return SIGNATURE_PREFIX + hmac.new(secret, body, hashlib.sha256).hexdigest()

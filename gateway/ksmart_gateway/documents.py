@@ -13,14 +13,13 @@ from typing import Any
 
 from nameko.extensions import DependencyProvider
 
-from ksmart_common.documents import (
+from ksmart_common.domain.documents import (
     DOCUMENT_FORMATS,
     DOCUMENT_TYPES,
     MAX_DOCUMENT_BYTES,
     MAX_FILENAME_LENGTH,
-    DocumentStorage,
-    storage_from_config,
 )
+from ksmart_gateway.document_storage import DocumentStorage, storage_from_config
 
 __all__ = [
     "DOCUMENT_FORMATS",

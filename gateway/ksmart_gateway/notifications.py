@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from nameko.rpc import RpcProxy
 
-from ksmart_common.roles import ADMINISTRATOR, CITIZEN
+from ksmart_common.domain.roles import ADMINISTRATOR, CITIZEN
 from ksmart_common.rpc import call
+from ksmart_common.signatures import SMS_RECEIPT_SIGNATURE_HEADER
 from ksmart_gateway import schemas
 from ksmart_gateway.api import PUBLIC, ApiResult, api, read_callback, read_json, read_query
-from ksmart_notifications.channels.sms import RECEIPT_SIGNATURE_HEADER
 
 PREFIX = "/api/v1"
 
@@ -118,11 +118,11 @@ class NotificationEndpoints:
         "POST",
         f"{PREFIX}/notifications/sms-receipts",
         summary="The SMS provider's delivery receipts: the body is signed by the provider "
-        f"({RECEIPT_SIGNATURE_HEADER}), and nothing else is trusted",
+        f"({SMS_RECEIPT_SIGNATURE_HEADER}), and nothing else is trusted",
         allowed_roles=PUBLIC,
         response=schemas.ReceiptResponse,
         tag="notifications",
-        headers=(RECEIPT_SIGNATURE_HEADER,),
+        headers=(SMS_RECEIPT_SIGNATURE_HEADER,),
         checks_credentials=True,
     )
     def sms_receipt(self, request, principal):
@@ -131,6 +131,6 @@ class NotificationEndpoints:
             call(
                 self.notifications.sms_receipt,
                 body,
-                request.headers.get(RECEIPT_SIGNATURE_HEADER),
+                request.headers.get(SMS_RECEIPT_SIGNATURE_HEADER),
             )
         )

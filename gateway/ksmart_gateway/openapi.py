@@ -10,7 +10,7 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from ksmart_common.documents import DOCUMENT_FORMATS
+from ksmart_common.domain.documents import DOCUMENT_FORMATS
 from ksmart_gateway import schemas
 from ksmart_gateway.api import ApiEndpoint
 

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from ksmart_common.documents import MAX_FILENAME_LENGTH, SHA256_PATTERN
+from ksmart_common.domain.documents import MAX_FILENAME_LENGTH, SHA256_PATTERN
+from ksmart_common.domain.vocabulary import (
+    DEFAULT_LANGUAGE,
+    LANGUAGES,
+    LOCAL_BODY_CODE_EXAMPLE,
+    LOCAL_BODY_CODE_PATTERN,
+)
 from ksmart_common.envelope import EnvelopeSchema
 
 LOCAL_BODY_CODE = validate.Regexp(
-    r"^[A-Z]{2}-[A-Z]{3}-[A-Z0-9]{2,6}$", error="a local-body code such as KL-EKM-KOC"
+    LOCAL_BODY_CODE_PATTERN, error=f"a local-body code such as {LOCAL_BODY_CODE_EXAMPLE}"
 )
 FORM_VALUE = fields.Raw(allow_none=True)
 SHA256 = validate.Regexp(SHA256_PATTERN, error="a sha256: 64 lowercase hexadecimal digits")
@@ -42,7 +48,7 @@ class CodeRequest(StrictSchema):
         metadata={"description": "E.164, any country: +919847012345, +971501234567"},
     )
     email = fields.String(load_default=None, validate=validate.Length(min=3, max=254))
-    language = fields.String(load_default="en", validate=validate.OneOf(("en", "ml")))
+    language = fields.String(load_default=DEFAULT_LANGUAGE, validate=validate.OneOf(LANGUAGES))
 
 
 class CodeResponse(Schema):

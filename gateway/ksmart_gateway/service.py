@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import uuid
 from typing import Any
 
@@ -19,16 +18,17 @@ from nameko.rpc import RpcProxy
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import wrap_file
 
-from ksmart_common import certificates, config
-from ksmart_common.documents import check_sha256
+from ksmart_common import config, signatures
+from ksmart_common.domain import certificate
+from ksmart_common.domain.documents import check_sha256
 from ksmart_common.domain.intake import language
+from ksmart_common.domain.roles import ADMINISTRATOR, AUDITOR, CITIZEN, OFFICIAL_ROLES
+from ksmart_common.domain.vocabulary import LOCAL_BODY_CODE
 from ksmart_common.envelope import from_json, verify_chain
 from ksmart_common.errors import InvalidInput, NotFound, PayloadTooLarge
 from ksmart_common.operations import Operations
-from ksmart_common.payments import SIGNATURE_HEADER
-from ksmart_common.roles import ADMINISTRATOR, AUDITOR, CITIZEN, OFFICIAL_ROLES
 from ksmart_common.rpc import call
-from ksmart_gateway import schemas
+from ksmart_gateway import certificate_pdf, schemas
 from ksmart_gateway.api import (
     PUBLIC,
     ApiResult,
@@ -53,7 +53,6 @@ from ksmart_gateway.notifications import NotificationEndpoints
 from ksmart_gateway.openapi import openapi_document
 
 PREFIX = "/api/v1"
-LOCAL_BODY_PATTERN = re.compile(schemas.LOCAL_BODY_CODE.regex.pattern)
 # Who may read files (each service then decides which files): citizens,
 # officials and auditors; administrators manage people, not files.
 FILE_READERS = (CITIZEN, *OFFICIAL_ROLES, AUDITOR)
@@ -327,7 +326,7 @@ class GatewayService(NotificationEndpoints):
         tag="directory",
     )
     def local_body(self, request, principal, code):
-        if not LOCAL_BODY_PATTERN.match(code):
+        if not LOCAL_BODY_CODE.match(code):
             raise NotFound(f"no local body {code!r}")
         body = call(self.identity.get_local_body, code)
         return cacheable(request, body, body_tag(body), f"public, max-age={CATALOGUE_MAX_AGE}")
@@ -487,7 +486,7 @@ class GatewayService(NotificationEndpoints):
     def certificate_pdf(self, request, principal, file_id):
         issued = call(self.applications.certificate_for_reader, str(file_id), actor(principal))
         pdf = tpool.execute(
-            certificates.render_pdf,
+            certificate_pdf.render_pdf,
             issued["certificate"],
             language(request.headers.get("Accept-Language")),
             fields=issued["fields"],
@@ -531,7 +530,7 @@ class GatewayService(NotificationEndpoints):
     def verify_certificate_qr(self, request, principal):
         text = read_json(request, schemas.CertificateCheck)["qr_text"]
         try:
-            document = certificates.parse_qr_text(text)
+            document = certificate.parse_qr_text(text)
         except ValueError as error:
             return ApiResult({"found": False, "valid": False, "problems": [f"malformed: {error}"]})
         problems = call(self.applications.certificate_problems, document)
@@ -576,11 +575,11 @@ class GatewayService(NotificationEndpoints):
         "POST",
         f"{PREFIX}/payments/callback",
         summary="The payment provider's callback: the body is signed by the provider "
-        f"({SIGNATURE_HEADER}), and nothing else is trusted",
+        f"({signatures.PAYMENT_SIGNATURE_HEADER}), and nothing else is trusted",
         allowed_roles=PUBLIC,
         response=schemas.PaymentCallbackResponse,
         tag="fees",
-        headers=(SIGNATURE_HEADER,),
+        headers=(signatures.PAYMENT_SIGNATURE_HEADER,),
         checks_credentials=True,
     )
     def payment_callback(self, request, principal):
@@ -588,7 +587,7 @@ class GatewayService(NotificationEndpoints):
         outcome = call(
             self.applications.payment_callback,
             body,
-            request.headers.get(SIGNATURE_HEADER),
+            request.headers.get(signatures.PAYMENT_SIGNATURE_HEADER),
             request_meta(request),
         )
         return ApiResult(outcome)

@@ -2,8 +2,8 @@
 #
 #   docker build -f services/applications/relay.Dockerfile -t ksmart/relay .
 #
-# The build context is the repository root: one distribution (pyproject.toml)
-# holds every service's package. docker-compose.yml builds it the same way.
+# The build context is the repository root: the platform's distribution
+# (pyproject.toml) holds every service's package, beside common/ and tools/. docker-compose.yml builds it the same way.
 
 # It lives beside the applications service because it is part of it: its
 # code is ksmart_applications.relay_main, it reads that service's database
@@ -30,14 +30,20 @@ WORKDIR /src
 # The dependencies first, in a layer that a code change does not invalidate.
 # constraints.txt pins every package, transitive ones included; as
 # PIP_CONSTRAINT it also holds what pip builds from source to those pins.
+# Three distributions: the kernel and pure domain (common/, with its `io`
+# extra), the auditor's tool (tools/audit/) and the platform (the root); the
+# third-party requirements of all three, not the three themselves.
 COPY pyproject.toml constraints.txt ./
-RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > requirements.txt \
+COPY common/pyproject.toml common/
+COPY tools/audit/pyproject.toml tools/audit/
+RUN python -c "import tomllib; projects = [tomllib.load(open(f, 'rb'))['project'] for f in ('pyproject.toml', 'common/pyproject.toml', 'tools/audit/pyproject.toml')]; print(*sorted({d for p in projects for d in p['dependencies'] + p.get('optional-dependencies', {}).get('io', []) if not d.startswith('ksmart-')}), sep='\n')" > requirements.txt \
  && pip install --requirement requirements.txt
-# Then the platform: every package folder of the distribution.
+# Then the three distributions' package folders.
 COPY common/ common/
+COPY tools/ tools/
 COPY services/ services/
 COPY gateway/ gateway/
-RUN pip install --no-deps --no-build-isolation . \
+RUN pip install --no-deps --no-build-isolation ./common ./tools/audit . \
  && pip check \
  && pip uninstall --yes pip
 

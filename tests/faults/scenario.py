@@ -40,10 +40,10 @@ import requests
 import sqlalchemy as sa
 
 from ksmart_common.config import RetryPolicy
-from ksmart_common.devserver import is_ready
 from ksmart_common.domain.file import FileState, replay
 from ksmart_common.eventstore import EventStore
 from ksmart_notifications import dev_inbox
+from ksmart_ops.devserver import is_ready
 from tests.support import citizen
 from tests.support.inbox import phone_number, served_inbox, sign_in_by_phone
 from tests.support.own_infrastructure import OwnPlatform, platform_on_own_infrastructure

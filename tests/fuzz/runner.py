@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from ksmart_common.roles import OFFICIAL_ROLES
+from ksmart_common.domain.roles import OFFICIAL_ROLES
 from tests.support import citizen
 from tests.support.platform import Platform
 

@@ -4,9 +4,9 @@ first administrator, the directory from files, and signing-key rotation."""
 import pytest
 import sqlalchemy as sa
 
-from ksmart_common import admin
 from ksmart_identity.keys import jwks
 from ksmart_identity.users import authenticate
+from ksmart_ops import admin
 
 
 @pytest.fixture

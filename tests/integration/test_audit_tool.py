@@ -22,10 +22,10 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from tests.support import citizen
+from tests.support import audit_alone, citizen
 from tests.support.platform import running_platform
 
-AUDIT = [sys.executable, "-m", "ksmart_common.audit.cli"]
+AUDIT = [sys.executable, "-m", "ksmart_audit.cli"]
 STREAM_NAMED = re.compile(r"file-[0-9a-f-]{36}")
 
 
@@ -81,7 +81,7 @@ def files(platform):
     }
 
 
-def audit(platform, *args, source="gateway", token=True, timeout=120):
+def audit(platform, *args, source="gateway", token=True, timeout=120, command=AUDIT):
     """Run the command as an auditor on another machine would."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("KSMART_AUDIT_")}
     if token:
@@ -93,7 +93,7 @@ def audit(platform, *args, source="gateway", token=True, timeout=120):
     else:
         where = []
     return subprocess.run(
-        [*AUDIT, *args, *where],
+        [*command, *args, *where],
         capture_output=True,
         text=True,
         encoding="utf-8",
@@ -229,6 +229,36 @@ def test_a_replay_matches_what_the_platform_shows(platform, files):
     rejected = audit(platform, "replay", "--file", files["rejected"], "--compare")
     assert rejected.returncode == 0, rejected.stderr
     assert json.loads(rejected.stdout)["state"]["state"] == "rejected"
+
+
+def test_the_tool_installed_alone_verifies_replays_and_goes_back_in_time(platform, files, tmp_path):
+    """An auditor's own environment: ksmart-common and ksmart-audit with what
+    they declare, and none of the platform's frameworks or drivers."""
+    alone = audit_alone.create(tmp_path / "auditor")
+    for framework in ("nameko", "sqlalchemy", "psycopg2", "kombu", "pika"):
+        probe = subprocess.run([alone / "python", "-c", f"import {framework}"], capture_output=True)
+        assert probe.returncode != 0, f"{framework} is in the auditor's environment"
+    command = [str(alone / "ksmart-audit")]
+    file_id = files["returned_and_approved"]
+
+    verified = audit(platform, "verify", "--file", file_id, command=command)
+    assert verified.returncode == 0, verified.stderr
+    assert "VERIFIED" in verified.stderr and f"file-{file_id}" in verified.stderr
+
+    replayed = audit(platform, "replay", "--file", file_id, "--compare", command=command)
+    assert replayed.returncode == 0, replayed.stderr
+    assert json.loads(replayed.stdout)["state"]["state"] == "approved"
+
+    events = _exported(audit(platform, "export", "--file", file_id, command=command))
+    at = events[1]["recorded_at"]
+    then = audit(platform, "as-of", "--file", file_id, "--at", at, command=command)
+    assert then.returncode == 0, then.stderr
+    assert json.loads(then.stdout)["state"]["state"] == "clarification_requested"
+
+    # The operators' database source names what it lacks, as a usage error.
+    direct = audit(platform, "verify", source="database", command=command)
+    assert direct.returncode == 2
+    assert "install ksmart-common[io]" in direct.stderr
 
 
 def test_as_of_a_moment_between_two_decisions_shows_the_file_then(platform, files):

@@ -11,7 +11,7 @@ import uuid
 import pytest
 import requests
 
-from ksmart_common.roles import OFFICIAL_ROLES
+from ksmart_common.domain.roles import OFFICIAL_ROLES
 from tests.support import citizen
 from tests.support.platform import running_platform
 

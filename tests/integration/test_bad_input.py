@@ -14,7 +14,7 @@ import requests
 import sqlalchemy as sa
 
 from ksmart_catalogue.samples import documents_needed, sample_form
-from ksmart_common.documents import MAX_DOCUMENT_BYTES
+from ksmart_common.domain.documents import MAX_DOCUMENT_BYTES
 from ksmart_common.envelope import file_stream_id
 from tests.support import citizen
 from tests.support.platform import running_platform

@@ -9,7 +9,7 @@ import copy
 import pytest
 import requests
 
-from ksmart_common import certificates
+from ksmart_common.domain import certificate as certificates
 from tests.support import citizen
 from tests.support.platform import running_platform
 

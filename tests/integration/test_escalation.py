@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from ksmart_catalogue.catalogue import Catalogue
 from ksmart_common.appender import APPEND_LOCK, NOTIFY_CHANNEL
 from ksmart_common.canonical import GENESIS_HASH, canonical_text
-from ksmart_common.devserver import start, wait_for_exit
 from ksmart_common.domain.file import Actor
 from ksmart_common.envelope import Envelope, file_stream_id
+from ksmart_ops.devserver import start, wait_for_exit
 from tests.support.files import submission
 from tests.support.platform import running_platform
 from tests.support.waiting import wait_for

@@ -4,8 +4,8 @@ own least-privileged role."""
 import pytest
 import sqlalchemy as sa
 
+from ksmart_common.domain.roles import OFFICIAL_ROLES
 from ksmart_common.errors import InvalidInput
-from ksmart_common.roles import OFFICIAL_ROLES
 from ksmart_identity.users import DEMO_USERS, authenticate, create_user, seed_demo_users
 
 INSUFFICIENT_PRIVILEGE = "42501"

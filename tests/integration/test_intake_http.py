@@ -12,7 +12,8 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from ksmart_common.payments import SIGNATURE_HEADER, FakePaymentProvider
+from ksmart_applications.payments import FakePaymentProvider
+from ksmart_common.signatures import PAYMENT_SIGNATURE_HEADER as SIGNATURE_HEADER
 from tests.support import citizen
 from tests.support.platform import running_platform
 from tests.support.waiting import wait_for

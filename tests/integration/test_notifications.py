@@ -434,7 +434,7 @@ def test_a_provider_down_for_good_ends_in_the_dead_letter_queue_and_a_resend_del
     assert not [t for t in _received(inbox, phone) if file["file_number"] in t]
 
     # The operator's replay of the dead-letter queue delivers it, once.
-    from ksmart_common import admin
+    from ksmart_ops import admin
 
     monkey_env = {"KSMART_AMQP_URI": platform.amqp_uri}
     with _environment(monkey_env):

@@ -14,12 +14,12 @@ import pika
 import pytest
 import sqlalchemy as sa
 
-from ksmart_common.admin import dead_letter_count, replay_dead_letters
 from ksmart_common.consumer import ATTEMPT_HEADER
 from ksmart_common.domain.file import Actor, replay, take_action
 from ksmart_common.envelope import file_stream_id
 from ksmart_common.eventstore import EventStore
 from ksmart_common.messaging import EVENTS_EXCHANGE, event_body, event_headers
+from ksmart_ops.admin import dead_letter_count, replay_dead_letters
 from ksmart_workflow.service import EVENTS_QUEUE
 from tests.support.files import submission
 from tests.support.platform import running_platform

@@ -29,8 +29,8 @@ from unittest import mock
 import pika
 import sqlalchemy as sa
 
-from ksmart_common.admin import consumer_topologies
-from ksmart_common.devserver import SERVICES, start, stop, wait_for_exit
+from ksmart_ops.admin import consumer_topologies
+from ksmart_ops.devserver import SERVICES, start, stop, wait_for_exit
 from tests.support import platform as platform_support
 from tests.support.platform import Platform, free_port
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import requests
 import sqlalchemy as sa
 
-from ksmart_common.admin import consumer_topologies
 from ksmart_common.config import OPS_PORTS
-from ksmart_common.devserver import SERVICES, start, stop, wait_for_exit, wait_until_ready
 from ksmart_common.messaging import declare_otp_queue
 from ksmart_common.migrations import RoleNames
 from ksmart_identity.directory import load_directory, shipped_directory
 from ksmart_identity.users import seed_demo_users
+from ksmart_ops.admin import consumer_topologies
+from ksmart_ops.devserver import SERVICES, start, stop, wait_for_exit, wait_until_ready
 from tests.support.broker import fresh_vhost
 from tests.support.databases import ServiceDatabase, fresh_service_database
 

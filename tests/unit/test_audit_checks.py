@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ksmart_common.audit import cli
-from ksmart_common.audit.checks import (
+from ksmart_audit import cli
+from ksmart_audit.checks import (
     ALTERED,
     BROKEN_LINK,
     DIFFERENT,
@@ -24,7 +24,7 @@ from ksmart_common.audit.checks import (
     Problem,
     compare_views,
 )
-from ksmart_common.audit.report import format_problem
+from ksmart_audit.report import format_problem
 from ksmart_common.canonical import GENESIS_HASH
 from ksmart_common.envelope import Envelope, to_json
 

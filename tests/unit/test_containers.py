@@ -467,7 +467,12 @@ def _build_stage_shape(dockerfile: Dockerfile) -> list:
 
 def test_the_build_stage_installs_every_package_folder_with_the_pins(dockerfiles):
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    folders = pyproject["tool"]["setuptools"]["packages"]["find"]["where"]
+    # The platform's package folders, and the two distributions beside it.
+    folders = [
+        *pyproject["tool"]["setuptools"]["packages"]["find"]["where"],
+        "common",
+        "tools/audit",
+    ]
     stage = next(iter(dockerfiles.values())).stage("build")
     copied = [i.arguments.split()[:-1] for i in stage.all("COPY")]
     sources = [source.rstrip("/") for words in copied for source in words]

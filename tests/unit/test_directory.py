@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 
 from ksmart_common.errors import InvalidInput
-from ksmart_identity.directory import BODY_CODE, read_directory, shipped_directory, ward_code
+from ksmart_identity.directory import LOCAL_BODY_CODE, read_directory, shipped_directory, ward_code
 
 DISTRICTS = ("TVM", "KLM", "PTA", "ALP", "KTM", "IDK", "EKM")
 DISTRICTS += ("TSR", "PKD", "MLP", "KKD", "WYD", "KNR", "KSD")
@@ -68,7 +68,7 @@ def test_the_codes_other_data_already_uses_are_kept(shipped):
 
 def test_every_shipped_code_has_the_stable_shape(shipped):
     for body in shipped.bodies:
-        assert BODY_CODE.match(body.code), body.code
+        assert LOCAL_BODY_CODE.match(body.code), body.code
         assert body.code.split("-")[1] == body.district
 
 

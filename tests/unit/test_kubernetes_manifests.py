@@ -12,7 +12,7 @@ fields their operators cannot do without).
 Then the manifests are checked against what the code says: the processes
 there are (ksmart_common.services and the relay), the settings they read
 (tests.support.configuration), the queues setup declares
-(ksmart_common.admin), the images the Dockerfiles build, and the operations
+(ksmart_ops.admin), the images the Dockerfiles build, and the operations
 port every process serves.
 """
 
@@ -27,10 +27,10 @@ import kubernetes_validate
 import kubernetes_validate.utils
 import pytest
 
-from ksmart_common import admin
-from ksmart_common.admin import consumer_topologies
 from ksmart_common.messaging import OTP_QUEUE
 from ksmart_common.services import SERVICES
+from ksmart_ops import admin
+from ksmart_ops.admin import consumer_topologies
 from tests.support import kustomize
 from tests.support.configuration import environment_variables_read, service_environment
 

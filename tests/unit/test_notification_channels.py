@@ -33,12 +33,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ksmart_common.canonical import canonical_json
 from ksmart_common.errors import InvalidInput, Unauthenticated
+from ksmart_common.signatures import SMS_RECEIPT_SIGNATURE_HEADER
 from ksmart_notifications.channels import external_channels_from_environment, sms
 from ksmart_notifications.channels.base import DeliveryFailed, OutgoingMessage
 from ksmart_notifications.channels.email import SmtpSender, SmtpSettings
 from ksmart_notifications.channels.fake_sms import FakeSmsServer
 from ksmart_notifications.channels.sms import (
-    RECEIPT_SIGNATURE_HEADER,
     HttpSmsProvider,
     Receipt,
     SmsSettings,
@@ -349,7 +349,7 @@ def test_receipts_arrive_signed_and_parse():
         def do_POST(self):  # noqa: N802
             body = self.rfile.read(int(self.headers["Content-Length"]))
             with lock:
-                received.append((body, self.headers.get(RECEIPT_SIGNATURE_HEADER)))
+                received.append((body, self.headers.get(SMS_RECEIPT_SIGNATURE_HEADER)))
             self.send_response(204)
             self.end_headers()
 

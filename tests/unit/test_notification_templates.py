@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ksmart_catalogue.catalogue import DEFINITIONS_DIR
-from ksmart_common.roles import OFFICIAL_ROLES
+from ksmart_common.domain.roles import OFFICIAL_ROLES
 from ksmart_notifications import rendering
 from ksmart_notifications.rendering import (
     FOOTER,

@@ -4,15 +4,15 @@ import json
 
 import pytest
 
-from ksmart_common.errors import InvalidInput, Unauthenticated
-from ksmart_common.payments import (
+from ksmart_applications.payments import (
     PAYMENT_PROVIDER_ENV,
     PAYMENT_SECRET_ENV,
-    SIGNATURE_HEADER,
     FakePaymentProvider,
     PaymentNotice,
     provider_from_environment,
 )
+from ksmart_common.errors import InvalidInput, Unauthenticated
+from ksmart_common.signatures import PAYMENT_SIGNATURE_HEADER as SIGNATURE_HEADER
 
 SECRET = b"s" * 32
 

@@ -20,14 +20,14 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from ksmart_common import certificates
-from ksmart_common.domain import intake
+from ksmart_common.domain import certificate, intake
 from ksmart_common.domain.intake import Upload
+from ksmart_common.domain.roles import AUDITOR as AUDITOR_ROLE
+from ksmart_common.domain.roles import CITIZEN as CITIZEN_ROLE
+from ksmart_common.domain.vocabulary import DEFAULT_LANGUAGE
 from ksmart_common.domain.workflow import APPLICANT, Workflow
 from ksmart_common.envelope import Envelope, NewEvent, format_timestamp
 from ksmart_common.errors import ActionNotAllowed, Forbidden, InvalidInput, NotFound
-from ksmart_common.roles import AUDITOR as AUDITOR_ROLE
-from ksmart_common.roles import CITIZEN as CITIZEN_ROLE
 
 APPLICATION_SUBMITTED = "ApplicationSubmitted"
 DOCUMENT_ATTACHED = "DocumentAttached"
@@ -237,7 +237,7 @@ def submit_application(
     applicant: Actor,
     form: Mapping[str, Any],
     documents: Mapping[str, Upload | None] | None = None,
-    lang: str = intake.DEFAULT_LANGUAGE,
+    lang: str = DEFAULT_LANGUAGE,
     directory_entry: Mapping[str, Any] | None | bool = False,
 ) -> list[NewEvent]:
     """The events of a new application, or InvalidInput naming every problem
@@ -291,20 +291,13 @@ def _incomplete(count: int, lang: str) -> str:
     return f"the application has {count} {noun}; all are listed"
 
 
-def file_number_series(local_body: str, short_code: str, year: int) -> str:
-    """Files are numbered per local body, service and year:
-    KL-EKM-KOC/BR/2026/000123 is the 123rd birth registration that the
-    Kochi corporation received in 2026."""
-    return f"{local_body}/{short_code}/{year}"
-
-
 def attach_document(
     state: FileState,
     definition: Mapping[str, Any],
     code: str,
     upload: Upload | None,
     actor: Actor,
-    lang: str = intake.DEFAULT_LANGUAGE,
+    lang: str = DEFAULT_LANGUAGE,
 ) -> list[NewEvent]:
     """The applicant adds (or replaces) a document while the file waits on
     them (a clarification asked for it), checked against the definition the
@@ -370,7 +363,7 @@ def take_action(
     remarks: str | None = None,
     answers: Mapping[str, Any] | None = None,
     definition: Mapping[str, Any] | None = None,
-    lang: str = intake.DEFAULT_LANGUAGE,
+    lang: str = DEFAULT_LANGUAGE,
 ) -> list[NewEvent]:
     """The event of one decision on a file, or the reason it is refused.
 
@@ -467,7 +460,7 @@ def certificate_event(
     action = machine.actions.get(action_name)
     if action is None or not machine.grants(action) or not definition.get("certificate"):
         return []
-    payload = certificates.build_certificate(state, definition, issued_at=now, kid=kid)
+    payload = certificate.build_certificate(state, definition, issued_at=now, kid=kid)
     return [NewEvent(CERTIFICATE_ISSUED, {"certificate": sign(payload)})]
 
 

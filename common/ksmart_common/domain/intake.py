@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from ksmart_common.documents import DOCUMENT_TYPES
+from ksmart_common.domain.documents import DOCUMENT_TYPES
+from ksmart_common.domain.vocabulary import DEFAULT_LANGUAGE, LANGUAGES
 
-LANGUAGES = ("en", "ml")
-DEFAULT_LANGUAGE = "en"
 # A string answer longer than this is refused unless the field says otherwise.
 DEFAULT_MAX_LENGTH = 500
 

@@ -14,12 +14,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ksmart_applications import certificate_keys as certificates
+from ksmart_applications.certificate_keys import CertificateKeys
+from ksmart_applications.payments import PaymentProvider
 from ksmart_applications.uploads import find_uploads
 from ksmart_common.canonical import canonical_json
-from ksmart_common.certificates import CertificateKeys, sign_certificate
 from ksmart_common.domain import file as files
 from ksmart_common.domain.file import FILE_NUMBER_KEY, Actor, FileState
 from ksmart_common.domain.intake import language
+from ksmart_common.domain.local_time import IST
+from ksmart_common.domain.vocabulary import FILE_NUMBER_DIGITS, file_number_series
 from ksmart_common.envelope import Envelope, file_stream_id
 from ksmart_common.errors import (
     ActionNotAllowed,
@@ -31,8 +35,6 @@ from ksmart_common.errors import (
     VersionConflict,
 )
 from ksmart_common.eventstore import EventStore, NumberRequest
-from ksmart_common.local_time import IST
-from ksmart_common.payments import PaymentProvider
 
 # Files created with an Idempotency-Key get an id derived from the caller and
 # the key, so a retried submission lands on the same stream and is found. So
@@ -109,7 +111,9 @@ def submit(
     # File numbers count per calendar year in Kerala's time.
     year = datetime.now(IST).year
     number = NumberRequest(
-        files.file_number_series(local_body, definition["short_code"], year), FILE_NUMBER_KEY
+        file_number_series(local_body, definition["short_code"], year),
+        FILE_NUMBER_KEY,
+        FILE_NUMBER_DIGITS,
     )
     try:
         envelopes = store.append(file_stream_id(file_id), events, 0, metadata, number)
@@ -170,7 +174,7 @@ def act(
             state,
             action,
             definition,
-            lambda payload: sign_certificate(payload, key.private_key, key.kid),
+            lambda payload: certificates.sign(key, payload),
             key.kid,
             datetime.now(UTC),
         )

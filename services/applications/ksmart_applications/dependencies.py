@@ -10,10 +10,10 @@ from collections.abc import Callable
 
 from nameko.extensions import DependencyProvider
 
-from ksmart_common.certificates import CertificateKeys
+from ksmart_applications.certificate_keys import CertificateKeys
+from ksmart_applications.payments import PaymentProvider, provider_from_environment
 from ksmart_common.database import DB_URL_CONFIG_KEY, create_engine
 from ksmart_common.eventstore import EventStore
-from ksmart_common.payments import PaymentProvider, provider_from_environment
 
 
 class EventStoreProvider(DependencyProvider):

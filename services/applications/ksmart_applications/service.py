@@ -7,7 +7,6 @@ here: the relay (relay_main.py) publishes what this service stored.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +32,7 @@ from ksmart_common.errors import (
     Unauthenticated,
     VersionConflict,
 )
+from ksmart_common.identifiers import is_uuid
 from ksmart_common.operations import Operations
 from ksmart_common.rpc import call, rpc
 
@@ -258,7 +258,9 @@ class ApplicationsService:
         commands.require_auditor(actor_from(actor))
         # Served as stored, without replaying: an auditor must see a stream
         # even when it no longer replays (an event altered or removed).
-        envelopes = self.store.read_stream(file_stream_id(str(uuid.UUID(str(file_id)))))
+        if not is_uuid(file_id):
+            raise NotFound(f"no file {file_id}")
+        envelopes = self.store.read_stream(file_stream_id(file_id))
         if not envelopes:
             raise NotFound(f"no file {file_id}")
         return [to_json(envelope) for envelope in envelopes]

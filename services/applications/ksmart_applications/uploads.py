@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import sqlalchemy as sa
 
-from ksmart_common.documents import MAX_FILENAME_LENGTH, check_sha256
+from ksmart_common.domain.documents import MAX_FILENAME_LENGTH, check_sha256
 from ksmart_common.domain.intake import Upload
 
 uploads = sa.table(

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from ksmart_catalogue.errors import CatalogueError, problem
-from ksmart_catalogue.schema import CATEGORIES, LOCAL_BODY_TYPES, load_definition
+from ksmart_catalogue.schema import CATEGORIES, load_definition
 from ksmart_common.canonical import content_hash
+from ksmart_common.domain.vocabulary import LOCAL_BODY_KINDS
 from ksmart_common.errors import InvalidInput, NotFound
 
 DEFINITIONS_DIR = Path(__file__).resolve().parent / "definitions"
@@ -105,9 +106,9 @@ class Catalogue:
         problems = []
         if category is not None and category not in CATEGORIES:
             problems.append({"field": "category", "message": f"one of {', '.join(CATEGORIES)}"})
-        if local_body_type is not None and local_body_type not in LOCAL_BODY_TYPES:
+        if local_body_type is not None and local_body_type not in LOCAL_BODY_KINDS:
             problems.append(
-                {"field": "local_body_type", "message": f"one of {', '.join(LOCAL_BODY_TYPES)}"}
+                {"field": "local_body_type", "message": f"one of {', '.join(LOCAL_BODY_KINDS)}"}
             )
         if problems:
             raise InvalidInput("the search cannot be run", problems)

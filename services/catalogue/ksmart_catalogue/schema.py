@@ -22,22 +22,15 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from ksmart_catalogue.errors import CatalogueError, problem
-from ksmart_common.documents import DOCUMENT_FORMATS, MAX_DOCUMENT_BYTES
+from ksmart_common.domain.documents import DOCUMENT_FORMATS, MAX_DOCUMENT_BYTES
+from ksmart_common.domain.roles import OFFICIAL_ROLES
+from ksmart_common.domain.vocabulary import LOCAL_BODY_KINDS
 from ksmart_common.domain.workflow import APPLICANT, OUTCOMES, DefinitionError, Workflow
-from ksmart_common.roles import OFFICIAL_ROLES
 
-# A state waits on an official's role (named once, in ksmart_common.roles)
+# A state waits on an official's role (named once, in ksmart_common.domain.roles)
 # or on the citizen who filed the file.
 WAITING_ROLES = (*OFFICIAL_ROLES, APPLICANT)
 
-# Kerala's 1,200 local bodies are of these five kinds.
-LOCAL_BODY_TYPES = (
-    "grama_panchayat",
-    "block_panchayat",
-    "district_panchayat",
-    "municipality",
-    "corporation",
-)
 
 # The categories the catalogue is browsed by, with their names; a service
 # belongs to exactly one.
@@ -380,7 +373,7 @@ class DefinitionSchema(Schema):
     who_may_apply = localised(required=True)
     keywords = fields.List(fields.String(validate=validate.Length(min=1, max=64)), validate=_unique)
     applicable_to = fields.List(
-        fields.String(validate=validate.OneOf(LOCAL_BODY_TYPES)),
+        fields.String(validate=validate.OneOf(LOCAL_BODY_KINDS)),
         required=True,
         validate=[validate.Length(min=1), _unique],
     )

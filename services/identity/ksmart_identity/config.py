@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
 from ksmart_common.config import env
+from ksmart_common.keystore import pem_from_environment
 
 SIGNING_KEY_ENV = "KSMART_IDENTITY_SIGNING_KEY"
 ACCESS_TOKEN_TTL_ENV = "KSMART_ACCESS_TOKEN_TTL_SECONDS"
@@ -23,10 +23,5 @@ def access_token_ttl_seconds() -> int:
 
 
 def signing_key_pem(environ: Mapping[str, str] | None = None) -> str | None:
-    """The Ed25519 private key (PEM) given by the operator, if any.
-
-    A literal "\\n" is read as a newline, because single-line env files (docker
-    compose's .env) can't hold a multi-line PEM; a PEM never contains a backslash.
-    """
-    value = (os.environ if environ is None else environ).get(SIGNING_KEY_ENV, "")
-    return value.replace("\\n", "\n").strip() or None
+    """The Ed25519 private key (PEM) given by the operator, if any."""
+    return pem_from_environment(SIGNING_KEY_ENV, environ)

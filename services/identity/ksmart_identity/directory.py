@@ -25,17 +25,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ksmart_common.domain.vocabulary import LOCAL_BODY_CODE, LOCAL_BODY_KINDS
 from ksmart_common.errors import InvalidInput
 
-TYPES = (
-    "grama_panchayat",
-    "block_panchayat",
-    "district_panchayat",
-    "municipality",
-    "corporation",
-)
 DISTRICT_CODE = re.compile(r"^[A-Z]{3}$")
-BODY_CODE = re.compile(r"^KL-(?P<district>[A-Z]{3})-[A-Z0-9]{2,6}$")
 # Ward codes give the number three digits (KL-EKM-KOC-W012).
 MAX_WARDS = 999
 
@@ -136,8 +129,10 @@ def list_local_bodies(
     problems = []
     if district is not None and not DISTRICT_CODE.match(district):
         problems.append({"field": "district", "message": "must be a district code like 'EKM'"})
-    if type is not None and type not in TYPES:
-        problems.append({"field": "type", "message": f"must be one of {', '.join(TYPES)}"})
+    if type is not None and type not in LOCAL_BODY_KINDS:
+        problems.append(
+            {"field": "type", "message": f"must be one of {', '.join(LOCAL_BODY_KINDS)}"}
+        )
     if problems:
         raise InvalidInput("the local bodies can't be listed", problems)
     with engine.connect() as conn:
@@ -199,7 +194,7 @@ def _read_bodies(path: Path, district_codes: set[str], problems: list[Problem]) 
     for line, row in _rows(path, BODY_COLUMNS, problems):
         problem = _reporter(problems, path, line)
         code, district, type_ = row["code"], row["district"], row["type"]
-        shape = BODY_CODE.match(code)
+        shape = LOCAL_BODY_CODE.match(code)
         if not shape:
             problem("code", "must look like KL-<district>-<2 to 6 capitals or digits>")
         elif code in first_line:
@@ -208,10 +203,10 @@ def _read_bodies(path: Path, district_codes: set[str], problems: list[Problem]) 
             first_line[code] = line
         if district not in district_codes:
             problem("district", f"{district!r} is not a district in the districts file")
-        elif shape and shape["district"] != district:
-            problem("district", f"must be {shape['district']}, the district part of the code")
-        if type_ not in TYPES:
-            problem("type", f"must be one of {', '.join(TYPES)}")
+        elif shape and shape[1] != district:
+            problem("district", f"must be {shape[1]}, the district part of the code")
+        if type_ not in LOCAL_BODY_KINDS:
+            problem("type", f"must be one of {', '.join(LOCAL_BODY_KINDS)}")
         name_key = (district, type_, row["name_en"].casefold())
         if not row["name_en"]:
             problem("name_en", "must not be empty")

@@ -28,6 +28,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from ksmart_common.config import env
 from ksmart_common.errors import InvalidInput, TooManyRequests, Unauthenticated
+from ksmart_common.identifiers import is_uuid
 from ksmart_identity.users import Offload, call_directly
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -158,10 +159,8 @@ def verify_code(
     """The destination the code was sent to, if `code` is right; the code is
     used up. Unauthenticated otherwise, saying why (wrong, expired, used,
     void); a fifth wrong try voids the challenge."""
-    try:
-        uuid.UUID(str(challenge_id))
-    except ValueError:
-        raise Unauthenticated("no such sign-in code was requested") from None
+    if not is_uuid(challenge_id):
+        raise Unauthenticated("no such sign-in code was requested")
     with engine.begin() as conn:
         row = conn.execute(
             sa.text(

@@ -17,8 +17,9 @@ from eventlet import tpool
 from nameko.amqp.publish import UndeliverableMessage
 from nameko.events import EventDispatcher
 
-from ksmart_common.contacts import destinations_of, mask
 from ksmart_common.database import Database
+from ksmart_common.domain.contacts import destinations_of, mask
+from ksmart_common.domain.vocabulary import DEFAULT_LANGUAGE, LANGUAGES
 from ksmart_common.errors import (
     Forbidden,
     InvalidInput,
@@ -102,7 +103,7 @@ class IdentityService:
                     "channel": channel,
                     "destination": destination,
                     "code": challenge.code,
-                    "language": language if language in ("en", "ml") else "en",
+                    "language": language if language in LANGUAGES else DEFAULT_LANGUAGE,
                     "expires_at": challenge.expires_at.isoformat(),
                 },
             )

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from ksmart_common.config import env
 from ksmart_common.errors import Unauthenticated
+from ksmart_common.identifiers import is_uuid
 
 
 def refresh_token_ttl_seconds() -> int:
@@ -153,9 +154,7 @@ def revoked_since(engine: sa.Engine, since: datetime) -> list[dict[str, str]]:
 
 
 def _revoke(conn: sa.Connection, session_id: str, now: datetime, reason: str) -> bool:
-    try:
-        uuid.UUID(str(session_id))
-    except ValueError:
+    if not is_uuid(session_id):
         return False
     result = conn.execute(
         sa.text(

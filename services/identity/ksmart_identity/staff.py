@@ -14,8 +14,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ksmart_common.domain.roles import ADMINISTRATOR, AUDITOR, OFFICIAL_ROLES
 from ksmart_common.errors import Forbidden, InvalidInput, NotFound
-from ksmart_common.roles import ADMINISTRATOR, AUDITOR, OFFICIAL_ROLES
 from ksmart_identity import directory
 from ksmart_identity.sessions import revoke_user_sessions
 from ksmart_identity.users import (

@@ -20,9 +20,9 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from ksmart_common.contacts import mask
+from ksmart_common.domain.contacts import mask
+from ksmart_common.domain.roles import OFFICIAL_ROLES
 from ksmart_common.errors import InvalidInput, TooManyRequests, Unauthenticated
-from ksmart_common.roles import OFFICIAL_ROLES
 
 KINDS = ("citizen", "official", "auditor", "administrator")
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ksmart_common.contacts import mask
+from ksmart_common.domain.contacts import mask
 from ksmart_common.errors import InvalidInput, NotFound
 from ksmart_common.identifiers import is_uuid
 from ksmart_notifications.routing import NewMessage

@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import sqlalchemy as sa
 
+from ksmart_common.domain.vocabulary import LANGUAGES
 from ksmart_common.errors import InvalidInput
 
-LANGUAGES = ("en", "ml")
 EXTERNAL_CHANNELS = ("sms", "email")
 IN_APP = "in_app"
 DEFAULT_TIME_ZONE = "Asia/Kolkata"

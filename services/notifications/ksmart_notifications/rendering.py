@@ -28,9 +28,9 @@ from pathlib import Path
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
+from ksmart_common.domain.vocabulary import DEFAULT_LANGUAGE, LANGUAGES
+
 TEMPLATES_DIR: Traversable = resources.files("ksmart_notifications") / "templates"
-LANGUAGES = ("en", "ml")
-DEFAULT_LANGUAGE = "en"
 TEXT_KEYS = ("subject", "sms", "text")
 FLAG_KEYS = ("urgent", "statutory", "in_app")
 # Every SMS names the sender first: an SMS has no other "from" a reader trusts.
@@ -70,7 +70,7 @@ MONTHS = {
         "ഡിസംബർ",
     ),
 }
-# The officials of ksmart_common.roles.OFFICIAL_ROLES as a message names them
+# The officials of ksmart_common.domain.roles.OFFICIAL_ROLES as a message names them
 # ("sent up to the Secretary for a decision").
 ROLE_LABELS: dict[str, dict[str, str]] = {
     "clerk": {"en": "the Clerk", "ml": "ക്ലർക്ക്"},

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from ksmart_common.domain.vocabulary import DEFAULT_LANGUAGE, LANGUAGES
 from ksmart_notifications import rendering
 from ksmart_notifications.notices import Notice, params
 from ksmart_notifications.preferences import EXTERNAL_CHANNELS, IN_APP, Preferences
@@ -102,7 +103,7 @@ def code_message(
         recipient_id=None,
         destination=destination,
         template=ONE_TIME_CODE,
-        language=language if language in rendering.LANGUAGES else rendering.DEFAULT_LANGUAGE,
+        language=language if language in LANGUAGES else DEFAULT_LANGUAGE,
         urgent=template.urgent,
         statutory=template.statutory,
         file_id=None,

@@ -33,13 +33,13 @@ from nameko.timer import timer
 from ksmart_common import config
 from ksmart_common.consumer import consume_events
 from ksmart_common.database import Database
+from ksmart_common.domain.roles import ADMINISTRATOR, CITIZEN
 from ksmart_common.envelope import from_json
 from ksmart_common.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from ksmart_common.identifiers import is_uuid
 from ksmart_common.logging import get_logger
 from ksmart_common.messaging import IDENTITY_EVENTS_EXCHANGE, OTP_QUEUE, OTP_REQUESTED
 from ksmart_common.operations import Operations
-from ksmart_common.roles import ADMINISTRATOR, CITIZEN
 from ksmart_common.rpc import call, rpc
 from ksmart_notifications import (
     contact_book,

@@ -42,12 +42,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
+from ksmart_common import signatures
 from ksmart_common.canonical import canonical_json
 from ksmart_common.config import env
 from ksmart_common.envelope import format_timestamp
 from ksmart_common.logging import configure_logging, get_logger
 from ksmart_notifications.channels.sms import (
-    RECEIPT_SIGNATURE_HEADER,
     SMS_API_KEY_ENV,
     SMS_RECEIPT_SECRET_ENV,
     sign_receipt,
@@ -273,7 +273,9 @@ class FakeSmsServer:
                     data=body,
                     headers={
                         "Content-Type": "application/json",
-                        RECEIPT_SIGNATURE_HEADER: sign_receipt(body, self._receipt_secret),
+                        signatures.SMS_RECEIPT_SIGNATURE_HEADER: sign_receipt(
+                            body, self._receipt_secret
+                        ),
                     },
                     timeout=RECEIPT_TIMEOUT_SECONDS,
                 )

@@ -54,7 +54,6 @@ SMS_ATTEMPTS_ENV = "KSMART_SMS_ATTEMPTS"
 SMS_RECEIPT_SECRET_ENV = "KSMART_SMS_RECEIPT_SECRET"
 
 DEFAULT_SENDER_ID = "KSMART"
-RECEIPT_SIGNATURE_HEADER = "X-Sms-Signature"
 MIN_SECRET_LENGTH = 32
 RECEIPT_STATUSES = ("delivered", "failed")
 
@@ -226,7 +225,7 @@ def _check_secret(secret: bytes) -> None:
 
 def _verify(body: bytes, signature: str | None, secret: bytes) -> None:
     _check_secret(secret)
-    signatures.check(body, signature, secret, RECEIPT_SIGNATURE_HEADER, "receipt")
+    signatures.check(body, signature, secret, signatures.SMS_RECEIPT_SIGNATURE_HEADER, "receipt")
 
 
 def _parse_receipt_body(body: bytes) -> dict[str, Any]:

@@ -7,7 +7,7 @@ Revises: 0003
 
 from alembic import op
 
-from ksmart_common.certificates import CERTIFICATE_KEYS_DDL
+from ksmart_applications.certificate_keys import CERTIFICATE_KEYS_DDL
 
 revision = "0004"
 down_revision = "0003"

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-from ksmart_common.audit.checks import Findings, Problem
+from ksmart_audit.checks import Findings, Problem
 
 
 class Progress:

@@ -8,8 +8,8 @@ replay with what the platform shows.
     checks.py  the chain, version and position checks, one event at a time,
                and the field-by-field comparison of two views of a file
     report.py  progress and the human report, on stderr
-    cli.py     the command itself (`python -m ksmart_common.audit.cli`)
+    cli.py     the command itself (`python -m ksmart_audit.cli`)
 
-Nothing here imports the command, so `python -m ksmart_common.audit.cli`
+Nothing here imports the command, so `python -m ksmart_audit.cli`
 runs it without a second copy of the module.
 """

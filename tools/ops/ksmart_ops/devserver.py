@@ -1,8 +1,8 @@
 """Start and stop the whole platform as local processes: one per service
 (as they run in production), plus the relay.
 
-    python -m ksmart_common.devserver start RUN_DIR
-    python -m ksmart_common.devserver stop RUN_DIR
+    python -m ksmart_ops.devserver start RUN_DIR
+    python -m ksmart_ops.devserver stop RUN_DIR
 
 Used by `make run` / `make stop` and by the end-to-end tests.
 """
@@ -21,14 +21,14 @@ from pathlib import Path
 
 import pika
 
-from ksmart_common import config
-from ksmart_common.documents import DOCUMENTS_DIR_ENV
-from ksmart_common.payments import (
+from ksmart_applications.payments import (
     PAYMENT_PROVIDER_ENV,
     PAYMENT_SECRET_ENV,
     FakePaymentProvider,
 )
+from ksmart_common import config
 from ksmart_common.services import SERVICES as SERVICE_CLASSES
+from ksmart_gateway.document_storage import DOCUMENTS_DIR_ENV
 
 # Where `make run` keeps the fake payment provider's secret (ksmart-admin fake-pay reads it).
 PAYMENT_SECRET_FILE = "payment-secret"

@@ -24,12 +24,12 @@ from pathlib import Path
 import pika
 import sqlalchemy as sa
 
-from ksmart_common import config
+from ksmart_applications.payments import PAYMENT_SECRET_ENV, FakePaymentProvider
+from ksmart_common import config, signatures
 from ksmart_common.consumer import ATTEMPT_HEADER, ConsumerTopology
 from ksmart_common.errors import InvalidInput
 from ksmart_common.messaging import OTP_QUEUE, declare_otp_queue
 from ksmart_common.migrations import RoleNames, upgrade, url_for_database
-from ksmart_common.payments import PAYMENT_SECRET_ENV, SIGNATURE_HEADER, FakePaymentProvider
 
 
 def consumer_topologies(delays_ms: tuple[int, ...] | None = None) -> list[ConsumerTopology]:
@@ -277,7 +277,10 @@ def fake_pay(file_id: str, amount_paise: int, secret_file: Path, gateway: str | 
     request = urllib.request.Request(
         f"http://{address}/api/v1/payments/callback",
         data=body,
-        headers={"Content-Type": "application/json", SIGNATURE_HEADER: provider.sign(body)},
+        headers={
+            "Content-Type": "application/json",
+            signatures.PAYMENT_SIGNATURE_HEADER: provider.sign(body),
+        },
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:

@@ -20,7 +20,6 @@ from ksmart_common import signatures
 from ksmart_common.canonical import canonical_json
 from ksmart_common.errors import InvalidInput
 
-SIGNATURE_HEADER = "X-Payment-Signature"
 PAYMENT_SECRET_ENV = "KSMART_PAYMENT_SECRET"
 PAYMENT_PROVIDER_ENV = "KSMART_PAYMENT_PROVIDER"
 MIN_SECRET_LENGTH = 32
@@ -119,7 +118,8 @@ class FakePaymentProvider:
         )
 
     def _verify(self, body: bytes, signature: str | None) -> None:
-        signatures.check(body, signature, self._secret, SIGNATURE_HEADER, "callback")
+        header = signatures.PAYMENT_SIGNATURE_HEADER
+        signatures.check(body, signature, self._secret, header, "callback")
 
 
 def _is_positive_int(value: Any) -> bool:

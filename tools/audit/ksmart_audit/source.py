@@ -4,9 +4,8 @@ serves), page by page, so memory stays flat however long the log.
 
 - `HttpSource`: the gateway's audit endpoints, with an auditor's token;
   what an auditor on another machine uses.
-- `DatabaseSource`: the applications database, for operators. Read-only:
-  its connections run read-only transactions and it only SELECTs, through
-  EventStore's read methods.
+- `DatabaseSource` (ksmart_audit.database): the applications database, for
+  operators; the only source that needs the kernel's I/O half.
 - `JsonLinesSource`: an earlier export, read back line by line.
 """
 
@@ -225,86 +224,7 @@ def _problem_detail(reply: Any) -> str:
     return reply.reason or "no detail"
 
 
-# -- the database --------------------------------------------------------------
-
-
-class DatabaseSource:
-    """The applications database, read-only. `end_position` is the log's
-    last position when the source opened: a whole-log read stops there, a
-    consistent cut (positions are commit-ordered)."""
-
-    def __init__(self, url: str, batch_size: int = 2_000) -> None:
-        import sqlalchemy as sa
-
-        from ksmart_common.config import with_psycopg2
-        from ksmart_common.eventstore import EventStore
-
-        self._sa = sa
-        self.batch_size = batch_size
-        self.engine = sa.create_engine(
-            with_psycopg2(url),
-            poolclass=sa.pool.NullPool,
-            # Every transaction read-only: the database itself refuses a write.
-            connect_args={"options": "-c default_transaction_read_only=on"},
-        )
-        self.store = EventStore(self.engine)
-        self.end_position = self._guard(self.store.last_position)
-
-    def describe(self) -> str:
-        return f"the database {self.engine.url.render_as_string(hide_password=True)}"
-
-    def close(self) -> None:
-        self.store.close()
-        self.engine.dispose()
-
-    def _guard(self, read: Callable[[], Any]) -> Any:
-        try:
-            return read()
-        except self._sa.exc.SQLAlchemyError as error:
-            raise SourceError(f"cannot read {self.describe()}: {_first_line(error)}") from error
-
-    def log(self, after: int = 0, until: int | None = None) -> Iterator[dict[str, Any]]:
-        from ksmart_common.envelope import to_json
-
-        end = until if until is not None else self.end_position
-        if end <= after:
-            return
-        envelopes = self.store.iter_all(after, batch_size=self.batch_size)
-        try:
-            for envelope in envelopes:
-                if envelope.global_position > end:
-                    return
-                yield to_json(envelope)
-        except self._sa.exc.SQLAlchemyError as error:
-            raise SourceError(f"cannot read {self.describe()}: {_first_line(error)}") from error
-        finally:
-            envelopes.close()  # the server-side cursor and its connection
-
-    def file_events(self, file_id: str) -> Iterator[dict[str, Any]]:
-        from ksmart_common.envelope import to_json
-
-        stream = stream_of(file_id)
-        envelopes = self._guard(lambda: self.store.read_stream(stream))
-        if not envelopes:
-            raise SourceError(f"{self.describe()} holds no events of {stream}")
-        yield from (to_json(envelope) for envelope in envelopes)
-
-    def file_view(self, file_id: str) -> dict[str, Any]:
-        """The file as the applications service shows it: the projector run
-        over the store (commands.load_file, FileState.view)."""
-        from ksmart_common.domain import file as files
-
-        envelopes = self._guard(lambda: self.store.read_stream(stream_of(file_id)))
-        try:
-            state = files.replay(envelopes)
-        except (ValueError, KeyError, TypeError) as error:
-            raise ViewUnavailable(f"the projector over the store refuses it: {error}") from error
-        if state is None:
-            raise ViewUnavailable(f"the store has no file {file_id}")
-        return state.view()
-
-
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 

@@ -15,7 +15,7 @@ Events and states go to stdout (JSON lines for export, JSON for replay and
 as-of); progress and the report go to stderr. Exit status: 0 when everything
 verifies, 1 when a difference was found, 2 for a usage or connection error.
 
-Run it as `ksmart-audit` once installed, or `python -m ksmart_common.audit.cli`.
+Run it as `ksmart-audit` once installed, or `python -m ksmart_audit.cli`.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ import os
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from marshmallow import ValidationError
 
-from ksmart_common.audit.checks import (
+from ksmart_audit.checks import (
     PROJECTION,
     UNAVAILABLE,
     ChainChecker,
@@ -38,11 +38,10 @@ from ksmart_common.audit.checks import (
     Problem,
     compare_views,
 )
-from ksmart_common.audit.report import Progress, print_report
-from ksmart_common.audit.source import (
+from ksmart_audit.report import Progress, print_report
+from ksmart_audit.source import (
     DEFAULT_PAGE,
     TOKEN_ENV,
-    DatabaseSource,
     HttpSource,
     JsonLinesSource,
     SourceError,
@@ -50,6 +49,9 @@ from ksmart_common.audit.source import (
     stream_of,
 )
 from ksmart_common.envelope import Envelope, format_timestamp, from_json
+
+if TYPE_CHECKING:
+    from ksmart_audit.database import DatabaseSource
 
 GATEWAY_ENV = "KSMART_AUDIT_GATEWAY"
 DATABASE_ENV = "KSMART_AUDIT_DATABASE_URL"
@@ -81,11 +83,24 @@ def open_source(args: argparse.Namespace) -> HttpSource | DatabaseSource:
             gateway, token=token, token_file=args.token_file, page_size=args.page_size
         )
     if database:
-        return DatabaseSource(database, batch_size=args.page_size)
+        return open_database(database, args.page_size)
     raise UsageError(
         f"where from? --gateway URL (with {TOKEN_ENV} or --token-file), or "
         f"--database-url URL (or set {GATEWAY_ENV} / {DATABASE_ENV})"
     )
+
+
+def open_database(url: str, page_size: int) -> DatabaseSource:
+    """The database source, imported only now: it alone needs SQLAlchemy and
+    psycopg2, which an auditor's install (through the gateway) lacks."""
+    try:
+        from ksmart_audit.database import DatabaseSource
+    except ImportError as error:
+        raise UsageError(
+            f"--database-url needs the kernel's database drivers ({error.name} is missing): "
+            "install ksmart-common[io], or read through the gateway with --gateway"
+        ) from error
+    return DatabaseSource(url, batch_size=page_size)
 
 
 def envelope_of(checker: ChainChecker, document: Any, where: str = "an event") -> Envelope | None:

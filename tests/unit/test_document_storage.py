@@ -1,18 +1,19 @@
-"""Content-addressed document storage on the file system."""
+"""Content-addressed document storage on the file system (the gateway's), and
+what a document is (ksmart_common.domain.documents)."""
 
 import hashlib
 import io
 
 import pytest
 
-from ksmart_common import documents
-from ksmart_common.documents import (
+from ksmart_common.domain.documents import sniff_media_type
+from ksmart_common.errors import InvalidInput, NotFound, PayloadTooLarge
+from ksmart_gateway import document_storage as documents
+from ksmart_gateway.document_storage import (
     FilesystemDocumentStorage,
     StoredDocument,
-    sniff_media_type,
     storage_from_config,
 )
-from ksmart_common.errors import InvalidInput, NotFound, PayloadTooLarge
 
 PDF = b"%PDF-1.7\n" + b"x" * 1000
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100

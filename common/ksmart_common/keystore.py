@@ -1,0 +1,205 @@
+"""Ed25519 signing keys kept in a table: one implementation for the identity
+service's token keys (`signing_keys`) and the applications service's
+certificate keys (`certificate_keys`).
+
+Production gives the key in an environment variable (an Ed25519 private key
+in PEM, from a secret store); it is never written to the database. Without
+it (a fresh developer machine) the service keeps its keys in its table,
+generating the first one on first use, so no secret needs to live in the
+repository. `rotate` stores a newer key, which signs from then on; older
+keys stay published, so what they signed keeps verifying.
+
+The two tables differ in two rules, each a flag here rather than a copy:
+- `retirable`: token keys are retired (retired_at set) once every token
+  they signed has expired; certificate keys never are, because a
+  certificate must verify for as long as it is kept.
+- `records_environment_key`: a certificate key given in the environment is
+  recorded with its public half only (private_key_pem NULL), so what it
+  signed still verifies after the operator replaces it; a token key need not
+  be, since its tokens expire within minutes of a replacement.
+
+Each table has the columns kid (text, primary key), private_key_pem (text,
+NULL only for a recorded environment key), public_jwk (jsonb), created_at
+(timestamptz) and, when retirable, retired_at (timestamptz NULL).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from ksmart_common import ed25519
+
+_TABLE_NAME = re.compile(r"[a-z_]+")
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    # Equal when their kids are: the kid is a hash of the public key.
+    kid: str
+    private_key: Ed25519PrivateKey = field(compare=False, repr=False)
+
+    @classmethod
+    def from_private_key(cls, private_key: Ed25519PrivateKey) -> SigningKey:
+        return cls(ed25519.key_id(private_key.public_key()), private_key)
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        return cls.from_private_key(ed25519.generate_private_key())
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self.private_key.public_key()
+
+    @property
+    def public_jwk(self) -> dict[str, str]:
+        """The public half as an OKP JWK (RFC 8037)."""
+        return ed25519.public_jwk(self.private_key, self.kid)
+
+
+def pem_from_environment(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The PEM an operator gave in the variable `name`, if any.
+
+    A literal "\\n" is read as a newline, because single-line env files (docker
+    compose's .env) can't hold a multi-line PEM; a PEM never contains a backslash.
+    """
+    value = (os.environ if environ is None else environ).get(name, "")
+    return value.replace("\\n", "\n").strip() or None
+
+
+class KeyStore:
+    """Which key signs, and which public keys a verifier should trust.
+
+    `environ` is read for the environment key on every call (a test passes
+    its own mapping; None reads os.environ)."""
+
+    def __init__(
+        self,
+        table: str,
+        environment_variable: str,
+        *,
+        retirable: bool,
+        records_environment_key: bool,
+    ) -> None:
+        if not _TABLE_NAME.fullmatch(table):
+            raise ValueError(f"not a table name: {table!r}")
+        self.table = table
+        self.environment_variable = environment_variable
+        self.retirable = retirable
+        self.records_environment_key = records_environment_key
+        # Serialises "no key yet, create one" across replicas starting
+        # together, so a fresh database gets one first key, not one per
+        # replica. Advisory locks are per database and need no privilege.
+        self._first_key_lock = int.from_bytes(table.encode("ascii")[:7], "big")
+        self._recorded: set[str] = set()
+        self._live = " AND retired_at IS NULL" if retirable else ""
+
+    def environment_key(self, environ: Mapping[str, str] | None = None) -> SigningKey | None:
+        pem = pem_from_environment(self.environment_variable, environ)
+        return SigningKey.from_private_key(ed25519.private_key_from_pem(pem)) if pem else None
+
+    def active_key(self, engine: sa.Engine, environ: Mapping[str, str] | None = None) -> SigningKey:
+        """The key that signs from now on: the environment's, else the newest
+        live stored key, else a new stored key."""
+        key = self.environment_key(environ)
+        if key is not None:
+            if self.records_environment_key and key.kid not in self._recorded:
+                with engine.begin() as conn:
+                    self._record_public_key(conn, key)
+                self._recorded.add(key.kid)
+            return key
+        with engine.connect() as conn:
+            stored = self._newest_stored_key(conn)
+        if stored is not None:
+            return stored
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": self._first_key_lock}
+            )
+            # Another replica may have created it while we waited for the lock.
+            return self._newest_stored_key(conn) or self._store_new_key(conn)
+
+    def rotate(self, engine: sa.Engine) -> SigningKey:
+        """Store a new key, which signs from now on (unless the environment
+        gives one); what older keys signed keeps verifying."""
+        with engine.begin() as conn:
+            return self._store_new_key(conn)
+
+    def retire(self, engine: sa.Engine, kid: str, now: datetime) -> bool:
+        """Stop publishing a stored key. False if there is no such live key."""
+        if not self.retirable:
+            raise ValueError(f"keys in {self.table} are never retired")
+        with engine.begin() as conn:
+            result = conn.execute(
+                sa.text(
+                    f"UPDATE {self.table} SET retired_at = :now "
+                    "WHERE kid = :kid AND retired_at IS NULL"
+                ),
+                {"kid": kid, "now": now},
+            )
+        return result.rowcount == 1
+
+    def jwks(self, engine: sa.Engine, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Every public key a genuine signature may be made with, the active
+        one first. The active key is made sure of first, so it is published
+        before it signs anything."""
+        active = self.active_key(engine, environ)
+        keys = {active.kid: active.public_jwk}
+        where = " WHERE retired_at IS NULL" if self.retirable else ""
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    f"SELECT kid, public_jwk FROM {self.table}{where} ORDER BY created_at DESC, kid"
+                )
+            )
+            for kid, jwk in rows:
+                keys.setdefault(kid, jwk)
+        return {"keys": list(keys.values())}
+
+    def _newest_stored_key(self, conn: sa.Connection) -> SigningKey | None:
+        row = conn.execute(
+            sa.text(
+                f"SELECT kid, private_key_pem FROM {self.table} "
+                f"WHERE private_key_pem IS NOT NULL{self._live} "
+                "ORDER BY created_at DESC, kid LIMIT 1"
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        return SigningKey(row.kid, ed25519.private_key_from_pem(row.private_key_pem))
+
+    def _store_new_key(self, conn: sa.Connection) -> SigningKey:
+        key = SigningKey.generate()
+        conn.execute(
+            sa.text(
+                f"INSERT INTO {self.table} (kid, private_key_pem, public_jwk, created_at) "
+                "VALUES (:kid, :pem, CAST(:jwk AS jsonb), clock_timestamp())"
+            ),
+            {
+                "kid": key.kid,
+                "pem": ed25519.private_key_to_pem(key.private_key),
+                "jwk": json.dumps(key.public_jwk),
+            },
+        )
+        return key
+
+    def _record_public_key(self, conn: sa.Connection, key: SigningKey) -> None:
+        conn.execute(
+            sa.text(
+                f"INSERT INTO {self.table} (kid, private_key_pem, public_jwk, created_at) "
+                "VALUES (:kid, NULL, CAST(:jwk AS jsonb), clock_timestamp()) "
+                "ON CONFLICT (kid) DO NOTHING"
+            ),
+            {"kid": key.kid, "jwk": json.dumps(key.public_jwk)},
+        )

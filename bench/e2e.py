@@ -34,7 +34,7 @@ import requests
 import sqlalchemy as sa
 
 from bench.core import Progress, Ratio, Section, Settings
-from ksmart_common.devserver import wait_for_exit
+from ksmart_ops.devserver import wait_for_exit
 from tests.support import citizen
 from tests.support.broker import fresh_vhost
 from tests.support.platform import Platform, free_port, running_platform

@@ -57,8 +57,8 @@ from bench.soak_load import (
     Tally,
     ramp,
 )
-from ksmart_common.admin import consumer_topologies
 from ksmart_common.messaging import OTP_QUEUE
+from ksmart_ops.admin import consumer_topologies
 from tests.support import citizen, metrics
 from tests.support.inbox import phone_number, served_inbox, sign_in_by_phone
 from tests.support.platform import TEST_RETRY_DELAYS_MS, Platform, running_platform

@@ -22,7 +22,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from tests.support import audit_alone, citizen
+from tests.support import actions, audit_alone, citizen
 from tests.support.platform import running_platform
 
 AUDIT = [sys.executable, "-m", "ksmart_audit.cli"]
@@ -35,17 +35,6 @@ def platform(tmp_path_factory):
         yield running
 
 
-def _act(platform, user, file_id, action, version, remarks=None):
-    reply = requests.post(
-        f"{platform.base_url}/api/v1/files/{file_id}/actions",
-        json={"action": action, "remarks": remarks},
-        headers={**platform.as_user(user), "If-Match": f'"{version}"'},
-        timeout=10,
-    )
-    assert reply.status_code == 200, reply.text
-    return reply.json()
-
-
 def _file(platform, *steps):
     """A new file taken through (user, action, remarks) steps; its id."""
     reply = citizen.submit(platform, citizen.application(platform))
@@ -54,7 +43,7 @@ def _file(platform, *steps):
     # Each decision is its own request, so its recorded_at (microseconds)
     # is a later moment than the one before: as-of has moments between them.
     for version, (user, action, remarks) in enumerate(steps, start=1):
-        _act(platform, user, file_id, action, version, remarks)
+        actions.take(platform, user, file_id, action, remarks=remarks, version=version)
     return file_id
 
 

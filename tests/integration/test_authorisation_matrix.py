@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from ksmart_common.domain.roles import OFFICIAL_ROLES
-from tests.support import citizen
+from tests.support import actions, citizen
 from tests.support.platform import running_platform
 
 # One user per role (officials of Kochi), and the anonymous caller.
@@ -124,28 +124,30 @@ def test_a_file_is_read_only_by_its_applicant_its_bodys_officials_and_auditors(
     assert document == expected
 
 
-def _act(platform, user, file_id, action):
-    return requests.post(
-        f"{platform.base_url}/api/v1/files/{file_id}/actions",
-        json={"action": action, "remarks": "checked"},
-        headers=platform.as_user(user),
-        timeout=10,
-    )
-
-
 def test_only_the_role_the_file_waits_on_in_its_body_acts_and_the_auditor_changes_nothing(
     platform,
 ):
     file = citizen.submit(platform, citizen.application(platform)).json()
     file_id = file["file_id"]
     assert file["waits_on"] == "clerk"
-    assert _act(platform, "clerk.tvm", file_id, "verify").status_code == 404
-    assert _act(platform, "secretary.kochi", file_id, "verify").status_code == 403
-    assert _act(platform, "citizen", file_id, "verify").status_code == 403
-    assert _act(platform, "auditor", file_id, "verify").status_code == 403
-    assert _act(platform, "citizen.dubai", file_id, "verify").status_code == 404
+    assert (
+        actions.act(platform, "clerk.tvm", file_id, "verify", remarks="checked").status_code == 404
+    )
+    assert (
+        actions.act(platform, "secretary.kochi", file_id, "verify", remarks="checked").status_code
+        == 403
+    )
+    assert actions.act(platform, "citizen", file_id, "verify", remarks="checked").status_code == 403
+    assert actions.act(platform, "auditor", file_id, "verify", remarks="checked").status_code == 403
+    assert (
+        actions.act(platform, "citizen.dubai", file_id, "verify", remarks="checked").status_code
+        == 404
+    )
     assert _get_file(platform, "citizen", file_id).json()["version"] == 1
-    assert _act(platform, "clerk.kochi", file_id, "verify").status_code == 200
+    assert (
+        actions.act(platform, "clerk.kochi", file_id, "verify", remarks="checked").status_code
+        == 200
+    )
     events = requests.get(
         f"{platform.base_url}/api/v1/audit/files/{file_id}/events",
         headers=platform.as_user("auditor"),

@@ -12,21 +12,11 @@ from ksmart_common import config, ed25519, migrations
 from ksmart_common.domain import certificate as cert
 from tests.support import certificates
 
-
-@pytest.fixture
-def key():
-    return certificates.key()
-
-
-@pytest.fixture
-def keys(key):
-    return {key.kid: key.public_key}
-
-
 # -- keys --------------------------------------------------------------------------
 
 
-def test_the_environment_key_is_read_from_pem(key):
+def test_the_environment_key_is_read_from_pem():
+    key = certificates.key()
     pem = ed25519.private_key_to_pem(key.private_key)
     one_line = {certificate_keys.SIGNING_KEY_ENV: pem.replace("\n", "\\n")}
     assert CertificateKeys(one_line).environment_key() == key
@@ -34,7 +24,8 @@ def test_the_environment_key_is_read_from_pem(key):
     assert CertificateKeys({}).environment_key() is None
 
 
-def test_jwk_and_kid(key):
+def test_jwk_and_kid():
+    key = certificates.key()
     jwk = key.public_jwk
     assert jwk["kty"] == "OKP" and jwk["crv"] == "Ed25519" and jwk["kid"] == key.kid
     assert ed25519.key_id(key.public_key) == key.kid

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from ksmart_common.domain import certificate as certificates
-from tests.support import citizen
+from tests.support import actions, citizen
 from tests.support.platform import running_platform
 
 
@@ -23,15 +23,8 @@ def platform(tmp_path_factory):
 @pytest.fixture(scope="module")
 def granted(platform):
     file = citizen.submit(platform, citizen.application(platform)).json()
-    for user, action in (("clerk.kochi", "verify"), ("secretary.kochi", "approve")):
-        reply = requests.post(
-            f"{platform.base_url}/api/v1/files/{file['file_id']}/actions",
-            json={"action": action},
-            headers=platform.as_user(user),
-            timeout=10,
-        )
-        assert reply.status_code == 200, reply.text
-    return reply.json()
+    actions.take(platform, "clerk.kochi", file["file_id"], "verify")
+    return actions.take(platform, "secretary.kochi", file["file_id"], "approve")
 
 
 def _url(platform, path):

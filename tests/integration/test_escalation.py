@@ -4,6 +4,7 @@ workflow replicas running; inboxes order by due time and filter overdue
 files, never showing another body's or another role's files."""
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -12,11 +13,12 @@ import requests
 import sqlalchemy as sa
 
 from ksmart_catalogue.catalogue import Catalogue
-from ksmart_common.appender import APPEND_LOCK, NOTIFY_CHANNEL
-from ksmart_common.canonical import GENESIS_HASH, canonical_text
+from ksmart_common.appender import APPEND_LOCK, NOTIFY_CHANNEL, AppendRequest, seal
+from ksmart_common.canonical import GENESIS_HASH
 from ksmart_common.domain.file import Actor
-from ksmart_common.envelope import Envelope, file_stream_id
+from ksmart_common.envelope import file_stream_id
 from ksmart_ops.devserver import start, wait_for_exit
+from tests.support import actions
 from tests.support.files import submission
 from tests.support.platform import running_platform
 from tests.support.waiting import wait_for
@@ -55,19 +57,15 @@ def _file_filed_days_ago(platform, days, local_body="KL-EKM-KOC"):
             sa.text("SELECT coalesce(max(global_position), 0) FROM events")
         ).scalar()
         metadata = {"actor_id": applicant, **CITIZEN_ACTOR}
-        envelope = Envelope(
-            event.event_id,
+        number = f"{local_body}/BR/2026/{last + 1:06d}"
+        request = AppendRequest(
             file_stream_id(file_id),
-            1,
-            last + 1,
-            event.event_type,
-            1,
-            {**event.data, "file_number": f"{local_body}/BR/2026/{last + 1:06d}"},
-            metadata,
-            datetime.now(UTC) - timedelta(days=days),
-            GENESIS_HASH,
-            "",
-        ).with_hash()
+            [replace(event, data={**event.data, "file_number": number})],
+            expected_version=0,
+            metadata=metadata,
+        )
+        recorded_at = datetime.now(UTC) - timedelta(days=days)
+        ((envelope, data_text, metadata_text),) = seal(request, 0, GENESIS_HASH, last, recorded_at)
         conn.execute(
             sa.text(
                 "INSERT INTO events (global_position, event_id, stream_id, stream_version,"
@@ -80,8 +78,8 @@ def _file_filed_days_ago(platform, days, local_body="KL-EKM-KOC"):
                 "event_id": str(envelope.event_id),
                 "stream": envelope.stream_id,
                 "type": envelope.event_type,
-                "data": canonical_text(envelope.data),
-                "metadata": canonical_text(metadata),
+                "data": data_text,
+                "metadata": metadata_text,
                 "at": envelope.recorded_at,
                 "prev": envelope.prev_hash,
                 "hash": envelope.hash,
@@ -176,14 +174,8 @@ def test_statistics_count_files_received_decided_pending_and_overdue(platform):
 
     overdue = _file_filed_days_ago(platform, days=40, local_body="KL-EKM-KOC")
     file = citizen.submit(platform, citizen.application(platform)).json()
-    for user, action in (("clerk.kochi", "verify"), ("secretary.kochi", "approve")):
-        reply = requests.post(
-            f"{platform.base_url}/api/v1/files/{file['file_id']}/actions",
-            json={"action": action},
-            headers=platform.as_user(user),
-            timeout=10,
-        )
-        assert reply.status_code == 200, reply.text
+    actions.take(platform, "clerk.kochi", file["file_id"], "verify")
+    actions.take(platform, "secretary.kochi", file["file_id"], "approve")
 
     def kochi_births():
         rows = requests.get(

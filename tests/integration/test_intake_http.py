@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from ksmart_applications.payments import FakePaymentProvider
 from ksmart_common.signatures import PAYMENT_SIGNATURE_HEADER as SIGNATURE_HEADER
-from tests.support import citizen
+from tests.support import actions, citizen
 from tests.support.platform import running_platform
 from tests.support.waiting import wait_for
 
@@ -225,13 +225,13 @@ def test_the_applicant_attaches_a_document_when_a_clarification_asks(platform):
         )
 
     assert attach().status_code == 409  # the office holds the file
-    returned = requests.post(
-        _url(platform, f"/files/{file['file_id']}/actions"),
-        json={"action": "return_for_clarification", "remarks": "The ID copy is unreadable"},
-        headers=platform.as_user("clerk.kochi"),
-        timeout=10,
+    actions.take(
+        platform,
+        "clerk.kochi",
+        file["file_id"],
+        "return_for_clarification",
+        remarks="The ID copy is unreadable",
     )
-    assert returned.status_code == 200, returned.text
     reply = attach()
     assert reply.status_code == 200, reply.text
     assert reply.json()["documents"]["parent_identity_proof"]["sha256"] == sha256
@@ -257,14 +257,7 @@ def _walk_to_decision(platform, file):
         user = users.get(file["waits_on"], f"{file['waits_on']}.kochi")
         if action["to"] in finals:
             return action["name"], user
-        reply = requests.post(
-            _url(platform, f"/files/{file['file_id']}/actions"),
-            json={"action": action["name"], "remarks": "checked"},
-            headers=platform.as_user(user),
-            timeout=10,
-        )
-        assert reply.status_code == 200, reply.text
-        file = reply.json()
+        file = actions.take(platform, user, file["file_id"], action["name"], remarks="checked")
 
 
 def test_an_unpaid_fee_holds_the_decision_until_a_signed_callback_records_it(platform):

@@ -23,7 +23,7 @@ import requests
 import sqlalchemy as sa
 
 from ksmart_notifications.queues import DELIVERIES_QUEUE, EVENTS_QUEUE
-from tests.support import citizen, metrics
+from tests.support import actions, citizen, metrics
 from tests.support.inbox import served_inbox
 from tests.support.platform import running_platform
 from tests.support.waiting import wait_for
@@ -97,17 +97,6 @@ def _received(inbox, destination: str) -> list[str]:
     if destination.startswith("+"):
         return [message["text"] for message in inbox.sms.messages(destination)]
     return [f"{mail['subject']}\n{mail['text']}" for mail in inbox.mailbox.mails(destination)]
-
-
-def _act(platform, file_id, user, action, remarks=None):
-    reply = requests.post(
-        _url(platform, f"/files/{file_id}/actions"),
-        json={"action": action, "remarks": remarks},
-        headers=platform.as_user(user),
-        timeout=10,
-    )
-    assert reply.status_code == 200, reply.text
-    return reply.json()
 
 
 def _submit(platform, user) -> dict:
@@ -189,8 +178,8 @@ def test_an_email_citizen_gets_the_code_and_every_step_by_email(platform, inbox)
     address = f"citizen-{uuid.uuid4().hex[:8]}@example.org"
     _sign_in(platform, inbox, email=address)
     file = _submit(platform, address)
-    _act(platform, file["file_id"], "clerk.kochi", "verify")
-    _act(platform, file["file_id"], "secretary.kochi", "approve")
+    actions.take(platform, "clerk.kochi", file["file_id"], "verify")
+    actions.take(platform, "secretary.kochi", file["file_id"], "approve")
 
     def subjects():
         mails = inbox.mailbox.mails(address)
@@ -242,17 +231,17 @@ def test_a_file_lifecycle_tells_the_citizen_every_step_in_malayalam(platform, in
     assert _set_language(platform, phone, "ml")["language"] == "ml"
     file = _submit(platform, phone)
     number = file["file_number"]
-    _act(
+    actions.take(
         platform,
-        file["file_id"],
         "clerk.kochi",
+        file["file_id"],
         "return_for_clarification",
-        "Attach the discharge summary",
+        remarks="Attach the discharge summary",
     )
     wait_for(lambda: len([t for t in _received(inbox, phone) if number in t]) >= 2)
-    _act(platform, file["file_id"], phone, "resubmit", "Attached")
-    _act(platform, file["file_id"], "clerk.kochi", "verify")
-    _act(platform, file["file_id"], "secretary.kochi", "approve")
+    actions.take(platform, phone, file["file_id"], "resubmit", remarks="Attached")
+    actions.take(platform, "clerk.kochi", file["file_id"], "verify")
+    actions.take(platform, "secretary.kochi", file["file_id"], "approve")
 
     expected = [
         "application_received",

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from ksmart_common.config import OPS_PORTS
-from tests.support import citizen, metrics
+from tests.support import actions, citizen, metrics
 from tests.support.platform import running_platform
 from tests.support.waiting import wait_for
 
@@ -33,19 +33,6 @@ def _samples(platform, process) -> dict[tuple[str, tuple], float]:
     return metrics.parse(reply.text)
 
 
-def _act(platform, file_id, user, action, request_id=None):
-    headers = platform.as_user(user)
-    if request_id:
-        headers["X-Request-ID"] = request_id
-    reply = requests.post(
-        f"{platform.base_url}/api/v1/files/{file_id}/actions",
-        json={"action": action},
-        headers=headers,
-        timeout=10,
-    )
-    assert reply.status_code == 200, reply.text
-
-
 @pytest.mark.parametrize("process", PROCESSES)
 def test_every_process_is_live_ready_and_measured(platform, process):
     live = requests.get(f"{platform.ops_url(process)}/health/live", timeout=10)
@@ -61,8 +48,8 @@ def test_every_process_is_live_ready_and_measured(platform, process):
 def test_the_counters_move_as_a_file_goes_through_its_life(platform):
     before = {process: _samples(platform, process) for process in PROCESSES}
     file = citizen.submit(platform, citizen.application(platform)).json()
-    _act(platform, file["file_id"], "clerk.kochi", "verify")
-    _act(platform, file["file_id"], "secretary.kochi", "approve")
+    actions.take(platform, "clerk.kochi", file["file_id"], "verify")
+    actions.take(platform, "secretary.kochi", file["file_id"], "approve")
 
     def moved(process, name, at_least, **labels):
         def check():
@@ -111,7 +98,9 @@ def test_the_counters_move_as_a_file_goes_through_its_life(platform):
 def test_one_request_id_is_followed_from_the_gateway_through_every_service(platform):
     file = citizen.submit(platform, citizen.application(platform)).json()
     request_id = f"trace-{uuid.uuid4()}"
-    _act(platform, file["file_id"], "clerk.kochi", "verify", request_id=request_id)
+    actions.take(
+        platform, "clerk.kochi", file["file_id"], "verify", headers={"X-Request-ID": request_id}
+    )
 
     def lines(process):
         return [

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from ksmart_common.errors import ActionNotAllowed
-from tests.support import citizen
+from tests.support import actions, citizen
 from tests.support.citizen import KOCHI
 from tests.support.platform import running_platform
 from tests.support.waiting import wait_for
@@ -27,18 +27,6 @@ def _submit(platform, key=None, form=None, service_code="birth-certificate", bod
     if form is not None:
         body = {**body, "form": form}
     return citizen.submit(platform, body, key=key)
-
-
-def _act(platform, user, file_id, action, version=None, remarks=None):
-    headers = platform.as_user(user)
-    if version is not None:
-        headers["If-Match"] = f'"{version}"'
-    return requests.post(
-        f"{platform.base_url}/api/v1/files/{file_id}/actions",
-        json={"action": action, "remarks": remarks},
-        headers=headers,
-        timeout=10,
-    )
 
 
 def _inbox(platform, user):
@@ -62,23 +50,25 @@ def test_a_file_goes_from_submission_to_approval_with_a_verified_trail(platform)
     wait_for(lambda: file_id in _inbox(platform, "clerk.kochi"), message="file in clerk inbox")
     assert file_id not in _inbox(platform, "clerk.tvm")
 
-    returned = _act(
+    returned = actions.act(
         platform,
         "clerk.kochi",
         file_id,
         "return_for_clarification",
-        1,
+        version=1,
         remarks="Attach the hospital discharge summary",
     )
     assert returned.status_code == 200, returned.text
     assert returned.json()["waits_on"] == "applicant"
     wait_for(lambda: file_id in _inbox(platform, "citizen"), message="file back with citizen")
 
-    resubmitted = _act(platform, "citizen", file_id, "resubmit", 2, remarks="Attached")
+    resubmitted = actions.act(
+        platform, "citizen", file_id, "resubmit", version=2, remarks="Attached"
+    )
     assert resubmitted.status_code == 200, resubmitted.text
-    verified = _act(platform, "clerk.kochi", file_id, "verify", 3)
+    verified = actions.act(platform, "clerk.kochi", file_id, "verify", version=3)
     assert verified.json()["state"] == "verified"
-    approved = _act(platform, "secretary.kochi", file_id, "approve", 4)
+    approved = actions.act(platform, "secretary.kochi", file_id, "approve", version=4)
     assert approved.status_code == 200, approved.text
     # The approval and the certificate it yields: versions 5 and 6.
     assert approved.headers["ETag"] == '"6"'
@@ -132,16 +122,18 @@ def test_refusals_are_problem_documents_with_the_right_status(platform):
     file_id = _submit(platform).json()["file_id"]
     problem_type = "application/problem+json"
 
-    stale = _act(platform, "clerk.kochi", file_id, "verify", version=7)
+    stale = actions.act(platform, "clerk.kochi", file_id, "verify", version=7)
     assert stale.status_code == 409 and stale.headers["Content-Type"] == problem_type
-    wrong_state = _act(platform, "clerk.kochi", file_id, "approve", version=1)
+    wrong_state = actions.act(platform, "clerk.kochi", file_id, "approve", version=1)
     assert wrong_state.status_code == 409
     assert "allowed now: verify" in wrong_state.text
-    wrong_role = _act(platform, "secretary.kochi", file_id, "verify", version=1)
+    wrong_role = actions.act(platform, "secretary.kochi", file_id, "verify", version=1)
     assert wrong_role.status_code == 403
-    other_body = _act(platform, "clerk.tvm", file_id, "verify", version=1)
+    other_body = actions.act(platform, "clerk.tvm", file_id, "verify", version=1)
     assert other_body.status_code in (403, 404)
-    no_remarks = _act(platform, "clerk.kochi", file_id, "return_for_clarification", version=1)
+    no_remarks = actions.act(
+        platform, "clerk.kochi", file_id, "return_for_clarification", version=1
+    )
     assert no_remarks.status_code == 422
 
     anonymous = requests.get(f"{platform.base_url}/api/v1/files/{file_id}", timeout=10)
@@ -259,8 +251,10 @@ def test_the_openapi_document_states_who_may_call_each_endpoint(platform):
 
 def test_an_event_altered_behind_the_platforms_back_is_detected(platform):
     file_id = _submit(platform).json()["file_id"]
-    assert _act(platform, "clerk.kochi", file_id, "verify", 1).status_code == 200
-    assert _act(platform, "secretary.kochi", file_id, "approve", 2).status_code == 200
+    assert actions.act(platform, "clerk.kochi", file_id, "verify", version=1).status_code == 200
+    assert (
+        actions.act(platform, "secretary.kochi", file_id, "approve", version=2).status_code == 200
+    )
 
     # A superuser switches the immutability trigger off and rewrites history.
     with platform.engine("applications").begin() as conn:

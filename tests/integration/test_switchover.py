@@ -5,13 +5,12 @@ what a replay from zero gives, and the live consumer goes on in it."""
 import threading
 
 import pytest
-import requests
 import sqlalchemy as sa
 
 from ksmart_common.domain.file import replay
 from ksmart_common.eventstore import EventStore
 from ksmart_workflow.switchover import rebuild_and_switch
-from tests.support import citizen
+from tests.support import actions, citizen
 from tests.support.platform import running_platform
 from tests.support.waiting import wait_for
 
@@ -24,18 +23,12 @@ def platform(tmp_path_factory):
 
 def _traffic(platform, stop: threading.Event, submitted: list):
     body = citizen.application(platform)
-    clerk = platform.as_user("clerk.kochi")
     while not stop.is_set():
         reply = citizen.submit(platform, body)
         if reply.status_code == 201:
             file_id = reply.json()["file_id"]
             submitted.append(file_id)
-            requests.post(
-                f"{platform.base_url}/api/v1/files/{file_id}/actions",
-                json={"action": "verify"},
-                headers=clerk,
-                timeout=10,
-            )
+            actions.act(platform, "clerk.kochi", file_id, "verify")
 
 
 def _rows(platform):

@@ -25,8 +25,8 @@ from ksmart_audit.checks import (
     compare_views,
 )
 from ksmart_audit.report import format_problem
-from ksmart_common.canonical import GENESIS_HASH
-from ksmart_common.envelope import Envelope, to_json
+from ksmart_common.envelope import Envelope, NewEvent, to_json
+from tests.support.memory_store import InMemoryEventStore
 
 META = {"actor_id": "clerk-1", "actor_roles": ["clerk"], "correlation_id": "c-1"}
 START = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
@@ -36,26 +36,10 @@ A, B, C = "file-a", "file-b", "file-c"
 def build_log(plan: list[str]) -> list[Envelope]:
     """Events in global-position order, each stream's chain sealed as the
     store seals it; `plan` names the stream of each position."""
-    heads: dict[str, tuple[int, str]] = {}
-    log = []
+    store = InMemoryEventStore(clock=START, tick=timedelta(seconds=1))
     for position, stream in enumerate(plan, start=1):
-        version, previous = heads.get(stream, (0, GENESIS_HASH))
-        envelope = Envelope(
-            uuid.uuid4(),
-            stream,
-            version + 1,
-            position,
-            "FileVerified",
-            1,
-            {"step": position},
-            META,
-            START + timedelta(seconds=position),
-            previous,
-            "",
-        ).with_hash()
-        heads[stream] = (version + 1, envelope.hash)
-        log.append(envelope)
-    return log
+        store.append(stream, [NewEvent("FileVerified", {"step": position})], metadata=META)
+    return store.log
 
 
 PLAN = [A, B, A, C, A, B, A, C]  # A: v1..v4 at positions 1, 3, 5, 7

@@ -9,17 +9,6 @@ import pytest
 from ksmart_gateway import certificate_pdf
 from tests.support import certificates
 
-
-@pytest.fixture
-def key():
-    return certificates.key()
-
-
-@pytest.fixture
-def keys(key):
-    return {key.kid: key.public_key}
-
-
 # -- the PDF -----------------------------------------------------------------------
 
 
@@ -38,7 +27,8 @@ def _page_text(pdf: bytes) -> str:
     return "\n".join(texts)
 
 
-def test_pdf_is_deterministic_and_shows_the_certificate(key):
+def test_pdf_is_deterministic_and_shows_the_certificate():
+    key = certificates.key()
     document = certificates.issue(key)
     fields = certificates.definition("trade-licence")["fields"]
     pdf = certificate_pdf.render_pdf(document, fields=fields)
@@ -61,7 +51,8 @@ def test_pdf_is_deterministic_and_shows_the_certificate(key):
     assert b"/CreationDate (D:20260115103000+00'00')" in pdf
 
 
-def test_pdf_of_another_certificate_differs(key):
+def test_pdf_of_another_certificate_differs():
+    key = certificates.key()
     one = certificate_pdf.render_pdf(certificates.issue(key))
     other = certificate_pdf.render_pdf(
         certificates.issue(key, form={**certificates.TRADE_FORM, "licensee_name": "Biju"})
@@ -70,7 +61,8 @@ def test_pdf_of_another_certificate_differs(key):
 
 
 @pytest.mark.parametrize("lang", ["en", "ml", "fr"])
-def test_pdf_never_fails_for_want_of_a_malayalam_font(key, lang, monkeypatch, tmp_path):
+def test_pdf_never_fails_for_want_of_a_malayalam_font(lang, monkeypatch, tmp_path):
+    key = certificates.key()
     document = certificates.issue(key, "birth-certificate", certificates.BIRTH_FORM)
     for font in (
         None,
@@ -87,7 +79,7 @@ def test_pdf_never_fails_for_want_of_a_malayalam_font(key, lang, monkeypatch, tm
         assert certificates.NUMBER in _page_text(pdf)
 
 
-def test_render_pdf_refuses_what_is_not_a_certificate(key):
+def test_render_pdf_refuses_what_is_not_a_certificate():
     with pytest.raises(ValueError, match="not a certificate"):
         certificate_pdf.render_pdf(
             {"payload": {"certificate_number": certificates.NUMBER}, "signature": ""}

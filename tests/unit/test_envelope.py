@@ -1,24 +1,25 @@
 """The envelope's one serialisation path and the hash chain an auditor checks."""
 
-import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
-from ksmart_common.canonical import GENESIS_HASH, canonical_json, chain_hash
+from ksmart_common.canonical import canonical_json, chain_hash
 from ksmart_common.envelope import (
     Envelope,
     EnvelopeSchema,
+    NewEvent,
     compute_hash,
     format_timestamp,
     from_json,
     to_json,
     verify_chain,
 )
+from tests.support.memory_store import InMemoryEventStore
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
@@ -30,24 +31,15 @@ json_values = st.recursive(
 
 
 def chain(length: int, data=None) -> list[Envelope]:
-    envelopes, previous = [], GENESIS_HASH
+    """A stream of `length` events, sealed as the store seals them."""
+    store = InMemoryEventStore(
+        clock=datetime(2026, 11, 29, 9, 0, 0, 123, tzinfo=UTC), tick=timedelta(seconds=1)
+    )
+    metadata = {"actor_id": "a", "actor_roles": ["clerk"], "correlation_id": "c"}
     for version in range(1, length + 1):
-        envelope = Envelope(
-            uuid.uuid4(),
-            "file-1",
-            version,
-            version,
-            "FileVerified",
-            1,
-            data if data is not None else {"n": version},
-            {"actor_id": "a", "actor_roles": ["clerk"], "correlation_id": "c"},
-            datetime(2026, 11, 29, 9, 0, version, 123, tzinfo=UTC),
-            previous,
-            "",
-        ).with_hash()
-        envelopes.append(envelope)
-        previous = envelope.hash
-    return envelopes
+        event = NewEvent("FileVerified", data if data is not None else {"n": version})
+        store.append("file-1", [event], metadata=metadata)
+    return store.log
 
 
 def test_an_untouched_chain_verifies():

@@ -1,13 +1,12 @@
 """The file's domain without I/O: decisions, refusals and the projector."""
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import pytest
 
 from ksmart_catalogue.catalogue import Catalogue
 from ksmart_catalogue.samples import sample_form
-from ksmart_common.canonical import GENESIS_HASH
 from ksmart_common.domain.file import (
     Actor,
     FileState,
@@ -23,6 +22,7 @@ from ksmart_common.domain.workflow import DefinitionError, Workflow
 from ksmart_common.envelope import Envelope, NewEvent, file_stream_id
 from ksmart_common.errors import ActionNotAllowed, Forbidden, InvalidInput
 from tests.support.files import sample_uploads
+from tests.support.memory_store import InMemoryEventStore
 
 KOCHI = "KL-EKM-KOC"
 CITIZEN = Actor("citizen-1", ("citizen",))
@@ -43,36 +43,32 @@ def complete_form(definition):
 
 
 class Stream:
-    """Seals decided events the way the store does, without a database."""
+    """A file's stream in the in-memory store: decided events sealed as the
+    store seals them, each decision five minutes after the one before."""
 
     def __init__(self, file_id):
         self.stream_id = file_stream_id(file_id)
-        self.envelopes: list[Envelope] = []
-        self.clock = datetime(2026, 11, 1, tzinfo=UTC)
+        self.store = InMemoryEventStore()
+
+    @property
+    def clock(self) -> datetime:
+        return self.store.clock
+
+    @clock.setter
+    def clock(self, moment: datetime) -> None:
+        self.store.clock = moment
+
+    @property
+    def envelopes(self) -> list[Envelope]:
+        return self.store.read_stream(self.stream_id)
 
     def add(self, events: list[NewEvent], actor: Actor) -> FileState:
-        for event in events:
-            self.clock += timedelta(minutes=5)
-            previous = self.envelopes[-1].hash if self.envelopes else GENESIS_HASH
-            self.envelopes.append(
-                Envelope(
-                    event.event_id,
-                    self.stream_id,
-                    len(self.envelopes) + 1,
-                    len(self.envelopes) + 1,
-                    event.event_type,
-                    1,
-                    event.data,
-                    {
-                        "actor_id": actor.actor_id,
-                        "actor_roles": list(actor.roles),
-                        "correlation_id": "c",
-                    },
-                    self.clock,
-                    previous,
-                    "",
-                ).with_hash()
-            )
+        metadata = {
+            "actor_id": actor.actor_id,
+            "actor_roles": list(actor.roles),
+            "correlation_id": "c",
+        }
+        self.store.append(self.stream_id, events, metadata=metadata)
         return replay(self.envelopes)
 
 

@@ -3,6 +3,9 @@ what every endpoint needs, so no endpoint repeats it:
 
 - who may call it (`allowed_roles`, or PUBLIC), checked before the worker
   runs, with the caller's Principal passed in as `principal`;
+- its query and body, each schema named once in the declaration (`query=`,
+  `body=`), validated and passed in as `query` and `body` (the `api`
+  decorator);
 - errors rendered as application/problem+json through one table, and so
   are the URLs no endpoint matches (ProblemWebServer);
 - the request id (X-Request-ID, made up when absent) echoed on the response;
@@ -17,16 +20,16 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cache, partial
+from functools import cache, partial, wraps
 from typing import Any
 
 import eventlet
 from eventlet.event import Event
 from eventlet.wsgi import Input as EventletInput
 from marshmallow import Schema
-from nameko.extensions import SharedExtension
+from nameko.extensions import SharedExtension, register_entrypoint
 from nameko.standalone.rpc import ClusterRpcProxy
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
@@ -35,6 +38,7 @@ from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request, Response
 
 from ksmart_common import config, errors, metrics
+from ksmart_common.domain.intake import language
 from ksmart_common.logging import get_logger
 from ksmart_common.rpc import call
 from ksmart_gateway import problems
@@ -42,6 +46,7 @@ from ksmart_gateway.auth import Principal, TokenVerifier, bearer_token
 
 log = get_logger(__name__)
 
+PREFIX = "/api/v1"
 PUBLIC = ("public",)
 REQUEST_ID_HEADER = "X-Request-ID"
 MAX_BODY_BYTES = 256 * 1024
@@ -292,11 +297,50 @@ class ApiEndpoint(HttpRequestHandler):
         return problems.problem_response(500, "Internal error", "the error was logged")
 
 
-api = ApiEndpoint.decorator
+def api(method: str, url: str, **declaration: Any) -> Callable[[Callable], Callable]:
+    """Make a service method an endpoint, declared by ApiEndpoint's parameters.
+
+    The query and body schemas are named here and nowhere else: they
+    validate the request, what they load reaches the method as its `query`
+    and `body` arguments, and the OpenAPI document describes them
+    (openapi.py). They are loaded inside the worker, after the caller's role
+    was checked and just before the method runs, so a request with bad
+    input is timed and counted like any other worker
+    (ksmart_common.operations)."""
+    query_schema = declaration.get("query")
+    body_schema = declaration.get("body")
+
+    def register(endpoint_method: Callable) -> Callable:
+        @wraps(endpoint_method)
+        def with_declared_input(service, request: Request, principal, **path_values):
+            declared: dict[str, dict] = {}
+            if query_schema is not None:
+                declared["query"] = read_query(request, query_schema)
+            if body_schema is not None:
+                declared["body"] = read_json(request, body_schema)
+            return endpoint_method(service, request, principal, **path_values, **declared)
+
+        register_entrypoint(with_declared_input, ApiEndpoint(method, url, **declaration))
+        return with_declared_input
+
+    return register
 
 
 def request_id(request: Request) -> str:
     return request.environ["ksmart.request_id"]
+
+
+def request_meta(request: Request, **extra: Any) -> dict[str, Any]:
+    """What a service is told of the request behind a command: the gateway's
+    request id, which its events' metadata records, and the language its
+    problems are to be written in."""
+    return {
+        "request_id": request_id(request),
+        "correlation_id": request_id(request),
+        # The language problems are written in: Accept-Language, English by default.
+        "lang": language(request.headers.get("Accept-Language")),
+        **extra,
+    }
 
 
 def read_json(request: Request, schema: type[Schema]) -> dict:

@@ -11,9 +11,7 @@ from ksmart_common.domain.roles import ADMINISTRATOR, CITIZEN
 from ksmart_common.rpc import call
 from ksmart_common.signatures import SMS_RECEIPT_SIGNATURE_HEADER
 from ksmart_gateway import schemas
-from ksmart_gateway.api import PUBLIC, ApiResult, api, read_callback, read_json, read_query
-
-PREFIX = "/api/v1"
+from ksmart_gateway.api import PREFIX, PUBLIC, ApiResult, api, read_callback
 
 
 class NotificationEndpoints:
@@ -28,8 +26,7 @@ class NotificationEndpoints:
         response=schemas.Feed,
         tag="notifications",
     )
-    def notification_feed(self, request, principal):
-        query = read_query(request, schemas.FeedQuery)
+    def notification_feed(self, request, principal, query):
         return ApiResult(
             call(
                 self.notifications.feed,
@@ -50,8 +47,7 @@ class NotificationEndpoints:
         response=schemas.MarkReadResponse,
         tag="notifications",
     )
-    def mark_notifications_read(self, request, principal):
-        body = read_json(request, schemas.MarkReadRequest)
+    def mark_notifications_read(self, request, principal, body):
         ids = body["notification_ids"]
         return ApiResult(
             call(
@@ -81,9 +77,8 @@ class NotificationEndpoints:
         response=schemas.PreferencesResponse,
         tag="notifications",
     )
-    def update_notification_preferences(self, request, principal):
-        changes = read_json(request, schemas.PreferencesUpdate)
-        return ApiResult(call(self.notifications.update_preferences, principal.as_actor(), changes))
+    def update_notification_preferences(self, request, principal, body):
+        return ApiResult(call(self.notifications.update_preferences, principal.as_actor(), body))
 
     @api(
         "GET",
@@ -95,8 +90,7 @@ class NotificationEndpoints:
         response=schemas.DeliveryLog,
         tag="administration",
     )
-    def search_messages(self, request, principal):
-        query = read_query(request, schemas.MessageSearchQuery)
+    def search_messages(self, request, principal, query):
         limit, cursor = query.pop("limit"), query.pop("cursor")
         filters = {key: str(value) for key, value in query.items() if value is not None}
         return ApiResult(

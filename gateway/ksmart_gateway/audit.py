@@ -1,0 +1,53 @@
+"""The gateway's audit endpoints: an auditor reads a file's events, with
+its hash chain verified here, or every event after a position, to verify
+and replay offline. A mixin of GatewayService (service.py), which holds the
+applications proxy they call (the applications service keeps the events)."""
+
+from __future__ import annotations
+
+from ksmart_common.domain.roles import AUDITOR
+from ksmart_common.envelope import from_json, verify_chain
+from ksmart_common.rpc import call
+from ksmart_gateway import schemas
+from ksmart_gateway.api import PREFIX, ApiResult, api
+
+
+class AuditEndpoints:
+    @api(
+        "GET",
+        f"{PREFIX}/audit/files/<uuid:file_id>/events",
+        summary="A file's events, with the verification of its hash chain",
+        allowed_roles=(AUDITOR,),
+        response=schemas.AuditFileResponse,
+        tag="audit",
+    )
+    def audit_file(self, request, principal, file_id):
+        documents = call(self.applications.audit_file_events, str(file_id), principal.as_actor())
+        chain_problems = verify_chain([from_json(document) for document in documents])
+        return ApiResult(
+            {
+                "file_id": str(file_id),
+                "verified": not chain_problems,
+                "problems": chain_problems,
+                "events": documents,
+            }
+        )
+
+    @api(
+        "GET",
+        f"{PREFIX}/audit/events",
+        summary="Every event after a global position, in pages",
+        allowed_roles=(AUDITOR,),
+        query=schemas.AuditEventsQuery,
+        response=schemas.AuditEventsResponse,
+        tag="audit",
+    )
+    def audit_events(self, request, principal, query):
+        return ApiResult(
+            call(
+                self.applications.audit_read_all,
+                query["after"],
+                query["limit"],
+                principal.as_actor(),
+            )
+        )

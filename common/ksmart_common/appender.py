@@ -268,7 +268,8 @@ class Appender:
             head = heads[request.stream_id]
             expected = request.expected_version
             if expected is not None and expected != head.version:
-                refused.append((request, _conflict(request.stream_id, head.version, expected)))
+                conflict = VersionConflict.at(head.version, expected, stream=request.stream_id)
+                refused.append((request, conflict))
                 continue
             to_seal = request
             if request.number is not None:
@@ -437,11 +438,4 @@ def _row(envelope: Envelope, data_text: str, metadata_text: str) -> tuple:
         envelope.recorded_at,
         envelope.prev_hash,
         envelope.hash,
-    )
-
-
-def _conflict(stream_id: str, current: int, expected: int) -> VersionConflict:
-    return VersionConflict(
-        f"{stream_id} is at version {current}, not the expected {expected}",
-        [{"field": "expected_version", "message": f"current version is {current}"}],
     )

@@ -54,6 +54,16 @@ class VersionConflict(KsmartError):
 
     title = "The file has changed since you read it"
 
+    @classmethod
+    def at(cls, current: int, expected: int, stream: str = "the file") -> VersionConflict:
+        """The one way to say it: `stream` is at version `current`, the
+        caller expected `expected` (the event store names the stream by its
+        id; a command on a file calls it the file)."""
+        return cls(
+            f"{stream} is at version {current}, not the expected {expected}",
+            [{"field": "expected_version", "message": f"current version is {current}"}],
+        )
+
 
 class ActionNotAllowed(KsmartError):
     """The action is not one the file's current state offers."""

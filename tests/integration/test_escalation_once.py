@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from ksmart_applications import commands
+from ksmart_applications.command_types import EscalateFile
 from ksmart_catalogue.catalogue import Catalogue
 from ksmart_common.domain.file import Actor
 from ksmart_common.envelope import file_stream_id
@@ -21,11 +22,12 @@ def test_eight_timers_escalating_one_overdue_file_store_one_escalation(store):
     events = submission(file_id, definition, "KL-EKM-KOC", Actor("citizen-1", ("citizen",)))
     store.append(file_stream_id(file_id), events, 0, METADATA)
     a_month_on = datetime.now(UTC) + timedelta(days=30)
+    escalation = EscalateFile(file_id=file_id, seen_version=1, now=a_month_on)
     outcomes = []
 
     def timer():
         try:
-            outcomes.append(commands.escalate(store, file_id, 1, a_month_on))
+            outcomes.append(commands.escalate(store, escalation))
         except Exception as error:  # noqa: BLE001 - recorded for the assertions
             outcomes.append(error)
 

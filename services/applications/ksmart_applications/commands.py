@@ -1,7 +1,9 @@
 """The applications service's command handlers: plain functions over the
-event store. They load a file by replaying its stream with the shared
-projector, let the domain decide, and append with the version they read, so
-two officials deciding at once can never both win."""
+event store, each taking one command (command_types.py). A command on a file
+goes through decide_and_append: the file is loaded by replaying its stream
+with the shared projector, the domain decides, and what it decided is
+appended with the version read, so two officials deciding at once can never
+both win. A submission makes a new stream instead (submit)."""
 
 from __future__ import annotations
 
@@ -16,15 +18,25 @@ import sqlalchemy as sa
 
 from ksmart_applications import certificate_keys as certificates
 from ksmart_applications.certificate_keys import CertificateKeys
+from ksmart_applications.command_types import (
+    AssignFile,
+    AttachDocument,
+    EscalateFile,
+    FileCommand,
+    PaymentCallback,
+    RecordPayment,
+    RequestContext,
+    SubmitApplication,
+    TakeAction,
+)
 from ksmart_applications.payments import PaymentProvider
 from ksmart_applications.uploads import find_uploads
 from ksmart_common.canonical import canonical_json
 from ksmart_common.domain import file as files
 from ksmart_common.domain.file import FILE_NUMBER_KEY, Actor, FileState
-from ksmart_common.domain.intake import language
 from ksmart_common.domain.local_time import IST
 from ksmart_common.domain.vocabulary import FILE_NUMBER_DIGITS, file_number_series
-from ksmart_common.envelope import Envelope, file_stream_id
+from ksmart_common.envelope import Envelope, NewEvent, file_stream_id
 from ksmart_common.errors import (
     ActionNotAllowed,
     Forbidden,
@@ -44,18 +56,18 @@ from ksmart_common.eventstore import EventStore, NumberRequest
 IDEMPOTENT_FILE_NAMESPACE = uuid.UUID("5b8a3f2e-9d1c-4e57-a0c4-6b736d617274")
 
 
-def event_metadata(actor: Actor, request: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
-    request_id = request.get("request_id")
+def event_metadata(actor: Actor, request: RequestContext, **extra: Any) -> dict[str, Any]:
+    request_id = request.request_id
     return {
         "actor_id": actor.actor_id,
         "actor_roles": list(actor.roles),
         "local_body": actor.local_body,
         "wards": list(actor.wards),
-        "correlation_id": request.get("correlation_id") or request_id or str(uuid.uuid4()),
+        "correlation_id": request.correlation_id or request_id or str(uuid.uuid4()),
         "causation_id": request_id,
         "request_id": request_id,
         # The gateway's id for the command: a second delivery of it finds it here.
-        **({"command_id": request["command_id"]} if request.get("command_id") else {}),
+        **({"command_id": request.command_id} if request.command_id else {}),
         **extra,
     }
 
@@ -67,32 +79,64 @@ def load_file(store: EventStore, file_id: str) -> FileState:
     return state
 
 
+def decide_and_append(
+    store: EventStore,
+    command: FileCommand,
+    decide: Callable[[FileState], list[NewEvent]],
+    *,
+    expected_version: int | None,
+) -> FileState:
+    """Every command on a file, one way: load the file by replaying its
+    stream; refuse an actor outside its reach (NotFound: a file one may not
+    read is not even confirmed to exist) and a stale `expected_version`
+    (None: the caller named no version); let the domain decide; append what
+    it decided with the version read. Returns the file as it then is.
+
+    A request the gateway gave a command id and that is already stored (its
+    events carry the id) decides nothing again: RabbitMQ delivers a request
+    again when its reply could not be sent, and that delivery is answered
+    with the file as it is."""
+    stored = store.read_stream(file_stream_id(command.file_id))
+    state = files.replay(stored)
+    if state is None or (command.checks_reach and not files.may_read(state, command.actor)):
+        raise NotFound(f"no file {command.file_id}")
+    command_id = command.request.command_id
+    if command_id and any(event.metadata.get("command_id") == command_id for event in stored):
+        return state
+    if expected_version is not None and expected_version != state.version:
+        raise VersionConflict.at(state.version, expected_version)
+    events = decide(state)
+    if not events:
+        return state
+    metadata = event_metadata(command.actor, command.request)
+    envelopes = store.append(state.stream_id, events, state.version, metadata)
+    return files.replay(envelopes, state)
+
+
 def submit(
     store: EventStore,
-    get_definition: Callable[[str], Mapping[str, Any]],
-    get_local_body: Callable[[str], Mapping[str, Any] | None],
-    service_code: str,
-    local_body: str,
-    form: Mapping[str, Any],
-    documents: Mapping[str, str],
-    actor: Actor,
-    request: Mapping[str, Any],
+    command: SubmitApplication,
+    *,
+    latest_definition: Callable[[str], Mapping[str, Any]],
+    local_body_entry: Callable[[str], Mapping[str, Any] | None],
 ) -> tuple[FileState, bool]:
-    """File an application; `documents` maps document codes to the sha256
-    of the applicant's uploads. Returns the file and whether it was created
-    now (False when an Idempotency-Key retry found the file it made before)."""
-    key = request.get("idempotency_key")
+    """File an application under the service's latest definition, the local
+    body checked against the directory (local_body_entry: its entry, or
+    None). Returns the file and whether it was created now (False when an
+    Idempotency-Key retry, or a second delivery of the command, found the
+    file it made before)."""
+    actor, request = command.actor, command.request
     fingerprint = hashlib.sha256(
         canonical_json(
             {
-                "service": service_code,
-                "local_body": local_body,
-                "form": form,
-                "documents": documents,
+                "service": command.service_code,
+                "local_body": command.local_body,
+                "form": command.form,
+                "documents": command.documents,
             }
         )
     ).hexdigest()
-    command_id = request.get("command_id")
+    key, command_id = request.idempotency_key, request.command_id
     scope = f"{actor.actor_id}\n{key}" if key else f"command\n{command_id}" if command_id else None
     if scope:
         file_id = str(uuid.uuid5(IDEMPOTENT_FILE_NAMESPACE, scope))
@@ -101,17 +145,23 @@ def submit(
             return _same_request_or_refuse(earlier, fingerprint), False
     else:
         file_id = str(uuid.uuid4())
-    definition = get_definition(service_code)
-    uploads = find_uploads(store.engine, actor.actor_id, documents)
-    lang = language(request.get("lang"))
+    definition = latest_definition(command.service_code)
+    uploads = find_uploads(store.engine, actor.actor_id, command.documents)
     events = files.submit_application(
-        file_id, definition, local_body, actor, form, uploads, lang, get_local_body(local_body)
+        file_id,
+        definition,
+        command.local_body,
+        actor,
+        command.form,
+        uploads,
+        request.lang,
+        local_body_entry(command.local_body),
     )
     metadata = event_metadata(actor, request, request_fingerprint=fingerprint)
     # File numbers count per calendar year in Kerala's time.
     year = datetime.now(IST).year
     number = NumberRequest(
-        file_number_series(local_body, definition["short_code"], year),
+        file_number_series(command.local_body, definition["short_code"], year),
         FILE_NUMBER_KEY,
         FILE_NUMBER_DIGITS,
     )
@@ -136,50 +186,44 @@ def _same_request_or_refuse(earlier: list[Envelope], fingerprint: str) -> FileSt
     return files.replay(earlier)
 
 
-def act(
+def take_action(
     store: EventStore,
-    file_id: str,
-    action: str,
-    remarks: str | None,
-    expected_version: int | None,
-    actor: Actor,
-    request: Mapping[str, Any],
-    answers: Mapping[str, Any] | None = None,
-    get_definition_by_hash: Callable[[str], Mapping[str, Any]] | None = None,
-    certificate_keys: CertificateKeys | None = None,
+    command: TakeAction,
+    *,
+    pinned_definition: Callable[[str], Mapping[str, Any]],
+    certificate_keys: CertificateKeys,
 ) -> FileState:
-    stored = store.read_stream(file_stream_id(file_id))
-    state = files.replay(stored)
-    if state is None or not files.may_read(state, actor):
-        # Not Forbidden: a file outside one's reach is not even confirmed to exist.
-        raise NotFound(f"no file {file_id}")
-    command_id = request.get("command_id")
-    if command_id and any(event.metadata.get("command_id") == command_id for event in stored):
-        # This very request was delivered before and decided: RabbitMQ
-        # delivers it again when its reply could not be sent.
-        return state
-    if expected_version is not None and expected_version != state.version:
-        raise VersionConflict(
-            f"the file is at version {state.version}, not {expected_version}",
-            [{"field": "expected_version", "message": f"current version is {state.version}"}],
-        )
-    definition = None
-    if get_definition_by_hash is not None and (answers or _grants(state, action)):
-        definition = get_definition_by_hash(state.definition_hash)
-    lang = language(request.get("lang"))
-    events = files.take_action(state, action, actor, remarks, answers, definition, lang)
-    if definition is not None and certificate_keys is not None:
-        key = certificate_keys.active_key(store.engine)
-        events += files.certificate_event(
+    """A decision on a file. A grant of a service that gives a certificate
+    issues it in the same append (signed with the active certificate key),
+    so a granted file never lacks it; corrected answers are checked against
+    the definition the file was filed under (pinned_definition: by hash)."""
+
+    def decide(state: FileState) -> list[NewEvent]:
+        definition = None
+        if command.answers or _grants(state, command.action):
+            definition = pinned_definition(state.definition_hash)
+        events = files.take_action(
             state,
-            action,
+            command.action,
+            command.actor,
+            command.remarks,
+            command.answers,
             definition,
-            lambda payload: certificates.sign(key, payload),
-            key.kid,
-            datetime.now(UTC),
+            command.request.lang,
         )
-    envelopes = store.append(state.stream_id, events, state.version, event_metadata(actor, request))
-    return files.replay(envelopes, state)
+        if definition is not None:
+            key = certificate_keys.active_key(store.engine)
+            events += files.certificate_event(
+                state,
+                command.action,
+                definition,
+                lambda payload: certificates.sign(key, payload),
+                key.kid,
+                datetime.now(UTC),
+            )
+        return events
+
+    return decide_and_append(store, command, decide, expected_version=command.expected_version)
 
 
 def _grants(state: FileState, action_name: str) -> bool:
@@ -232,57 +276,49 @@ def require_auditor(actor: Actor) -> None:
         raise Forbidden("only an auditor may read the raw event log")
 
 
-def attach(
+def attach_document(
     store: EventStore,
-    get_definition_by_hash: Callable[[str], Mapping[str, Any]],
-    file_id: str,
-    code: str,
-    sha256: str,
-    actor: Actor,
-    request: Mapping[str, Any],
+    command: AttachDocument,
+    *,
+    pinned_definition: Callable[[str], Mapping[str, Any]],
 ) -> FileState:
     """Attach one of the applicant's uploads to their open file, as the
-    definition the file was filed under describes that document."""
-    state = read_file(store, file_id, actor)
-    definition = get_definition_by_hash(state.definition_hash)
-    upload = find_uploads(store.engine, actor.actor_id, {code: sha256})[code]
-    lang = language(request.get("lang"))
-    events = files.attach_document(state, definition, code, upload, actor, lang)
-    envelopes = store.append(state.stream_id, events, state.version, event_metadata(actor, request))
-    return files.replay(envelopes, state)
+    definition the file was filed under (pinned_definition: by hash)
+    describes that document."""
+
+    def decide(state: FileState) -> list[NewEvent]:
+        definition = pinned_definition(state.definition_hash)
+        uploads = find_uploads(store.engine, command.actor.actor_id, {command.code: command.sha256})
+        return files.attach_document(
+            state,
+            definition,
+            command.code,
+            uploads[command.code],
+            command.actor,
+            command.request.lang,
+        )
+
+    return decide_and_append(store, command, decide, expected_version=None)
 
 
-def assign(
-    store: EventStore,
-    file_id: str,
-    assignee: Actor,
-    actor: Actor,
-    request: Mapping[str, Any],
-) -> FileState:
-    state = read_file(store, file_id, actor)
-    events = files.assign(state, assignee, actor)
-    envelopes = store.append(state.stream_id, events, state.version, event_metadata(actor, request))
-    return files.replay(envelopes, state)
+def assign(store: EventStore, command: AssignFile) -> FileState:
+    """Hand the file to the official the command names."""
+
+    def decide(state: FileState) -> list[NewEvent]:
+        return files.assign(state, command.assignee, command.actor)
+
+    return decide_and_append(store, command, decide, expected_version=None)
 
 
-# The workflow service's escalation timer acts as this actor.
-ESCALATION_TIMER = Actor("workflow-escalation-timer", (files.SYSTEM,))
-
-
-def escalate(store: EventStore, file_id: str, seen_version: int, now: datetime) -> FileState:
+def escalate(store: EventStore, command: EscalateFile) -> FileState:
     """Escalate an overdue file, deciding again from its own events; the
     version the timer saw is the expected version, so two timers cannot
     both escalate it."""
-    state = load_file(store, file_id)
-    if state.version != seen_version:
-        raise VersionConflict(
-            f"the file is at version {state.version}, not {seen_version}",
-            [{"field": "expected_version", "message": f"current version is {state.version}"}],
-        )
-    events = files.escalate(state, now)
-    metadata = event_metadata(ESCALATION_TIMER, {"correlation_id": f"escalation-{file_id}"})
-    envelopes = store.append(state.stream_id, events, seen_version, metadata)
-    return files.replay(envelopes, state)
+
+    def decide(state: FileState) -> list[NewEvent]:
+        return files.escalate(state, command.now)
+
+    return decide_and_append(store, command, decide, expected_version=command.seen_version)
 
 
 def document_for_reader(store: EventStore, file_id: str, code: str, actor: Actor) -> dict:
@@ -319,17 +355,13 @@ def start_payment(
 
 
 def record_payment(
-    store: EventStore,
-    provider: PaymentProvider | None,
-    body: str,
-    signature: str | None,
-    request: Mapping[str, Any],
+    store: EventStore, provider: PaymentProvider | None, callback: PaymentCallback
 ) -> dict:
     """A provider's signed callback: FeePaid once the payment is captured.
     A repeated callback for a payment already counted changes nothing."""
     if provider is None:
         raise ServiceUnavailable("payments are not configured on this platform")
-    notice = provider.parse_callback(body.encode("utf-8"), signature)
+    notice = provider.parse_callback(callback.body.encode("utf-8"), callback.signature)
     if notice.status != "captured":
         return {"recorded": False, "status": notice.status}
     try:
@@ -338,9 +370,20 @@ def record_payment(
         raise InvalidInput(
             "the callback names no file", [{"field": "file_id", "message": "not a file id"}]
         ) from error
-    state = load_file(store, notice.file_id)
-    events = files.record_payment(state, notice.payment_id, notice.provider, notice.amount_paise)
-    if events:
-        payer = Actor(f"payment-provider:{notice.provider}", (files.PAYMENT_PROVIDER,))
-        store.append(state.stream_id, events, state.version, event_metadata(payer, request))
-    return {"recorded": bool(events), "status": notice.status, "file_id": state.file_id}
+    payment = RecordPayment(
+        file_id=notice.file_id,
+        payment_id=notice.payment_id,
+        provider=notice.provider,
+        amount_paise=notice.amount_paise,
+        request=callback.request,
+    )
+    recorded: list[NewEvent] = []
+
+    def decide(state: FileState) -> list[NewEvent]:
+        recorded.extend(
+            files.record_payment(state, payment.payment_id, payment.provider, payment.amount_paise)
+        )
+        return recorded
+
+    state = decide_and_append(store, payment, decide, expected_version=None)
+    return {"recorded": bool(recorded), "status": notice.status, "file_id": state.file_id}

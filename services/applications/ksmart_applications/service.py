@@ -1,8 +1,10 @@
 """The applications service: the event store's only writer.
 
-Entry points are thin: they turn RPC arguments into domain values and call
-the command handlers in commands.py. Publication to RabbitMQ is not done
-here: the relay (relay_main.py) publishes what this service stored.
+Entry points are thin: they turn RPC arguments (JSON, named as the gateway
+and the workflow service call them) into typed commands (command_types.py)
+and call the command handlers in commands.py with the service's
+dependencies. Publication to RabbitMQ is not done here: the relay
+(relay_main.py) publishes what this service stored.
 """
 
 from __future__ import annotations
@@ -13,6 +15,15 @@ from typing import Any
 from nameko.rpc import RpcProxy
 
 from ksmart_applications import commands
+from ksmart_applications.command_types import (
+    AssignFile,
+    AttachDocument,
+    EscalateFile,
+    PaymentCallback,
+    RequestContext,
+    SubmitApplication,
+    TakeAction,
+)
 from ksmart_applications.dependencies import (
     CertificateKeysProvider,
     EventStoreProvider,
@@ -104,16 +115,19 @@ class ApplicationsService:
         documents: dict | None = None,
     ) -> dict:
         """documents: document code -> sha256 of the applicant's upload."""
+        command = SubmitApplication(
+            service_code=service_code,
+            local_body=local_body,
+            form=form,
+            documents=documents or {},
+            actor=actor_from(actor),
+            request=RequestContext.from_rpc(request),
+        )
         state, created = commands.submit(
             self.store,
-            self._latest_definition,
-            self._local_body,
-            service_code,
-            local_body,
-            form,
-            documents or {},
-            actor_from(actor),
-            request,
+            command,
+            latest_definition=self._latest_definition,
+            local_body_entry=self._local_body,
         )
         return {"file": state.view(), "created": created}
 
@@ -129,16 +143,16 @@ class ApplicationsService:
     def attach_document(
         self, file_id: str, code: str, sha256: str, actor: dict, request: dict
     ) -> dict:
-        state = commands.attach(
-            self.store,
-            self._pinned_definition,
-            file_id,
-            code,
-            sha256,
-            actor_from(actor),
-            request,
+        command = AttachDocument(
+            file_id=file_id,
+            code=code,
+            sha256=sha256,
+            actor=actor_from(actor),
+            request=RequestContext.from_rpc(request),
         )
-        return state.view()
+        return commands.attach_document(
+            self.store, command, pinned_definition=self._pinned_definition
+        ).view()
 
     @rpc(expected_exceptions=CALLER_ERRORS)
     def assign(self, file_id: str, official_id: str, actor: dict, request: dict) -> dict:
@@ -147,15 +161,19 @@ class ApplicationsService:
         # a file they may not even read.
         commands.read_file(self.store, file_id, actor_from(actor))
         official = call(self.identity.get_official, official_id)
-        state = commands.assign(
-            self.store, file_id, actor_from(official), actor_from(actor), request
+        command = AssignFile(
+            file_id=file_id,
+            assignee=actor_from(official),
+            actor=actor_from(actor),
+            request=RequestContext.from_rpc(request),
         )
-        return state.view()
+        return commands.assign(self.store, command).view()
 
     @rpc(expected_exceptions=CALLER_ERRORS)
     def escalate(self, file_id: str, seen_version: int) -> dict:
         """For the workflow service's escalation timer."""
-        return commands.escalate(self.store, file_id, seen_version, datetime.now(UTC)).view()
+        command = EscalateFile(file_id=file_id, seen_version=seen_version, now=datetime.now(UTC))
+        return commands.escalate(self.store, command).view()
 
     @rpc(expected_exceptions=CALLER_ERRORS)
     def document_for_reader(self, file_id: str, code: str, actor: dict) -> dict:
@@ -169,7 +187,10 @@ class ApplicationsService:
     @rpc(expected_exceptions=CALLER_ERRORS)
     def payment_callback(self, body: str, signature: str | None, request: dict) -> dict:
         """A payment provider's callback, passed on by the gateway unread."""
-        return commands.record_payment(self.store, self.payments, body, signature, request)
+        callback = PaymentCallback(
+            body=body, signature=signature, request=RequestContext.from_rpc(request)
+        )
+        return commands.record_payment(self.store, self.payments, callback)
 
     @rpc(expected_exceptions=CALLER_ERRORS)
     def take_action(
@@ -183,17 +204,20 @@ class ApplicationsService:
         answers: dict | None = None,
     ) -> dict:
         """answers: corrected form answers, with a reply to a clarification."""
-        state = commands.act(
+        command = TakeAction(
+            file_id=file_id,
+            action=action,
+            remarks=remarks,
+            expected_version=expected_version,
+            answers=answers or {},
+            actor=actor_from(actor),
+            request=RequestContext.from_rpc(request),
+        )
+        state = commands.take_action(
             self.store,
-            file_id,
-            action,
-            remarks,
-            expected_version,
-            actor_from(actor),
-            request,
-            answers,
-            self._pinned_definition,
-            self.certificate_keys,
+            command,
+            pinned_definition=self._pinned_definition,
+            certificate_keys=self.certificate_keys,
         )
         return state.view()
 

@@ -237,8 +237,12 @@ def test_deeply_nested_json_is_a_clear_refusal_not_a_crash(
     body = json.dumps(_with_form(complete, child_name="__nested__"))
     _assert_problem(_post_raw(platform, body.replace('"__nested__"', nested)), 400)
     assert _stored(platform) == before
-    # The gateway still answers afterwards.
-    assert requests.get(_url(platform, "/services/birth-certificate"), timeout=10).ok
+    # The gateway lives on and still parses and files a sound application.
+    live = requests.get(f"{platform.ops_url('gateway')}/health/live", timeout=10)
+    assert live.status_code == 200, live.text
+    filed = _post_raw(platform, json.dumps(complete).encode())
+    assert filed.status_code == 201, filed.text
+    assert _stored(platform)["events"] == before["events"] + 1
 
 
 def test_a_number_too_large_for_a_double_is_refused(platform, complete):

@@ -6,6 +6,7 @@ import threading
 import uuid
 from collections import defaultdict
 
+import psycopg2.errors
 import pytest
 import sqlalchemy as sa
 
@@ -104,7 +105,8 @@ def test_a_refused_append_uses_no_number(store):
             NumberRequest("KL-EKM-KOC/BR/2026", KEY),
         )
     duplicate_id = first.event_id
-    with pytest.raises(Exception):  # noqa: B017 - a unique violation from the driver
+    # The same event id twice: the events table's unique key refuses it.
+    with pytest.raises(psycopg2.errors.UniqueViolation):
         store.append(
             f"file-{uuid.uuid4()}",
             [NewEvent("ApplicationSubmitted", {}, event_id=duplicate_id)],

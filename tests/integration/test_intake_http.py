@@ -13,6 +13,7 @@ import requests
 import sqlalchemy as sa
 
 from ksmart_applications.payments import FakePaymentProvider
+from ksmart_common.domain.documents import MAX_DOCUMENT_BYTES
 from ksmart_common.signatures import PAYMENT_SIGNATURE_HEADER as SIGNATURE_HEADER
 from tests.support import actions, citizen
 from tests.support.platform import running_platform
@@ -184,14 +185,33 @@ def test_an_oversized_document_is_refused_without_being_stored(platform):
 
 
 def test_a_document_that_breaks_its_services_limits_is_named(platform):
-    definition = citizen.definition_of(platform, "birth-certificate")
-    spec = next(d for d in definition["documents"] if d["code"] == "parent_identity_proof")
-    body = citizen.application(platform)
-    if "image/png" not in spec["formats"]:
-        png = citizen.upload(platform, citizen.SAMPLE_CONTENT["image/png"] + b"id").json()
-        body["documents"]["parent_identity_proof"] = png["sha256"]
-        reply = citizen.submit(platform, body)
-        assert [p["code"] for p in reply.json()["problems"]] == ["document_format"]
+    """A service narrows what the platform takes: a photo that must be an
+    image, a copy smaller than the platform's limit. An upload the platform
+    accepts but the service does not is named, each one, in one answer."""
+    service = "old-age-pension"
+    definition = citizen.definition_of(platform, service)
+    body = citizen.application(platform, service)
+    specs = {spec["code"]: spec for spec in definition["documents"]}
+    photo, copy = specs["applicant_photo"], specs["aadhaar_copy"]
+    assert "application/pdf" not in photo["formats"] and photo["code"] in body["documents"]
+    assert copy["max_bytes"] < MAX_DOCUMENT_BYTES and copy["code"] in body["documents"]
+
+    pdf = citizen.SAMPLE_CONTENT["application/pdf"]
+    for code, content in (
+        (photo["code"], pdf + b"photo"),
+        (copy["code"], pdf.ljust(copy["max_bytes"] + 1, b"x")),
+    ):
+        reply = citizen.upload(platform, content, filename=f"{code}.pdf")
+        assert reply.status_code == 201, reply.text  # within the platform's own limits
+        body["documents"][code] = reply.json()["sha256"]
+    reply = citizen.submit(platform, body)
+
+    assert reply.status_code == 422, reply.text
+    named = {(p["field"], p["code"]) for p in reply.json()["problems"]}
+    assert named == {
+        (f"documents.{photo['code']}", "document_format"),
+        (f"documents.{copy['code']}", "document_too_large"),
+    }
 
 
 def test_a_files_documents_are_read_only_by_those_who_may_read_the_file(platform):

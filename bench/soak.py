@@ -1,12 +1,15 @@
 """`make soak`: the whole platform at half its maximum rate for several
-minutes; memory must stay flat, consumer lag bounded, and nothing may fail.
+minutes; memory must stay flat, consumer lag bounded, nothing may fail, and
+the load must be carried (at least 90% of the offered submissions, requests
+made and events published).
 
     python -m bench.soak [--minutes 5] [--rate COMMANDS_PER_SECOND]
 
 1. Starts the platform fresh (tests.support.platform.running_platform: new
-   databases, a new vhost), with the dev inbox in this process as its SMS
-   provider and mail server; signs in citizens by phone (their codes read
-   off the fake phone) and the deciding officials.
+   databases, a new vhost, consumers retrying after production's delays),
+   with the dev inbox in this process as its SMS provider and mail server;
+   signs in citizens by phone (their codes read off the fake phone) and the
+   deciding officials.
 2. Unless --rate is given, finds the maximum rate: a short closed-loop ramp
    (as bench/e2e.py's levels) by a citizen with a phone, each level counted
    until every consumer has finished its work (projected, told, the SMS
@@ -57,17 +60,20 @@ from bench.soak_load import (
     Tally,
     ramp,
 )
+from ksmart_common.config import RetryPolicy
 from ksmart_common.messaging import OTP_QUEUE
 from ksmart_ops.admin import consumer_topologies
 from tests.support import citizen, metrics
 from tests.support.inbox import phone_number, served_inbox, sign_in_by_phone
-from tests.support.platform import TEST_RETRY_DELAYS_MS, Platform, running_platform
+from tests.support.platform import Platform, running_platform
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = ROOT / "var" / "soak"
 RESULTS = ROOT / "bench" / "results"
 
 SAMPLE_SECONDS = 5.0
+# The delays a production deployment retries a failing message after.
+RETRY_DELAYS_MS = RetryPolicy().delays_ms
 RAMP_LEVELS = (2, 4, 8, 16)
 RAMP_SECONDS = 8.0
 RAMP_WARM_UP_SUBMISSIONS = 40
@@ -135,7 +141,7 @@ class Probe:
         }
         self.queues = [
             queue.name
-            for topology in consumer_topologies(TEST_RETRY_DELAYS_MS)
+            for topology in consumer_topologies(RETRY_DELAYS_MS)
             for queue in (topology.main_queue(), *topology.side_queues())
         ] + [OTP_QUEUE]
         self.events = platform.engine("applications")
@@ -284,7 +290,10 @@ def run(minutes: float, rate: float | None, progress: Callable[[str], None]) -> 
             "KSMART_ACCESS_TOKEN_TTL_SECONDS": str(int(minutes * 60) + 3600),
         }
         progress(f"soak: starting the platform (fresh databases and vhost; logs in {RUN_DIR})")
-        with running_platform(RUN_DIR, environ=environ) as platform:
+        # Consumers retry with production's delays, not the tests' short ones.
+        with running_platform(
+            RUN_DIR, environ=environ, retry_delays_ms=RETRY_DELAYS_MS
+        ) as platform:
             return _soak(platform, inbox, minutes, rate, progress)
 
 
@@ -379,6 +388,8 @@ def _soak(platform: Platform, inbox, minutes: float, rate: float | None, progres
             for queue, depth in final.queue_depths.items()
             if rules.is_dead_queue(queue)
         }
+        submitted = next((t.requests for t in tallies if t.kind == "submit"), 0)
+        achieved = submitted / load_seconds if load_seconds else 0.0
         verdict = rules.Verdict(
             memory=memory,
             lag=rules.LagJudgement(max_lag, rules.lag_bound(events_per_second), drained_after),
@@ -389,14 +400,13 @@ def _soak(platform: Platform, inbox, minutes: float, rate: float | None, progres
                 gateway_5xx=final.gateway_5xx - samples[0].gateway_5xx,
                 log_errors=log_errors,
             ),
+            load=rules.LoadJudgement(
+                offered_submits_per_second=submit_rate,
+                achieved_submits_per_second=achieved,
+                requests=sum(t.requests for t in tallies),
+                events=during[-1].relay_position - during[0].relay_position if during else 0,
+            ),
         )
-        submitted = next((t.requests for t in tallies if t.kind == "submit"), 0)
-        achieved = submitted / load_seconds if load_seconds else 0.0
-        if achieved < 0.9 * submit_rate:
-            verdict.notes.append(
-                f"the citizens achieved {achieved:.2f} submissions/s of the {submit_rate:.2f} "
-                "offered: the platform (or the shared machine) did not keep up"
-            )
         settings = {
             "started_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "minutes": minutes,

@@ -222,6 +222,39 @@ class ErrorJudgement:
         )
 
 
+# -- the load ----------------------------------------------------------------------------
+
+# The share of the offered submission rate the citizens must achieve: less
+# means the platform (or the machine) did not keep up, and a soak at a lower
+# rate than it claims proves nothing about the rate it claims.
+ACHIEVED_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class LoadJudgement:
+    """Whether the soak carried the load it was meant to."""
+
+    offered_submits_per_second: float
+    achieved_submits_per_second: float
+    requests: int  # every request the load made, of every kind
+    events: int  # events the relay published while the load ran
+
+    def failures(self) -> list[str]:
+        found = []
+        if self.requests <= 0:
+            found.append("the load made no request")
+        if self.events <= 0:
+            found.append("no event was published while the load ran")
+        wanted = ACHIEVED_SHARE * self.offered_submits_per_second
+        if self.achieved_submits_per_second < wanted:
+            found.append(
+                f"the citizens achieved {self.achieved_submits_per_second:.2f} submissions/s"
+                f" of the {self.offered_submits_per_second:.2f} offered (less than"
+                f" {ACHIEVED_SHARE:.0%}): the platform (or the shared machine) did not keep up"
+            )
+        return found
+
+
 # -- the verdict -------------------------------------------------------------------------
 
 
@@ -230,11 +263,12 @@ class Verdict:
     memory: dict[str, MemoryGrowth | None]
     lag: LagJudgement
     errors: ErrorJudgement
+    load: LoadJudgement
     notes: list[str] = field(default_factory=list)
 
     def failures(self) -> list[str]:
         """Each broken rule, in words; empty when the soak passed."""
-        found = []
+        found = self.load.failures()
         for process, growth in self.memory.items():
             if growth is None:
                 found.append(f"memory of {process}: too few samples after the warm-up to judge")

@@ -132,6 +132,9 @@ class Appender:
         self._start_lock = threading.Lock()
         self._connection = None
         self.submitted = 0  # appends handed to the committer, ever (a gauge's source)
+        # The most appends one transaction has committed: more than one shows
+        # group commit at work (tests/integration/test_group_commit.py).
+        self.largest_batch = 0
         # What the committer knows from its own commits and the store's reads:
         # it lets a batch commit in one round trip instead of two.
         self._last_position: int | None = None
@@ -190,6 +193,7 @@ class Appender:
         if self._can_predict(batch):
             try:
                 self._write_predicted(batch)
+                self.largest_batch = max(self.largest_batch, len(batch))
                 return
             except Exception:  # noqa: BLE001 - the careful path decides
                 # Mostly a UniqueViolation: another writer (a second replica)
@@ -207,6 +211,8 @@ class Appender:
                 return
             for request in batch:  # find the one at fault; the others commit
                 self._commit([request])
+        else:
+            self.largest_batch = max(self.largest_batch, len(batch))
 
     def _write(self, batch: list[AppendRequest]) -> None:
         """Two round trips: lock and read the heads, then insert and commit."""

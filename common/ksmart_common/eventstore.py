@@ -144,6 +144,11 @@ class EventStore:
         """Stop the committer thread (the engine is the caller's to dispose)."""
         self._appender.close()
 
+    @property
+    def largest_batch(self) -> int:
+        """The most appends one transaction has committed (group commit)."""
+        return self._appender.largest_batch
+
     # -- reading ---------------------------------------------------------
 
     def read_stream(

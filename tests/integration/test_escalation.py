@@ -3,8 +3,9 @@ time are escalated by the workflow service's timer exactly once, with two
 workflow replicas running; inboxes order by due time and filter overdue
 files, never showing another body's or another role's files."""
 
+import subprocess
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -18,27 +19,49 @@ from ksmart_common.canonical import GENESIS_HASH
 from ksmart_common.domain.file import Actor
 from ksmart_common.envelope import file_stream_id
 from ksmart_ops.devserver import start, wait_for_exit
-from tests.support import actions
+from tests.support import actions, metrics
 from tests.support.files import submission
-from tests.support.platform import running_platform
+from tests.support.platform import free_port, running_platform
 from tests.support.waiting import wait_for
 
 CITIZEN_ACTOR = {"actor_roles": ["citizen"], "correlation_id": "backdated"}
+
+
+@dataclass(frozen=True)
+class Replica:
+    process: subprocess.Popen
+    ops_url: str
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
     environ = {"KSMART_ESCALATION_INTERVAL_SECONDS": "0.5"}
     with running_platform(tmp_path_factory.mktemp("escalation"), environ=environ) as running:
-        # A second replica of the workflow service, as an operator scales it.
-        replica_dir = running.run_dir / "replica"
-        processes = start(replica_dir, running.env, names=["workflow"])
-        try:
-            yield running
-        finally:
-            for process in processes.values():
-                process.terminate()
-            wait_for_exit(processes)
+        yield running
+
+
+@pytest.fixture(scope="module")
+def replica(platform):
+    """A second replica of the workflow service, as an operator scales it,
+    with an operations port of its own (so it starts, and is measured)."""
+    ops_address = f"127.0.0.1:{free_port()}"
+    environ = {**platform.env, "KSMART_OPS_ADDRESS_WORKFLOW": ops_address}
+    processes = start(platform.run_dir / "replica", environ, names=["workflow"])
+    try:
+        ready = f"http://{ops_address}/health/ready"
+        wait_for(lambda: _answers(ready), timeout=60, message="the second replica ready")
+        yield Replica(processes["workflow"], f"http://{ops_address}")
+    finally:
+        for process in processes.values():
+            process.terminate()
+        wait_for_exit(processes)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def _file_filed_days_ago(platform, days, local_body="KL-EKM-KOC"):
@@ -117,7 +140,7 @@ def _inbox(platform, user, **params):
     return reply.json()["files"]
 
 
-def test_an_overdue_file_is_escalated_once_with_two_replicas_running(platform):
+def test_an_overdue_file_is_escalated_once_with_two_replicas_running(platform, replica):
     files = [_file_filed_days_ago(platform, days=30) for _ in range(5)]
     wait_for(
         lambda: all("FileEscalated" in _events(platform, file_id) for file_id in files),
@@ -137,6 +160,16 @@ def test_an_overdue_file_is_escalated_once_with_two_replicas_running(platform):
         assert _events(platform, file_id).count("FileEscalated") == 1
     clerk_inbox = {entry["file_id"] for entry in _inbox(platform, "clerk.kochi")}
     assert not set(files) & clerk_inbox
+    # Two replicas really ran: each is alive, swept for overdue files on its
+    # timer, and projected part of the events.
+    assert replica.process.poll() is None, "the second replica exited"
+    for ops_url in (platform.ops_url("workflow"), replica.ops_url):
+        samples = metrics.parse(requests.get(f"{ops_url}/metrics", timeout=10).text)
+        sweeps = metrics.value(
+            samples, "ksmart_worker_seconds_count", kind="timer", method="escalate_overdue"
+        )
+        consumed = metrics.value(samples, "ksmart_messages_consumed_total", outcome="ok")
+        assert sweeps > 0 and consumed > 0, (ops_url, sweeps, consumed)
 
 
 def test_inboxes_are_ordered_by_due_time_filtered_and_never_cross_bodies_or_roles(platform):
@@ -188,4 +221,9 @@ def test_statistics_count_files_received_decided_pending_and_overdue(platform):
     row = wait_for(kochi_births, timeout=30, message="a decided file counted")
     assert row["received"] == row["decided"] + row["pending"]
     assert row["overdue"] >= 1 and row["median_decision_days"] is not None
-    assert overdue  # filed 40 days ago: past every state's time limit
+    # The file filed 40 days ago is past its time limit: the timer escalates it.
+    wait_for(
+        lambda: "FileEscalated" in _events(platform, overdue),
+        timeout=30,
+        message="the file filed 40 days ago escalated",
+    )

@@ -64,6 +64,8 @@ def test_a_stale_append_fails_alone_and_the_batch_commits(store, applications_db
     conflicts = [o for o in outcomes.values() if isinstance(o, VersionConflict)]
     assert len(conflicts) == 1
     assert sum(isinstance(o, list) for o in outcomes.values()) == 11
+    # They were committed together, not one transaction each.
+    assert store.largest_batch > 1
     assert store.last_position() == 12
     assert [e.global_position for e in store.iter_all(0)] == list(range(1, 13))
     assert verify_chain(store.read_stream(shared)) == []

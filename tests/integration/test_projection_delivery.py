@@ -4,14 +4,16 @@ are filled from the event store, poison messages are retried with back-off
 and then dead-lettered, and two replicas reach the same projection."""
 
 import json
+import os
 import random
 import subprocess
 import sys
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import pika
 import pytest
+import requests
 import sqlalchemy as sa
 
 from ksmart_common.consumer import ATTEMPT_HEADER
@@ -21,8 +23,9 @@ from ksmart_common.eventstore import EventStore
 from ksmart_common.messaging import EVENTS_EXCHANGE, event_body, event_headers
 from ksmart_ops.admin import dead_letter_count, replay_dead_letters
 from ksmart_workflow.service import EVENTS_QUEUE
+from tests.support import metrics
 from tests.support.files import submission
-from tests.support.platform import running_platform
+from tests.support.platform import free_port, running_platform
 from tests.support.waiting import wait_for
 
 CITIZEN = Actor("citizen-1", ("citizen",))
@@ -150,14 +153,45 @@ def test_a_failing_message_is_retried_with_back_off_then_dead_lettered(
     channel.basic_nack(method.delivery_tag, requeue=True)
     connection.close()
 
-    # The operator replays it: it goes round once more and ends dead again,
-    # not lost and not looping.
+    # The operator replays it: it leaves the dead-letter queue, goes round
+    # its attempts once more and ends dead again, not lost and not looping.
     moved = replay_in(platform)
     assert moved == 1
+    assert dead_letter_count_in(platform) == before
     wait_for(
         lambda: dead_letter_count_in(platform) == before + 1,
         timeout=30,
         message="the replayed orphan back in the dead-letter queue",
+    )
+    again = _dead_letter(platform)
+    assert again.stream_id == orphan.stream_id
+    assert again.attempts == 3  # a fresh budget, spent again
+    # Each delay queue now counts two passes: the message really went round.
+    assert again.passes == {f"{EVENTS_QUEUE}.retry.200ms": 2, f"{EVENTS_QUEUE}.retry.400ms": 2}
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    stream_id: str
+    attempts: int
+    passes: dict[str, int]  # delay queue -> how many times it expired from it
+
+
+def _dead_letter(platform) -> DeadLetter:
+    """The dead-letter queue's first message, looked at and put back."""
+    connection = pika.BlockingConnection(pika.URLParameters(platform.amqp_uri))
+    try:
+        channel = connection.channel()
+        method, properties, body = channel.basic_get(f"{EVENTS_QUEUE}.dead")
+        assert method is not None, "the dead-letter queue is empty"
+        channel.basic_nack(method.delivery_tag, requeue=True)
+    finally:
+        connection.close()
+    deaths = properties.headers["x-death"]
+    return DeadLetter(
+        stream_id=json.loads(body)["stream_id"],
+        attempts=properties.headers[ATTEMPT_HEADER],
+        passes={death["queue"]: death["count"] for death in deaths if death["reason"] == "expired"},
     )
 
 
@@ -170,8 +204,6 @@ def replay_in(platform):
 
 
 def _with_env(platform, function, *args):
-    import os
-
     saved = os.environ.get("KSMART_AMQP_URI")
     os.environ["KSMART_AMQP_URI"] = platform.amqp_uri
     try:
@@ -184,9 +216,12 @@ def _with_env(platform, function, *args):
 
 
 def test_two_replicas_reach_the_same_projection(platform, store, publisher, definition):
+    # The second replica has its own operations port, so it starts, and its
+    # metrics show what it consumed.
+    ops_address = f"127.0.0.1:{free_port()}"
     second = subprocess.Popen(
         [sys.executable, "-m", "ksmart_common.runner", "workflow"],
-        env={**__import__("os").environ, **platform.env},
+        env={**os.environ, **platform.env, "KSMART_OPS_ADDRESS_WORKFLOW": ops_address},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -200,6 +235,10 @@ def test_two_replicas_reach_the_same_projection(platform, store, publisher, defi
             message="two consumers on the queue",
         )
         connection.close()
+        consumed_before = {
+            "first": _consumed(platform.ops_url("workflow")),
+            "second": _consumed(f"http://{ops_address}"),
+        }
 
         files = [_file_with_history(store, definition) for _ in range(15)]
         deliveries = [envelope for _, envelopes in files for envelope in envelopes]
@@ -217,6 +256,23 @@ def test_two_replicas_reach_the_same_projection(platform, store, publisher, defi
         for file_id, _ in files:
             expected = replay(store.read_stream(file_stream_id(file_id))).to_dict()
             assert _projected(platform, file_id).projected == expected
+        # Both replicas are alive and both did part of the work.
+        assert second.poll() is None, "the second replica exited"
+        consumed = {
+            "first": _consumed(platform.ops_url("workflow")) - consumed_before["first"],
+            "second": _consumed(f"http://{ops_address}") - consumed_before["second"],
+        }
+        assert consumed["first"] > 0 and consumed["second"] > 0, consumed
+        assert consumed["first"] + consumed["second"] >= len(deliveries), consumed
     finally:
         second.terminate()
         second.wait(20)
+
+
+def _consumed(ops_url: str) -> float:
+    """Messages the process's consumer handled (any outcome) from the queue."""
+    reply = requests.get(f"{ops_url}/metrics", timeout=10)
+    reply.raise_for_status()
+    return metrics.value(
+        metrics.parse(reply.text), "ksmart_messages_consumed_total", queue=EVENTS_QUEUE
+    )

@@ -70,8 +70,14 @@ class Platform:
 
 @contextlib.contextmanager
 def running_platform(
-    tmp_dir: Path, names=(*SERVICES, "relay"), environ: dict[str, str] | None = None
+    tmp_dir: Path,
+    names=(*SERVICES, "relay"),
+    environ: dict[str, str] | None = None,
+    retry_delays_ms: tuple[int, ...] = TEST_RETRY_DELAYS_MS,
 ) -> Iterator[Platform]:
+    """The platform on fresh databases and a fresh vhost. Consumers retry a
+    failing message after `retry_delays_ms` (the tests' short delays unless
+    told otherwise: the soak runs with production's)."""
     roles = RoleNames(prefix=f"kt{uuid.uuid4().hex[:10]}_")
     with contextlib.ExitStack() as stack:
         databases = {
@@ -79,7 +85,7 @@ def running_platform(
             for service in ("applications", "workflow", "identity", "notifications")
         }
         amqp_uri = stack.enter_context(fresh_vhost())
-        for topology in consumer_topologies(TEST_RETRY_DELAYS_MS):
+        for topology in consumer_topologies(retry_delays_ms):
             topology.declare(amqp_uri)
         declare_otp_queue(amqp_uri, 900)
         password = secrets.token_urlsafe(12)
@@ -97,7 +103,7 @@ def running_platform(
             "KSMART_IDENTITY_DATABASE_URL": databases["identity"].service_url,
             "KSMART_NOTIFICATIONS_DATABASE_URL": databases["notifications"].service_url,
             "KSMART_GATEWAY_ADDRESS": address,
-            "KSMART_RETRY_DELAYS_MS": ",".join(map(str, TEST_RETRY_DELAYS_MS)),
+            "KSMART_RETRY_DELAYS_MS": ",".join(map(str, retry_delays_ms)),
             "KSMART_LOG_LEVEL": "INFO",
             "KSMART_DOCUMENTS_DIR": str(tmp_dir / "documents"),
             "KSMART_PAYMENT_PROVIDER": "fake",

@@ -30,6 +30,12 @@ def _verdict(**changes) -> rules.Verdict:
             gateway_5xx=0,
             log_errors={"gateway": []},
         ),
+        "load": rules.LoadJudgement(
+            offered_submits_per_second=4.0,
+            achieved_submits_per_second=3.9,
+            requests=3_600,
+            events=4_800,
+        ),
     }
     return rules.Verdict(**{**fields, **changes})
 
@@ -208,3 +214,35 @@ def test_a_ramp_level_counts_until_its_work_is_finished():
     level = RampLevel(users=8, seconds=8.0, submitted=800, failures=0, p99_ms=120.0)
     assert level.rate == 100.0
     assert replace(level, drain_seconds=8.0).rate == 50.0
+
+
+# -- the load --------------------------------------------------------------------------------
+
+
+def test_a_soak_that_carried_its_load_passes():
+    assert _verdict().passed
+
+
+@pytest.mark.parametrize(
+    ("load", "expected"),
+    [
+        ({"achieved_submits_per_second": 3.5}, "achieved 3.50 submissions/s of the 4.00 offered"),
+        ({"requests": 0}, "the load made no request"),
+        ({"events": 0}, "no event was published while the load ran"),
+    ],
+    ids=["short-of-the-offered-rate", "no-requests", "no-events"],
+)
+def test_a_soak_that_did_not_carry_its_load_fails(load, expected):
+    offered = rules.LoadJudgement(
+        offered_submits_per_second=4.0, achieved_submits_per_second=3.9, requests=3_600, events=1
+    )
+    verdict = _verdict(load=replace(offered, **load))
+    assert not verdict.passed
+    assert any(expected in failure for failure in verdict.failures()), verdict.failures()
+
+
+def test_nine_tenths_of_the_offered_rate_is_enough():
+    load = rules.LoadJudgement(
+        offered_submits_per_second=4.0, achieved_submits_per_second=3.6, requests=1, events=1
+    )
+    assert load.failures() == []

@@ -32,9 +32,9 @@ run: $(STAMP)
 	@$(BIN)/ksmart-admin demo-users --credentials-file $(RUN_DIR)/demo-password
 	@echo "Stop with: make stop"
 
-## Stop what `make run` started.
+## Stop what `make run` started (and wait until it has ended).
 stop:
-	@test -x $(BIN)/python && $(BIN)/python -m ksmart_ops.devserver stop $(RUN_DIR) || true
+	@if test -x $(BIN)/python; then $(BIN)/python -m ksmart_ops.devserver stop $(RUN_DIR); fi
 
 # `make up` and `make down` need a Docker engine with the compose plugin.
 DOCKER_NEEDED = docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1 || { \

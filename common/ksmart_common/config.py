@@ -9,6 +9,7 @@ own signing key on first start.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/"
@@ -38,18 +39,24 @@ OPS_PORTS = {
 }
 
 
-def env(name: str, default: str) -> str:
-    value = os.environ.get(name)
+def env(name: str, default: str, environ: Mapping[str, str] | None = None) -> str:
+    """The setting from `environ` (the process's environment by default)."""
+    value = (os.environ if environ is None else environ).get(name)
     return default if value in (None, "") else value
 
 
-def ops_address(process: str) -> str:
-    shared = env("KSMART_OPS_ADDRESS", f"127.0.0.1:{OPS_PORTS[process]}")
-    return env(f"KSMART_OPS_ADDRESS_{process.upper()}", shared)
+def ops_address(process: str, environ: Mapping[str, str] | None = None) -> str:
+    shared = env("KSMART_OPS_ADDRESS", f"127.0.0.1:{OPS_PORTS[process]}", environ)
+    return env(f"KSMART_OPS_ADDRESS_{process.upper()}", shared, environ)
 
 
-def amqp_uri() -> str:
-    return env("KSMART_AMQP_URI", DEFAULT_AMQP_URI)
+def amqp_uri(environ: Mapping[str, str] | None = None) -> str:
+    return env("KSMART_AMQP_URI", DEFAULT_AMQP_URI, environ)
+
+
+def gateway_address(environ: Mapping[str, str] | None = None) -> str:
+    """Where the gateway serves the public API (host:port)."""
+    return env("KSMART_GATEWAY_ADDRESS", "127.0.0.1:8000", environ)
 
 
 def database_url(service: str) -> str:
@@ -85,7 +92,7 @@ class RetryPolicy:
 
     @classmethod
     def from_env(cls) -> RetryPolicy:
-        raw = env("KSMART_RETRY_DELAYS_MS", "1000,5000,30000")
+        raw = env("KSMART_RETRY_DELAYS_MS", ",".join(map(str, cls.delays_ms)))
         return cls(tuple(int(part) for part in raw.split(",") if part.strip()))
 
 
@@ -96,7 +103,7 @@ def nameko_config(service: str, **extra: object) -> dict:
         "rpc_exchange": "nameko-rpc",
         "max_workers": int(env("KSMART_MAX_WORKERS", "20")),
         "SERIALIZER": "json",
-        "WEB_SERVER_ADDRESS": env("KSMART_GATEWAY_ADDRESS", "127.0.0.1:8000"),
+        "WEB_SERVER_ADDRESS": gateway_address(),
         "DB_URL": database_url(service) if service in SERVICE_DATABASES else None,
     }
     config.update(extra)

@@ -1,14 +1,23 @@
 """Start and stop the whole platform as local processes: one per service
-(as they run in production), plus the relay.
+(as they run in production), the relay and the dev inbox.
 
     python -m ksmart_ops.devserver start RUN_DIR
     python -m ksmart_ops.devserver stop RUN_DIR
 
-Used by `make run` / `make stop` and by the end-to-end tests.
+Used by `make run` / `make stop` and by the end-to-end tests. RUN_DIR keeps
+each process's log and pid file and the development secrets.
+
+A start either leaves the whole platform running and ready or nothing at
+all: a port already taken is named, with the process holding it, before
+anything starts; a process that exits while the others start, or a platform
+not ready in time, stops every process started. A stop waits for each
+process to end (killing one still running after 20 seconds) and forgets its
+pid file only then, so `make stop` can always finish what it began.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
 import signal
@@ -29,24 +38,19 @@ from ksmart_applications.payments import (
 from ksmart_common import config
 from ksmart_common.services import SERVICES as SERVICE_CLASSES
 from ksmart_gateway.document_storage import DOCUMENTS_DIR_ENV
+from ksmart_ops.ports import listen_problem
 
 # Where `make run` keeps the fake payment provider's secret (ksmart-admin fake-pay reads it).
 PAYMENT_SECRET_FILE = "payment-secret"
 SMS_RECEIPT_SECRET_FILE = "sms-receipt-secret"
-# `make run`'s phone and mailbox (ksmart_notifications.dev_inbox), on loopback.
-DEV_INBOX_HTTP_PORT = 8026
+# `make run`'s phone and mailbox (ksmart_notifications.dev_inbox), on loopback;
+# another port each where these are taken (Mailpit, say, on 8025).
+DEV_INBOX = "dev-inbox"
+DEV_INBOX_SMS_PORT_ENV = "KSMART_DEV_INBOX_SMS_PORT"
+DEV_INBOX_SMTP_PORT_ENV = "KSMART_DEV_INBOX_SMTP_PORT"
+DEV_INBOX_SMS_PORT = 8026
 DEV_INBOX_SMTP_PORT = 8025
-DEV_INBOX = {
-    "dev-inbox": [
-        sys.executable,
-        "-m",
-        "ksmart_notifications.dev_inbox",
-        "--sms-port",
-        str(DEV_INBOX_HTTP_PORT),
-        "--smtp-port",
-        str(DEV_INBOX_SMTP_PORT),
-    ]
-}
+STOP_GRACE_SECONDS = 20.0
 
 SERVICES = tuple(SERVICE_CLASSES)
 RPC_SERVICES = tuple(name for name in SERVICES if name != "gateway")
@@ -57,6 +61,64 @@ def commands() -> dict[str, list[str]]:
     processes = {name: [python, "-m", "ksmart_common.runner", name] for name in SERVICES}
     processes["relay"] = [python, "-m", "ksmart_applications.relay_main"]
     return processes
+
+
+def dev_inbox_ports(environ: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """(SMS over HTTP, SMTP)."""
+    return (
+        int(config.env(DEV_INBOX_SMS_PORT_ENV, str(DEV_INBOX_SMS_PORT), environ)),
+        int(config.env(DEV_INBOX_SMTP_PORT_ENV, str(DEV_INBOX_SMTP_PORT), environ)),
+    )
+
+
+def dev_inbox(environ: Mapping[str, str] | None = None) -> dict[str, list[str]]:
+    sms_port, smtp_port = dev_inbox_ports(environ)
+    return {
+        DEV_INBOX: [
+            sys.executable,
+            "-m",
+            "ksmart_notifications.dev_inbox",
+            "--sms-port",
+            str(sms_port),
+            "--smtp-port",
+            str(smtp_port),
+        ]
+    }
+
+
+def listening_addresses(
+    names: list[str], environ: Mapping[str, str]
+) -> list[tuple[str, str, str, int]]:
+    """What each named process listens on: (process, the setting that moves
+    it, host, port)."""
+    addresses = []
+    for name in names:
+        if name in config.OPS_PORTS:
+            setting = f"KSMART_OPS_ADDRESS_{name.upper()}"
+            addresses.append((name, setting, *_host_port(config.ops_address(name, environ))))
+        if name == "gateway":
+            address = config.gateway_address(environ)
+            addresses.append((name, "KSMART_GATEWAY_ADDRESS", *_host_port(address)))
+        if name == DEV_INBOX:
+            sms_port, smtp_port = dev_inbox_ports(environ)
+            addresses.append((name, DEV_INBOX_SMS_PORT_ENV, "127.0.0.1", sms_port))
+            addresses.append((name, DEV_INBOX_SMTP_PORT_ENV, "127.0.0.1", smtp_port))
+    return addresses
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def ports_in_the_way(names: list[str], environ: Mapping[str, str]) -> list[str]:
+    """Each address a named process needs and cannot have, with who holds it."""
+    problems = []
+    for name, setting, host, port in listening_addresses(names, environ):
+        problem = listen_problem(host, port)
+        if problem is not None:
+            problems.append(f"{name} cannot start: {problem}; stop that, or set {setting}")
+    return problems
 
 
 def start(
@@ -124,14 +186,67 @@ def wait_until_ready(
     raise TimeoutError(f"the platform was not ready within {timeout}s")
 
 
-def stop(run_dir: Path) -> None:
+def stop(
+    run_dir: Path,
+    processes: Mapping[str, subprocess.Popen] | None = None,
+    grace: float = STOP_GRACE_SECONDS,
+) -> list[str]:
+    """Stop every process with a pid file in run_dir (its process group):
+    SIGTERM, then SIGKILL for one still running after `grace` seconds. A pid
+    file goes only once its process has ended; returns the names of any
+    that would not (their pid files stay for the next stop)."""
+    own = {process.pid: process for process in (processes or {}).values()}
+    running = {}
     for pid_file in sorted(run_dir.glob("*.pid")):
         pid = int(pid_file.read_text())
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        pid_file.unlink()
+        if _signal_group(pid, signal.SIGTERM):
+            running[pid_file] = pid
+        else:
+            pid_file.unlink()
+    _forget_when_ended(running, own, grace)
+    for pid in running.values():
+        _signal_group(pid, signal.SIGKILL)
+    _forget_when_ended(running, own, 10.0)
+    return [pid_file.stem for pid_file in running]
+
+
+def _forget_when_ended(
+    running: dict[Path, int], own: Mapping[int, subprocess.Popen], timeout: float
+) -> None:
+    """Remove each pid file (and its entry) once its process has ended."""
+    deadline = time.monotonic() + timeout
+    while running:
+        for pid_file, pid in list(running.items()):
+            if _has_ended(pid, own.get(pid)):
+                pid_file.unlink()
+                del running[pid_file]
+        if not running or time.monotonic() >= deadline:
+            return
+        time.sleep(0.1)
+
+
+def _signal_group(pid: int, signal_number: int) -> bool:
+    """False when there is no such process group any more."""
+    try:
+        os.killpg(pid, signal_number)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _has_ended(pid: int, process: subprocess.Popen | None) -> bool:
+    if process is not None:  # a child of this process: reap it
+        return process.poll() is not None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:  # a zombie has ended; its parent has not collected it yet
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def wait_for_exit(processes: Mapping[str, subprocess.Popen], timeout: float = 20.0) -> None:
@@ -157,11 +272,12 @@ def dev_environment(run_dir: Path) -> dict[str, str]:
         environ[PAYMENT_PROVIDER_ENV] = FakePaymentProvider.name
     if not os.environ.get(PAYMENT_SECRET_ENV):
         environ[PAYMENT_SECRET_ENV] = _secret(run_dir / PAYMENT_SECRET_FILE)
+    sms_port, smtp_port = dev_inbox_ports()
     if not os.environ.get("KSMART_SMS_URL"):
-        gateway = config.env("KSMART_GATEWAY_ADDRESS", "127.0.0.1:8000")
+        gateway = config.gateway_address()
         environ.update(
             {
-                "KSMART_SMS_URL": f"http://127.0.0.1:{DEV_INBOX_HTTP_PORT}/sms",
+                "KSMART_SMS_URL": f"http://127.0.0.1:{sms_port}/sms",
                 "KSMART_SMS_RECEIPT_URL": f"http://{gateway}/api/v1/notifications/sms-receipts",
                 "KSMART_SMS_RECEIPT_SECRET": _secret(run_dir / SMS_RECEIPT_SECRET_FILE),
             }
@@ -170,7 +286,7 @@ def dev_environment(run_dir: Path) -> dict[str, str]:
         environ.update(
             {
                 "KSMART_SMTP_HOST": "127.0.0.1",
-                "KSMART_SMTP_PORT": str(DEV_INBOX_SMTP_PORT),
+                "KSMART_SMTP_PORT": str(smtp_port),
                 "KSMART_SMTP_SECURITY": "none",
                 "KSMART_MAIL_FROM": "K-Smart <no-reply@ksmart.invalid>",
             }
@@ -185,30 +301,69 @@ def _secret(secret_file: Path) -> str:
     return secret_file.read_text().strip()
 
 
-def main(argv: list[str] | None = None) -> int:
-    action, run_dir = (argv or sys.argv[1:])[:2]
-    run_dir_path = Path(run_dir)
-    if action == "stop":
-        stop(run_dir_path)
-        return 0
-    if action == "start":
-        stop(run_dir_path)  # never two platforms from one folder
-        processes = start(run_dir_path, dev_environment(run_dir_path), extra=DEV_INBOX)
-        address = config.env("KSMART_GATEWAY_ADDRESS", "127.0.0.1:8000")
-        try:
-            wait_until_ready(config.amqp_uri(), address, processes=processes)
-        except (RuntimeError, TimeoutError) as error:
-            print(f"{error}; logs are in {run_dir_path}/", file=sys.stderr)
-            stop(run_dir_path)
-            return 1
-        print(f"K-Smart is running: http://{address}/api/v1  (logs in {run_dir_path}/)")
-        print(
-            f"SMS and mail go to the dev inbox: http://127.0.0.1:{DEV_INBOX_HTTP_PORT}/sms?to=PHONE"
-            f" and /mail?to=ADDRESS"
+def start_platform(
+    run_dir: Path,
+    environ: Mapping[str, str] | None = None,
+    extra: Mapping[str, list[str]] | None = None,
+    timeout: float = 60.0,
+) -> bool:
+    """Start every process and wait until the platform is ready: True. Else
+    say why on stderr, leave nothing running and return False."""
+    env = {**os.environ, **(environ or {})}
+    names = [*commands(), *(extra or {})]
+    in_the_way = ports_in_the_way(names, env)
+    if in_the_way:
+        print("\n".join(in_the_way), file=sys.stderr)
+        return False
+    processes = start(run_dir, environ, extra=extra)
+    ready = False
+    try:
+        wait_until_ready(
+            config.amqp_uri(env), config.gateway_address(env), timeout, processes=processes
         )
-        return 0
-    print("usage: devserver start|stop RUN_DIR", file=sys.stderr)
-    return 2
+        ready = True
+    except (RuntimeError, TimeoutError, pika.exceptions.AMQPError) as error:
+        reason = str(error) or type(error).__name__
+        print(f"{reason}; logs are in {run_dir}/", file=sys.stderr)
+    finally:  # an interrupt (Ctrl-C) too leaves nothing running
+        if not ready:
+            not_stopped = stop(run_dir, processes)
+            if not_stopped:
+                print(f"could not stop {', '.join(not_stopped)}", file=sys.stderr)
+            # A port taken after the check above: its holder, now ours are gone.
+            for problem in ports_in_the_way(names, env):
+                print(problem, file=sys.stderr)
+    return ready
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m ksmart_ops.devserver",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("action", choices=("start", "stop"))
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="make run uses var/run")
+    args = parser.parse_args(argv)
+    run_dir: Path = args.run_dir
+    if args.action == "stop":
+        not_stopped = stop(run_dir)
+        if not_stopped:
+            print(f"could not stop {', '.join(not_stopped)}", file=sys.stderr)
+        return 1 if not_stopped else 0
+    if stop(run_dir):  # never two platforms from one folder
+        print(f"an earlier platform from {run_dir}/ would not stop", file=sys.stderr)
+        return 1
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not start_platform(run_dir, dev_environment(run_dir), extra=dev_inbox()):
+        return 1
+    sms_port, _ = dev_inbox_ports()
+    print(f"K-Smart is running: http://{config.gateway_address()}/api/v1  (logs in {run_dir}/)")
+    print(
+        f"SMS and mail go to the dev inbox: http://127.0.0.1:{sms_port}/sms?to=PHONE"
+        f" and /mail?to=ADDRESS"
+    )
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,11 +1,21 @@
 """The operator's identity commands, run as an operator runs them: the
-first administrator, the directory from files, and signing-key rotation."""
+first administrator, the directory from files, signing-key rotation, and the
+demo users `make run` seeds and prints."""
+
+import re
 
 import pytest
 import sqlalchemy as sa
 
+from ksmart_common.errors import TooManyRequests
 from ksmart_identity.keys import jwks
-from ksmart_identity.users import authenticate
+from ksmart_identity.users import (
+    DEMO_USERS,
+    MAX_FAILED_SIGN_INS,
+    authenticate,
+    create_user,
+    seed_demo_users,
+)
 from ksmart_ops import admin
 
 
@@ -56,3 +66,55 @@ def test_a_rotated_key_is_published_beside_the_old_one_until_retired(identity, c
     (old,) = before
     assert admin.main(["retire-signing-key", old]) == 0
     assert old not in {key["kid"] for key in jwks(identity)["keys"]}
+
+
+def _printed_demo_password(credentials, capsys) -> str:
+    """What `make run` shows a newcomer: `ksmart-admin demo-users`."""
+    capsys.readouterr()
+    assert admin.main(["demo-users", "--credentials-file", str(credentials)]) == 0
+    return re.search(r"each with the password (\S+)", capsys.readouterr().out).group(1)
+
+
+def test_the_printed_demo_password_signs_in_even_when_the_users_were_seeded_before(
+    identity, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.delenv("KSMART_DEMO_PASSWORD", raising=False)
+    # Another clone on this machine (or this one before `make clean`) seeded
+    # the demo users with a password no file here remembers; a newcomer then
+    # tried a stale one until the administrator's account locked.
+    seed_demo_users(identity, "another checkout's password")
+    for _ in range(MAX_FAILED_SIGN_INS):
+        authenticate(identity, "admin", "a stale password")
+    with pytest.raises(TooManyRequests):
+        authenticate(identity, "admin", "another checkout's password")
+
+    credentials = tmp_path / "var" / "run" / "demo-password"  # `make run`'s
+    admin.seed_demo(credentials)
+    password = _printed_demo_password(credentials, capsys)
+    assert password != "another checkout's password"
+    for demo in DEMO_USERS:
+        assert authenticate(identity, demo.username, password), demo.username
+    assert authenticate(identity, "citizen", "another checkout's password") is None
+    assert credentials.stat().st_mode & 0o777 == 0o600
+
+    # The next `make run` from this checkout keeps the password it wrote.
+    admin.seed_demo(credentials)
+    assert _printed_demo_password(credentials, capsys) == password
+    assert authenticate(identity, "auditor", password)
+
+
+def test_an_account_that_is_not_the_demos_keeps_its_password_and_is_named(
+    identity, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("KSMART_DEMO_PASSWORD", "the demo password")
+    create_user(identity, "auditor", "A real auditor", "auditor", ["auditor"], None, "her own")
+    admin.seed_demo(tmp_path / "demo-password")
+    assert "auditor: an account that is not the demo's" in capsys.readouterr().err
+    assert authenticate(identity, "auditor", "her own")
+    assert authenticate(identity, "clerk.kochi", "the demo password")
+
+
+def test_no_demo_password_is_made_up_when_none_was_written(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("KSMART_DEMO_PASSWORD", raising=False)
+    assert admin.main(["demo-users", "--credentials-file", str(tmp_path / "missing")]) == 1
+    assert "password" not in capsys.readouterr().out

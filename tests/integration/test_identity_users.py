@@ -6,7 +6,13 @@ import sqlalchemy as sa
 
 from ksmart_common.domain.roles import OFFICIAL_ROLES
 from ksmart_common.errors import InvalidInput
-from ksmart_identity.users import DEMO_USERS, authenticate, create_user, seed_demo_users
+from ksmart_identity.users import (
+    DEMO_USERS,
+    DemoSeeding,
+    authenticate,
+    create_user,
+    seed_demo_users,
+)
 
 INSUFFICIENT_PRIVILEGE = "42501"
 CHECK_VIOLATION = "23514"
@@ -108,9 +114,10 @@ def test_the_database_refuses_an_unknown_kind_or_an_upper_case_username(engine):
 
 def test_demo_seeding_creates_the_demo_users_once(engine):
     password = "demo-password"
-    assert seed_demo_users(engine, password) == [demo.username for demo in DEMO_USERS]
-    assert seed_demo_users(engine, password) == []
-    assert seed_demo_users(engine, "another password") == []
+    assert seed_demo_users(engine, password).created == [demo.username for demo in DEMO_USERS]
+    # Again with the same password: nothing to do, and nothing the service's
+    # own role may not do (it cannot set a password).
+    assert seed_demo_users(engine, password) == DemoSeeding(created=[], reset=[], left_alone=[])
 
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM users")).scalar_one() == len(DEMO_USERS)
@@ -125,8 +132,9 @@ def test_demo_seeding_creates_the_demo_users_once(engine):
 
 def test_demo_seeding_fills_in_only_the_missing_users(engine):
     create_user(engine, "auditor", "Existing Auditor", "auditor", ["auditor"], None, "own")
-    created = seed_demo_users(engine, "demo")
-    assert "auditor" not in created and len(created) == len(DEMO_USERS) - 1
+    seeding = seed_demo_users(engine, "demo")
+    assert "auditor" not in seeding.created and len(seeding.created) == len(DEMO_USERS) - 1
+    assert seeding.left_alone == ["auditor"]
     assert authenticate(engine, "auditor", "own")["display_name"] == "Existing Auditor"
 
 

@@ -234,40 +234,98 @@ def find_or_register_citizen(
     return _user(row), False
 
 
+@dataclass(frozen=True)
+class DemoSeeding:
+    """What seeding did, by username."""
+
+    created: list[str]
+    # Demo accounts seeded earlier whose password was set to the given one,
+    # or whose lockout (wrong passwords) was lifted.
+    reset: list[str]
+    # Accounts under a demo username that are not the demo's: left as they are.
+    left_alone: list[str]
+
+
 def seed_demo_users(
     engine: sa.Engine, password: str, offload: Offload = call_directly
-) -> list[str]:
-    """Create the DEMO_USERS that don't exist yet; returns the usernames created.
+) -> DemoSeeding:
+    """Make every one of DEMO_USERS sign in with `password`.
 
-    Idempotent and safe to run from two processes at once. An existing demo
-    user is left as it is (its password included).
+    Missing demo users are created. A demo user seeded earlier (by another
+    checkout on the same databases, or before `make clean` removed the file
+    its password was written in) gets this password and has any lockout
+    lifted: only hashes are stored, so the old password cannot be read back,
+    and the password `ksmart-admin` writes down and prints must be the one
+    that works. Setting a password needs UPDATE on password_hash, which the
+    identity service's own role lacks on purpose; `ksmart-admin` seeds as
+    the database's owner. With the password the users already have, seeding
+    changes nothing and needs no such right.
+
+    An account is the demo's only while it is as DEMO_USERS describes it
+    (display name, kind, roles, local body, no wards, not disabled): one
+    made or changed for real use under a demo username is left alone and
+    reported. Idempotent and safe to run from two processes at once.
     """
     with engine.connect() as conn:
-        existing = set(
-            conn.execute(
-                sa.text("SELECT username FROM users WHERE username = ANY(:names)"),
+        existing = {
+            row.username: row
+            for row in conn.execute(
+                sa.text(
+                    f"SELECT {_COLUMNS}, password_hash, failed_sign_ins, locked_until,"
+                    " disabled_at FROM users WHERE username = ANY(:names)"
+                ),
                 {"names": [demo.username for demo in DEMO_USERS]},
-            ).scalars()
-        )
-    created = []
-    for demo in DEMO_USERS:
-        if demo.username in existing:
-            continue
-        password_hash = offload(_hasher.hash, password)
-        with engine.begin() as conn:
-            row = _insert_user(
-                conn,
-                demo.username,
-                demo.display_name,
-                demo.kind,
-                demo.roles,
-                demo.local_body,
-                password_hash,
-                skip_if_taken=True,
             )
-        if row is not None:
-            created.append(demo.username)
-    return created
+        }
+    seeding = DemoSeeding(created=[], reset=[], left_alone=[])
+    for demo in DEMO_USERS:
+        row = existing.get(demo.username)
+        if row is None:
+            password_hash = offload(_hasher.hash, password)
+            with engine.begin() as conn:
+                inserted = _insert_user(
+                    conn,
+                    demo.username,
+                    demo.display_name,
+                    demo.kind,
+                    demo.roles,
+                    demo.local_body,
+                    password_hash,
+                    skip_if_taken=True,
+                )
+            if inserted is not None:
+                seeding.created.append(demo.username)
+        elif not _is_the_demos(row, demo):
+            seeding.left_alone.append(demo.username)
+        elif _set_demo_password(engine, row, password, offload):
+            seeding.reset.append(demo.username)
+    return seeding
+
+
+def _is_the_demos(row: sa.Row, demo: DemoUser) -> bool:
+    return (
+        row.display_name == demo.display_name
+        and row.kind == demo.kind
+        and tuple(row.roles) == demo.roles
+        and row.local_body == demo.local_body
+        and not row.wards
+        and row.disabled_at is None
+    )
+
+
+def _set_demo_password(engine: sa.Engine, row: sa.Row, password: str, offload: Offload) -> bool:
+    """Give an existing demo user `password`, unlocked; False if it already was."""
+    right_password = row.password_hash is not None and offload(_verify, row.password_hash, password)
+    if right_password and row.failed_sign_ins == 0 and row.locked_until is None:
+        return False
+    with engine.begin() as conn:
+        if not right_password:
+            conn.execute(
+                sa.text("UPDATE users SET password_hash = :hash WHERE user_id = :uid"),
+                {"hash": offload(_hasher.hash, password), "uid": str(row.user_id)},
+            )
+        _reset_failures(conn, str(row.user_id))
+    return True
 
 
 def _check_new_user(username: str, kind: str, roles: Sequence[str], password: str) -> None:

@@ -86,18 +86,45 @@ def setup(seed: bool, credentials_file: Path | None) -> int:
     counts = load_directory()
     print(f"local-body directory: {counts}")
     if seed:
-        password = demo_password(credentials_file)
-        from ksmart_identity.users import seed_demo_users
-
-        engine = sa.create_engine(config.database_url("identity"), poolclass=sa.pool.NullPool)
-        seed_demo_users(engine, password)
-        engine.dispose()
-        if credentials_file is not None:
-            credentials_file.parent.mkdir(parents=True, exist_ok=True)
-            credentials_file.write_text(password + "\n")
-            credentials_file.chmod(0o600)
-        print("demo users seeded")
+        seed_demo(credentials_file)
     return 0
+
+
+def seed_demo(credentials_file: Path | None) -> None:
+    """The demo users, each signing in with the password written to
+    `credentials_file` (and printed by `demo-users`).
+
+    The databases outlive a checkout: another clone on this machine, or this
+    one before `make clean`, may have seeded the demo users with a password
+    no file here remembers, and only its hash is stored. So seeding sets the
+    demo users' password to the one written here rather than keeping the
+    old one (which would make the printed credentials fail): the file, or
+    KSMART_DEMO_PASSWORD, is the one source of the demo password. Setting a
+    password is the owner's right, not the identity service's role's, so
+    this connects as the administrator to the identity database."""
+    from ksmart_identity.users import seed_demo_users
+
+    password = demo_password(credentials_file) or secrets.token_urlsafe(12)
+    engine = _identity_owner_engine()
+    try:
+        seeding = seed_demo_users(engine, password)
+    finally:
+        engine.dispose()
+    if credentials_file is not None:
+        credentials_file.parent.mkdir(parents=True, exist_ok=True)
+        credentials_file.touch(mode=0o600)
+        credentials_file.chmod(0o600)
+        credentials_file.write_text(password + "\n")
+    print(
+        f"demo users seeded: {len(seeding.created)} created,"
+        f" {len(seeding.reset)} given the current demo password"
+    )
+    for username in seeding.left_alone:
+        print(
+            f"{username}: an account that is not the demo's has this name; it is left as it is"
+            " and the demo password does not sign it in",
+            file=sys.stderr,
+        )
 
 
 def otp_lifetime_seconds() -> int:
@@ -108,6 +135,14 @@ def otp_lifetime_seconds() -> int:
 
 def _identity_engine() -> sa.Engine:
     return sa.create_engine(config.database_url("identity"), poolclass=sa.pool.NullPool)
+
+
+def _identity_owner_engine() -> sa.Engine:
+    """The identity database (as KSMART_IDENTITY_DATABASE_URL names it),
+    connected as the administrator that migrated it."""
+    database = sa.engine.make_url(config.database_url("identity")).database
+    url = url_for_database(config.admin_database_url(), database)
+    return sa.create_engine(config.with_psycopg2(url), poolclass=sa.pool.NullPool)
 
 
 def load_directory(districts_csv: Path | None = None, bodies_csv: Path | None = None) -> dict:
@@ -208,20 +243,28 @@ def retire_signing_key(kid: str) -> int:
     return 0 if retired else 1
 
 
-def demo_password(credentials_file: Path | None) -> str:
-    """KSMART_DEMO_PASSWORD, else the one a previous run wrote down (seeding
-    never changes an existing user's password), else a new random one."""
+def demo_password(credentials_file: Path | None) -> str | None:
+    """KSMART_DEMO_PASSWORD, else the one a previous run wrote down, else
+    None (seeding then makes a new one)."""
     if os.environ.get("KSMART_DEMO_PASSWORD"):
         return os.environ["KSMART_DEMO_PASSWORD"]
     if credentials_file is not None and credentials_file.exists():
-        return credentials_file.read_text().strip()
-    return secrets.token_urlsafe(12)
+        return credentials_file.read_text().strip() or None
+    return None
 
 
 def print_demo_users(credentials_file: Path | None) -> int:
     from ksmart_identity.users import DEMO_USERS
 
     password = demo_password(credentials_file)
+    if password is None:
+        # Never a made-up one: only the password seeding set signs in.
+        print(
+            "no demo password: run `ksmart-admin setup --seed --credentials-file FILE` and pass"
+            " the same FILE here, or set KSMART_DEMO_PASSWORD for both",
+            file=sys.stderr,
+        )
+        return 1
     print(f"Demo users, each with the password {password}")
     for user in DEMO_USERS:
         where = f", {user.local_body}" if user.local_body else ""
@@ -273,7 +316,7 @@ def fake_pay(file_id: str, amount_paise: int, secret_file: Path, gateway: str | 
     secret = os.environ.get(PAYMENT_SECRET_ENV) or secret_file.read_text().strip()
     provider = FakePaymentProvider(secret.encode())
     body = provider.callback_body(file_id, amount_paise)
-    address = gateway or config.env("KSMART_GATEWAY_ADDRESS", "127.0.0.1:8000")
+    address = gateway or config.gateway_address()
     request = urllib.request.Request(
         f"http://{address}/api/v1/payments/callback",
         data=body,

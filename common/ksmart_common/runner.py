@@ -14,8 +14,8 @@ import eventlet
 
 eventlet.monkey_patch()
 
+import argparse  # noqa: E402
 import importlib  # noqa: E402
-import sys  # noqa: E402
 
 from psycogreen.eventlet import patch_psycopg  # noqa: E402
 
@@ -32,10 +32,21 @@ def load_service(name: str) -> type:
 
 
 def main(argv: list[str] | None = None) -> None:
-    names = (argv if argv is not None else sys.argv[1:]) or list(SERVICES)
+    parser = argparse.ArgumentParser(
+        prog="python -m ksmart_common.runner",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "services",
+        nargs="*",
+        metavar="SERVICE",
+        help=f"one or more of {', '.join(SERVICES)} (default: all of them in one process)",
+    )
+    names = parser.parse_args(argv).services or list(SERVICES)
     unknown = [name for name in names if name not in SERVICES]
     if unknown:
-        raise SystemExit(f"unknown service(s): {', '.join(unknown)}; known: {', '.join(SERVICES)}")
+        parser.error(f"unknown service(s): {', '.join(unknown)}; known: {', '.join(SERVICES)}")
     configure_logging(service="+".join(names))
     from nameko.cli.run import run
 

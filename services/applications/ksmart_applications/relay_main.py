@@ -6,6 +6,7 @@ confirms and a LISTEN connection, and runs as its own deployment.
 
 from __future__ import annotations
 
+import argparse
 import signal
 
 from ksmart_common import config
@@ -13,8 +14,24 @@ from ksmart_common.logging import configure_logging
 from ksmart_common.operations import broker_check, database_check, serve_in_thread
 from ksmart_common.relay import Relay
 
+USAGE = f"""\
+Publishes every event the applications service stores, in position order, to
+RabbitMQ (publisher confirms), from its checkpoint on; runs until SIGTERM.
 
-def main() -> None:
+Settings, from the environment:
+  KSMART_RELAY_DATABASE_URL   the applications database, as the relay's own role
+  KSMART_AMQP_URI             the broker
+  KSMART_OPS_ADDRESS_RELAY    host:port of /health/live, /health/ready, /metrics
+                              (else KSMART_OPS_ADDRESS, else {config.ops_address("relay", {})})
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(
+        prog="ksmart-relay",
+        description=USAGE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).parse_args(argv)
     configure_logging(service="relay")
     relay = Relay(config.relay_database_url(), config.amqp_uri())
     operations = serve_in_thread(

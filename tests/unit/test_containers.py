@@ -2,10 +2,14 @@
 
 docker-compose.yml is validated against the Compose Specification's schema
 (tests/support/schemas/compose-spec.md says where it comes from), and the
-Dockerfiles, docker-compose.yml and docker/prometheus.yml are checked against
+Dockerfile, docker-compose.yml and docker/prometheus.yml are checked against
 what the code says: the processes there are (ksmart_common.services and the
 relay), the settings they read (tests.support.configuration), the databases
-and roles setup makes (ksmart_common.config), the ports they serve."""
+and roles setup makes (ksmart_common.config), the ports they serve. Every
+image is built from the one Dockerfile: a service's from its `service`
+stage with its SERVICE, the relay's and the operators' from stages of their
+own; each image is checked as that stage builds it (the stages it stands on,
+the build arguments substituted)."""
 
 from __future__ import annotations
 
@@ -38,22 +42,27 @@ DOCUMENTS_DIR = "/var/lib/ksmart/documents"
 RUNNER = ["python", "-m", "ksmart_common.runner"]
 
 
-def _service_folder(name: str) -> str:
-    return "gateway" if name == "gateway" else f"services/{name}"
-
-
-# Every long-running process: its Dockerfile and the command its image runs.
+DOCKERFILE = "Dockerfile"
+SERVICE_ARG = "SERVICE"
+BUILD = {"context": ".", "dockerfile": DOCKERFILE}
+# Every long-running process: how compose builds its image, and what it runs.
 PROCESSES = {
-    **{name: f"{_service_folder(name)}/Dockerfile" for name in SERVICES},
-    # Part of the applications service: its code and its database role.
-    "relay": "services/applications/relay.Dockerfile",
+    **{name: {**BUILD, "target": "service", "args": {SERVICE_ARG: name}} for name in SERVICES},
+    # Part of the applications service (its code and its database role), but
+    # a plain process with a command of its own.
+    "relay": {**BUILD, "target": "relay"},
 }
 COMMANDS = {**{name: [*RUNNER, name] for name in SERVICES}, "relay": ["ksmart-relay"]}
 # The one-shot: ksmart-admin, run by compose's `setup` service.
-ADMIN_DOCKERFILE = "docker/admin.Dockerfile"
 SETUP = "setup"
+SETUP_BUILD = {**BUILD, "target": "admin"}
+BUILDS = {**PROCESSES, SETUP: SETUP_BUILD}
 # Image names the Kubernetes manifests use too.
 IMAGES = {**{name: f"ksmart/{name}" for name in PROCESSES}, SETUP: "ksmart/admin"}
+# The instructions whose arguments Docker substitutes ARG and ENV values in
+# when it builds (RUN gets them as environment variables; CMD,
+# ENTRYPOINT and HEALTHCHECK are never substituted).
+SUBSTITUTED = {"ADD", "COPY", "ENV", "EXPOSE", "FROM", "LABEL", "USER", "VOLUME", "WORKDIR"}
 
 
 # -- a small Dockerfile parser --------------------------------------------------
@@ -101,6 +110,26 @@ class Stage:
                 values[name] = value
         return values
 
+    def title(self) -> str | None:
+        """The org.opencontainers.image.title label."""
+        for instruction in reversed(self.all("LABEL")):
+            for word in shlex.split(instruction.arguments):
+                name, _, value = word.partition("=")
+                if name == "org.opencontainers.image.title":
+                    return value
+        return None
+
+    def runs(self) -> list[str]:
+        """The command the image runs: CMD, through `/bin/sh -c "exec ..."`
+        when it reads the image's environment."""
+        command = self.last("CMD").exec_form()
+        if command[:2] != ["/bin/sh", "-c"]:
+            return command
+        env = self.env()
+        script = re.sub(r"\$\{?(\w+)\}?", lambda m: env.get(m.group(1), ""), command[2])
+        words = shlex.split(script)
+        return words[1:] if words[0] == "exec" else words
+
 
 @dataclass
 class Dockerfile:
@@ -121,6 +150,36 @@ class Dockerfile:
             name, _, value = instruction.arguments.partition("=")
             defaults[name.strip()] = value.strip()
         return re.sub(r"\$\{?(\w+)\}?", lambda m: defaults.get(m.group(1), m.group(0)), stage.base)
+
+    def stage_names(self) -> set[str]:
+        return {stage.name for stage in self.stages if stage.name}
+
+    def image(self, target: str, args: dict[str, str] | None = None) -> Stage:
+        """What `docker build --target TARGET --build-arg ...` makes: the
+        instructions of the stages it stands on, then its own, with the
+        build arguments (or their defaults) and earlier ENV values
+        substituted where Docker substitutes them."""
+        chain = [self.stage(target)]
+        while chain[0].base in self.stage_names():
+            chain.insert(0, self.stage(chain[0].base))
+        values: dict[str, str] = {}
+        instructions = []
+        for stage in chain:
+            for instruction in stage.instructions:
+                arguments = instruction.arguments
+                if instruction.keyword in SUBSTITUTED:
+                    arguments = re.sub(
+                        r"\$\{?(\w+)\}?", lambda m: values.get(m.group(1), m.group(0)), arguments
+                    )
+                if instruction.keyword == "ARG":
+                    name, _, default = arguments.partition("=")
+                    values[name] = (args or {}).get(name, default)
+                if instruction.keyword == "ENV":
+                    for word in shlex.split(arguments):
+                        name, _, value = word.partition("=")
+                        values[name] = value
+                instructions.append(Instruction(instruction.keyword, arguments, instruction.line))
+        return Stage(self.resolved_base(chain[0]), target, instructions)
 
 
 def parse_dockerfile(path: Path) -> Dockerfile:
@@ -177,6 +236,23 @@ def test_the_parser_joins_continuations_skips_comments_and_splits_stages(tmp_pat
     assert parsed.final.last("CMD").exec_form() == ["run"]
 
 
+def test_an_image_is_its_stage_on_the_stages_below_with_the_build_arguments(tmp_path):
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(
+        "ARG BASE=python:3.11.14-slim\nFROM ${BASE} AS runtime\nUSER 10001\n"
+        "FROM runtime AS app\nARG NAME\nARG KIND=plain\n"
+        'LABEL org.opencontainers.image.title="x/${NAME}"\nENV NAME=${NAME} KIND=${KIND}\n'
+        'RUN echo "$NAME"\nCMD ["/bin/sh", "-c", "exec run \\"$NAME\\" --kind=${KIND}"]\n'
+    )
+    image = parse_dockerfile(dockerfile).image("app", {"NAME": "one"})
+    assert image.base == "python:3.11.14-slim"
+    assert image.last("USER").arguments == "10001"
+    assert image.title() == "x/one"
+    assert image.env() == {"NAME": "one", "KIND": "plain"}
+    assert image.last("RUN").arguments == 'echo "$NAME"'  # RUN reads it as a variable
+    assert image.runs() == ["run", "one", "--kind=plain"]
+
+
 # -- the files ------------------------------------------------------------------
 
 
@@ -191,7 +267,7 @@ def services(compose) -> dict:
 
 
 @pytest.fixture(scope="module")
-def dockerfiles(compose) -> dict[str, Dockerfile]:
+def dockerfiles() -> dict[str, Dockerfile]:
     """Every Dockerfile in the repository, by its path from the root."""
     found = {}
     for pattern in ("Dockerfile", "*.Dockerfile"):
@@ -229,6 +305,16 @@ def image_name(image: str) -> str:
     return image.split(":", 1)[0]
 
 
+@pytest.fixture(scope="module")
+def dockerfile(dockerfiles) -> Dockerfile:
+    return dockerfiles[DOCKERFILE]
+
+
+def built_image(dockerfile: Dockerfile, build: dict) -> Stage:
+    """The image a compose service's `build` makes."""
+    return dockerfile.image(build["target"], build.get("args"))
+
+
 # -- docker-compose.yml ------------------------------------------------------------
 
 
@@ -242,32 +328,25 @@ def test_compose_file_follows_the_compose_specification(compose):
     assert not problems, "\n".join(problems)
 
 
-def test_every_process_has_a_compose_service_built_from_its_dockerfile(services):
-    for name, dockerfile in PROCESSES.items():
+def test_every_process_has_a_compose_service_built_from_the_dockerfile(services):
+    for name, build in BUILDS.items():
         assert name in services, f"no compose service runs {name}"
         service = services[name]
-        assert service.get("build") == {"context": ".", "dockerfile": dockerfile}, name
+        assert service.get("build") == build, name
         assert image_name(service["image"]) == IMAGES[name], name
-        assert "command" not in service, f"{name}: the image's own CMD runs it"
-    setup = services[SETUP]
-    assert setup["build"] == {"context": ".", "dockerfile": ADMIN_DOCKERFILE}
-    assert image_name(setup["image"]) == IMAGES[SETUP]
+    for name in PROCESSES:
+        assert "command" not in services[name], f"{name}: the image's own CMD runs it"
 
 
-def test_every_dockerfile_is_built_and_every_image_is_one_of_ours(services, dockerfiles):
-    referenced = {service["build"]["dockerfile"] for service in built(services).values()}
-    missing = sorted(path for path in referenced if not (ROOT / path).is_file())
-    assert not missing, f"compose builds from Dockerfiles that do not exist: {missing}"
-    unused = sorted(set(dockerfiles) - referenced)
-    assert not unused, f"Dockerfiles no compose service builds: {unused}"
-    names = {name: image_name(service["image"]) for name, service in built(services).items()}
-    assert set(names.values()) == set(IMAGES.values())
-    # One image name, one Dockerfile.
-    by_image: dict[str, set[str]] = {}
+def test_one_dockerfile_builds_every_image_each_named_as_compose_names_it(
+    services, dockerfiles, dockerfile
+):
+    assert set(dockerfiles) == {DOCKERFILE}, "one Dockerfile, no copies of it to keep in step"
+    assert {name for name in services if "build" in services[name]} == set(BUILDS)
     for name, service in built(services).items():
-        by_image.setdefault(names[name], set()).add(service["build"]["dockerfile"])
-    assert all(len(paths) == 1 for paths in by_image.values()), by_image
-    for name, service in built(services).items():
+        # The image's own name is the one compose (and k8s) calls it by.
+        image = built_image(dockerfile, service["build"])
+        assert image.title() == image_name(service["image"]) == IMAGES[name], name
         # ksmart/* is built here, never pulled from a registry.
         assert service.get("pull_policy") == "build", name
 
@@ -322,11 +401,11 @@ def test_every_ksmart_process_waits_for_setup(services):
         assert condition == "service_completed_successfully", f"{name} does not wait for setup"
 
 
-def test_every_ksmart_process_has_a_health_check(services, dockerfiles):
+def test_every_ksmart_process_has_a_health_check(services, dockerfile):
     for name, service in long_running(services).items():
         healthcheck = service.get("healthcheck") or {}
         assert not healthcheck.get("disable"), f"{name}: health check disabled"
-        image_check = dockerfiles[service["build"]["dockerfile"]].final.last("HEALTHCHECK")
+        image_check = built_image(dockerfile, service["build"]).last("HEALTHCHECK")
         assert healthcheck.get("test") or image_check, f"{name} has no health check"
 
 
@@ -422,50 +501,51 @@ def test_database_urls_name_the_service_role_and_database(services):
         assert variable in environment(services[owner]), f"{owner} lacks {variable}"
 
 
-def test_documents_live_on_a_named_volume_in_the_gateway(compose, services, dockerfiles):
+def test_documents_live_on_a_named_volume_in_the_gateway(compose, services, dockerfile):
     gateway = services["gateway"]
     assert environment(gateway)["KSMART_DOCUMENTS_DIR"] == DOCUMENTS_DIR
     mounts = dict(mount.split(":")[1::-1] for mount in gateway["volumes"])
     assert mounts[DOCUMENTS_DIR] in compose["volumes"]
-    made = " ".join(i.arguments for i in dockerfiles["gateway/Dockerfile"].final.all("RUN"))
+    image = built_image(dockerfile, gateway["build"])
+    made = " ".join(i.arguments for i in image.all("RUN"))
     assert DOCUMENTS_DIR in made and "10001" in made, "the image makes it, owned by its user"
+    assert image.env()["KSMART_DOCUMENTS_DIR"] == DOCUMENTS_DIR
 
 
-def test_the_gateway_publishes_its_api_port(services, dockerfiles):
+def test_the_gateway_publishes_its_api_port(services, dockerfile):
     gateway = services["gateway"]
     assert environment(gateway)["KSMART_GATEWAY_ADDRESS"] == f"0.0.0.0:{GATEWAY_PORT}"
     assert f"127.0.0.1:{GATEWAY_PORT}:{GATEWAY_PORT}" in gateway["ports"]
-    final = dockerfiles["gateway/Dockerfile"].final
-    assert final.env()["KSMART_GATEWAY_ADDRESS"] == f"0.0.0.0:{GATEWAY_PORT}"
-    assert str(GATEWAY_PORT) in " ".join(i.arguments for i in final.all("EXPOSE")).split()
+    image = built_image(dockerfile, gateway["build"])
+    assert image.env()["KSMART_GATEWAY_ADDRESS"] == f"0.0.0.0:{GATEWAY_PORT}"
 
 
-# -- the Dockerfiles ---------------------------------------------------------------
+# -- the Dockerfile ----------------------------------------------------------------
 
 
-def test_every_dockerfile_builds_in_one_shared_stage(dockerfiles):
-    """Identical global ARGs and build stage in every Dockerfile: BuildKit
-    then builds the virtual environment once for all the images."""
-    reference_path, reference = next(iter(sorted(dockerfiles.items())))
-    shape = _build_stage_shape(reference)
-    for path, dockerfile in dockerfiles.items():
-        assert dockerfile.stages[0].name == "build", path
-        assert _build_stage_shape(dockerfile) == shape, f"{path} differs from {reference_path}"
-        copies = dockerfile.final.all("COPY")
-        assert copies and all(c.arguments.startswith("--from=build ") for c in copies), path
-        assert len(dockerfile.stages) == 2, path
+def test_every_image_copies_the_one_build_stage(dockerfile):
+    """The virtual environment is built once, in the first stage, which no
+    build argument of an image reaches: BuildKit builds it once for all."""
+    assert dockerfile.stages[0].name == "build"
+    build = dockerfile.stage("build")
+    declared = [i.arguments.partition("=")[0] for i in dockerfile.global_args + build.all("ARG")]
+    assert SERVICE_ARG not in declared, "a per-image argument would rebuild the stage per image"
+    for name, build_config in BUILDS.items():
+        image = built_image(dockerfile, build_config)
+        copies = image.all("COPY")
+        assert copies and all(c.arguments.startswith("--from=build ") for c in copies), name
+        installs = " ".join(i.arguments for i in image.all("RUN"))
+        assert "pip install" not in installs, name
 
 
-def _build_stage_shape(dockerfile: Dockerfile) -> list:
-    stage = dockerfile.stage("build")
-    return [
-        [(i.keyword, i.arguments) for i in dockerfile.global_args],
-        stage.base,
-        [(i.keyword, i.arguments) for i in stage.instructions],
-    ]
+def test_a_service_image_is_built_only_for_a_service_there_is(dockerfile):
+    (declared,) = dockerfile.stage("service").all("ARG")
+    assert declared.arguments == SERVICE_ARG, "no default: a build names its service"
+    checks = [i.arguments for i in dockerfile.stage("service").all("RUN")]
+    assert any("ksmart_common.services" in run and '"$SERVICE"' in run for run in checks)
 
 
-def test_the_build_stage_installs_every_package_folder_with_the_pins(dockerfiles):
+def test_the_build_stage_installs_every_package_folder_with_the_pins(dockerfile):
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     # The platform's package folders, and the two distributions beside it.
     folders = [
@@ -473,7 +553,7 @@ def test_the_build_stage_installs_every_package_folder_with_the_pins(dockerfiles
         "common",
         "tools/audit",
     ]
-    stage = next(iter(dockerfiles.values())).stage("build")
+    stage = dockerfile.stage("build")
     copied = [i.arguments.split()[:-1] for i in stage.all("COPY")]
     sources = [source.rstrip("/") for words in copied for source in words]
     assert "pyproject.toml" in sources and "constraints.txt" in sources
@@ -508,48 +588,47 @@ def test_the_entry_points_the_images_run_exist():
 def test_every_base_image_is_pinned(dockerfiles):
     for path, dockerfile in dockerfiles.items():
         for stage in dockerfile.stages:
+            if stage.base in dockerfile.stage_names():
+                continue  # built on a stage of the same file
             base = dockerfile.resolved_base(stage)
             assert pinned(base), f"{path}: FROM {base} is not pinned to a patch release"
             assert base.startswith("python:3.11."), f"{path}: {base} (requires-python 3.11)"
 
 
-@pytest.mark.parametrize("path", sorted({*PROCESSES.values(), ADMIN_DOCKERFILE}))
-def test_images_run_as_an_unprivileged_user_without_build_tools(path, dockerfiles):
-    final = dockerfiles[path].final
-    user = final.last("USER")
-    assert user is not None, f"{path}: runs as root"
-    assert user.arguments.split(":")[0] not in {"root", "0"}, path
-    assert user.arguments.split(":")[0] == "10001", path
-    env = final.env()
-    assert env.get("PYTHONDONTWRITEBYTECODE") == "1", path
-    assert env.get("PYTHONUNBUFFERED") == "1", path
-    commands = " ".join(i.arguments for i in final.all("RUN"))
+@pytest.mark.parametrize("name", sorted(BUILDS))
+def test_images_run_as_an_unprivileged_user_without_build_tools(name, dockerfile):
+    image = built_image(dockerfile, BUILDS[name])
+    user = image.last("USER")
+    assert user is not None, f"{name}: runs as root"
+    assert user.arguments.split(":")[0] not in {"root", "0"}, name
+    assert user.arguments.split(":")[0] == "10001", name
+    env = image.env()
+    assert env.get("PYTHONDONTWRITEBYTECODE") == "1", name
+    assert env.get("PYTHONUNBUFFERED") == "1", name
+    commands = " ".join(i.arguments for i in image.all("RUN"))
     for tool in ("apt-get install", "gcc", "build-essential", "pip install"):
-        assert tool not in commands, f"{path}: {tool} in the runtime stage"
+        assert tool not in commands, f"{name}: {tool} in the runtime stage"
 
 
 @pytest.mark.parametrize("name", sorted(PROCESSES))
-def test_process_images_serve_their_operations_port_and_run_their_process(name, dockerfiles):
-    path = PROCESSES[name]
-    final = dockerfiles[path].final
-    exposed = " ".join(i.arguments for i in final.all("EXPOSE")).split()
-    assert str(OPS_PORT) in exposed, path
-    assert final.env().get("KSMART_OPS_ADDRESS") == f"0.0.0.0:{OPS_PORT}", path
-    flags, check = final.last("HEALTHCHECK").flags_and_rest()
+def test_process_images_serve_their_operations_port_and_run_their_process(name, dockerfile):
+    image = built_image(dockerfile, PROCESSES[name])
+    exposed = " ".join(i.arguments for i in image.all("EXPOSE")).split()
+    assert str(OPS_PORT) in exposed, name
+    assert image.env().get("KSMART_OPS_ADDRESS") == f"0.0.0.0:{OPS_PORT}", name
+    flags, check = image.last("HEALTHCHECK").flags_and_rest()
     keyword, _, command = check.partition(" ")
-    assert keyword == "CMD" and LIVENESS_URL in command, path
-    assert json.loads(command)[0] == "python", f"{path}: slim images have no curl"
-    cmd = final.last("CMD").exec_form()
-    assert cmd == COMMANDS[name], path
-    if cmd[: len(RUNNER)] == RUNNER:
-        assert cmd[-1] == Path(path).parent.name, f"{path} runs {cmd[-1]}"
-    assert final.last("ENTRYPOINT") is None, path
+    assert keyword == "CMD" and LIVENESS_URL in command, name
+    assert json.loads(command)[0] == "python", f"{name}: slim images have no curl"
+    assert image.runs() == COMMANDS[name], name
+    assert image.last("ENTRYPOINT") is None, name
 
 
-def test_the_admin_image_runs_setup_once(dockerfiles):
-    final = dockerfiles[ADMIN_DOCKERFILE].final
-    assert final.last("ENTRYPOINT").exec_form() == ["ksmart-admin"]
-    assert final.last("CMD").exec_form() == ["setup"]
+def test_the_admin_image_runs_setup_once(dockerfile):
+    image = built_image(dockerfile, SETUP_BUILD)
+    assert image.last("ENTRYPOINT").exec_form() == ["ksmart-admin"]
+    assert image.last("CMD").exec_form() == ["setup"]
+    assert image.last("HEALTHCHECK") is None and not image.all("EXPOSE"), "a one-shot"
 
 
 # -- Prometheus, make ----------------------------------------------------------------

@@ -19,7 +19,8 @@ RABBITMQ = "RabbitMQ restart"
 KILL = "kill -9 applications+relay, workflow"
 POSTGRES = "PostgreSQL restart"
 POSTGRES_CRASH = "PostgreSQL crash (immediate stop)"
-EVERY_FAULT_TWICE = [RABBITMQ, KILL, POSTGRES, POSTGRES_CRASH] * 2
+FAULTS_INJECTED = [RABBITMQ, KILL, POSTGRES, POSTGRES_CRASH]
+EVERY_FAULT_TWICE = FAULTS_INJECTED * 2
 
 # Longer than pyproject's 300 s per test: the stream alone takes minutes.
 pytestmark = pytest.mark.timeout(1800)
@@ -37,9 +38,14 @@ def test_nothing_accepted_is_lost_duplicated_or_half_written(outcome):
     scenario.assert_no_loss_or_duplicate(outcome)
 
 
-@pytest.mark.parametrize("fault", [RABBITMQ, KILL, POSTGRES, POSTGRES_CRASH])
+@pytest.mark.parametrize("fault", FAULTS_INJECTED)
 def test_requests_refused_in_a_fault_get_503_with_retry_after(outcome, fault):
     scenario.assert_refusals_were_503_with_retry_after(outcome, fault)
+
+
+@pytest.mark.parametrize("fault", FAULTS_INJECTED)
+def test_each_fault_was_felt_by_the_clients(outcome, fault):
+    scenario.assert_each_fault_was_felt(outcome, fault)
 
 
 def test_no_service_process_exits_on_its_own(outcome):

@@ -114,6 +114,12 @@ class Ledger:
     abandoned: list[str] = field(default_factory=list)  # markers never accepted
     decisions: int = 0
     refused: int = 0  # answered 503 with Retry-After
+    # The fault each request met: a refusal (503 with Retry-After) or no
+    # answer counted against the fault it came during or after.
+    felt: Counter = field(default_factory=Counter)
+    # What the probe asked during each fault's outage was answered with (a
+    # status, or "no answer"): a 200 means that outage was not one.
+    probes: dict[str, list[str]] = field(default_factory=dict)
     # Any other failure: (the fault it came during or after, what was said).
     bad_refusals: list[tuple[str, str]] = field(default_factory=list)
     # The client timed out or the connection failed: the fault it came in.
@@ -124,6 +130,7 @@ class Ledger:
         with self.lock:
             if reply.status_code == 503 and reply.headers.get("Retry-After"):
                 self.refused += 1
+                self.felt[window] += 1
             else:
                 said = f"{what}: {reply.status_code} {reply.text[:200]}"
                 self.bad_refusals.append((window, said))
@@ -131,6 +138,11 @@ class Ledger:
     def note_no_answer(self, window: str) -> None:
         with self.lock:
             self.no_answer.append(window)
+            self.felt[window] += 1
+
+    def note_probe(self, window: str, answer: str) -> None:
+        with self.lock:
+            self.probes.setdefault(window, []).append(answer)
 
 
 class Stream:
@@ -341,24 +353,30 @@ def crash_postgres(bed: FaultBed, down_seconds: float = 2.0) -> None:
 
 
 def _while_down(bed: FaultBed, seconds: float) -> None:
-    """Wait out the outage, asking for a file meanwhile: whatever else the
-    stream happens to send, at least one request meets the outage itself."""
+    """Wait out the outage, asking for something meanwhile: whatever else the
+    stream happens to send, at least one request meets the outage itself,
+    and its answer shows the outage was one (assert_each_fault_was_felt)."""
     deadline = time.monotonic() + seconds
+    platform = bed.platform
     with bed.ledger.lock:
         file_ids = list(bed.ledger.accepted.values())[:1]
-    for file_id in file_ids:
-        platform = bed.platform
-        try:
-            reply = requests.get(
-                f"{platform.base_url}/api/v1/files/{file_id}",
-                headers=platform.as_user("clerk.kochi"),
-                timeout=CLIENT_TIMEOUT,
-            )
-        except requests.RequestException:
-            bed.ledger.note_no_answer(bed.current_fault)
-        else:
-            if reply.status_code != 200:
-                bed.ledger.note_failure(bed.current_fault, "read while down", reply)
+    # A file if one was accepted yet (the applications service), else the
+    # clerk's inbox (the workflow service): both need a service and its
+    # database through the broker.
+    path = f"/files/{file_ids[0]}" if file_ids else "/inbox"
+    try:
+        reply = requests.get(
+            f"{platform.base_url}/api/v1{path}",
+            headers=platform.as_user("clerk.kochi"),
+            timeout=CLIENT_TIMEOUT,
+        )
+    except requests.RequestException:
+        bed.ledger.note_no_answer(bed.current_fault)
+        bed.ledger.note_probe(bed.current_fault, "no answer")
+    else:
+        bed.ledger.note_probe(bed.current_fault, str(reply.status_code))
+        if reply.status_code != 200:
+            bed.ledger.note_failure(bed.current_fault, "read while down", reply)
     time.sleep(max(0.0, deadline - time.monotonic()))
 
 
@@ -438,6 +456,8 @@ class Outcome:
             ("submissions accepted (2xx)", len(ledger.accepted)),
             ("decisions accepted", ledger.decisions),
             ("requests refused (503 + Retry-After)", ledger.refused),
+            ("requests that met each fault", _per_fault(ledger.felt, self.faults)),
+            ("outage probes answered", _probes(ledger.probes)),
             ("requests refused otherwise", _by_window(ledger.bad_refusals)),
             ("requests unanswered (client timeout)", len(ledger.no_answer)),
             ("submissions never accepted", len(ledger.abandoned)),
@@ -461,6 +481,14 @@ class Outcome:
         lines = [f"| {'measure'.ljust(width)} | value", f"|-{'-' * width}-|------"]
         lines += [f"| {name.ljust(width)} | {value}" for name, value in rows]
         return "\n".join(lines)
+
+
+def _per_fault(felt: Counter, faults: list[str]) -> str:
+    return ", ".join(f"{fault}: {felt[fault]}" for fault in dict.fromkeys(faults)) or "-"
+
+
+def _probes(probes: dict[str, list[str]]) -> str:
+    return "; ".join(f"{fault}: {', '.join(answers)}" for fault, answers in probes.items()) or "-"
 
 
 def _by_window(failures: list[tuple[str, str]]) -> str:
@@ -660,7 +688,30 @@ def assert_no_loss_or_duplicate(outcome: Outcome) -> None:
     found = {name: items[:10] for name, items in problems.items() if items}
     assert outcome.seconds_to_converge is not None, f"never converged; {found}"
     assert not found, found
-    assert outcome.ledger.accepted, "the stream submitted nothing"
+    assert_every_stream_carried_work(outcome)
+
+
+def assert_every_stream_carried_work(outcome: Outcome) -> None:
+    """Submissions, decisions and SMS all flowed: a verdict of "nothing lost"
+    over a stream that carried nothing would prove nothing."""
+    carried = {
+        "submissions accepted": len(outcome.ledger.accepted),
+        "decisions accepted": outcome.ledger.decisions,
+        "events stored": outcome.events,
+        "SMS sent": outcome.sms_sent,
+    }
+    assert all(carried.values()), carried
+
+
+def assert_each_fault_was_felt(outcome: Outcome, fault: str) -> None:
+    """The fault happened as far as a client can tell: requests met it (503
+    with Retry-After, or no answer), and the probe sent into its outage was
+    never answered 200."""
+    assert fault in outcome.faults
+    assert outcome.ledger.felt[fault] > 0, f"no request met {fault}"
+    answers = outcome.ledger.probes.get(fault, [])
+    assert answers, f"no probe was sent during {fault}"
+    assert "200" not in answers, f"the probe during {fault} was answered: {answers}"
 
 
 def assert_refusals_were_503_with_retry_after(outcome: Outcome, fault: str) -> None:

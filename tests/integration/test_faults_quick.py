@@ -16,12 +16,13 @@ from tests.faults import scenario
 RABBITMQ = "RabbitMQ restart"
 KILL = "kill -9 applications+relay, workflow"
 POSTGRES = "PostgreSQL restart"
+FAULTS_INJECTED = [RABBITMQ, KILL, POSTGRES]
 
 
 @pytest.fixture(scope="module")
 def outcome(tmp_path_factory):
     with scenario.fault_bed(tmp_path_factory.mktemp("faults")) as bed:
-        outcome = scenario.run(bed, [RABBITMQ, KILL, POSTGRES], steady_seconds=3.0)
+        outcome = scenario.run(bed, FAULTS_INJECTED, steady_seconds=3.0)
     print("\n" + outcome.table())
     return outcome
 
@@ -30,16 +31,14 @@ def test_nothing_accepted_is_lost_duplicated_or_half_written(outcome):
     scenario.assert_no_loss_or_duplicate(outcome)
 
 
-@pytest.mark.parametrize(
-    "fault",
-    [
-        RABBITMQ,
-        KILL,
-        POSTGRES,
-    ],
-)
+@pytest.mark.parametrize("fault", FAULTS_INJECTED)
 def test_requests_refused_in_a_fault_get_503_with_retry_after(outcome, fault):
     scenario.assert_refusals_were_503_with_retry_after(outcome, fault)
+
+
+@pytest.mark.parametrize("fault", FAULTS_INJECTED)
+def test_each_fault_was_felt_by_the_clients(outcome, fault):
+    scenario.assert_each_fault_was_felt(outcome, fault)
 
 
 def test_no_service_process_exits_on_its_own(outcome):

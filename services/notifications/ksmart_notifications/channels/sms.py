@@ -13,7 +13,7 @@ monkey-patching yields to other green threads instead of blocking them.
 
 Receipts: the provider later calls us back to say whether the handset got
 the message. The callback arrives from the internet, so, as with payment
-callbacks (ksmart_common.payments), nothing in it is believed until its
+callbacks (ksmart_applications.payments), nothing in it is believed until its
 HMAC-SHA256 signature over the raw body checks out; only then is the body
 read, and a malformed genuine body is refused with every problem named.
 

@@ -12,6 +12,8 @@ a citizen and an auditor would:
 - no notification went out twice: one SMS per message in the delivery log,
   each at the phone once, and every one sent;
 - every refusal was a 503 with Retry-After (never a 500, never silence);
+- every fault was felt: requests met it, and the probe sent into its outage
+  was refused; submissions, decisions, events and SMS all flowed;
 - no process exited on its own, though the RabbitMQ restart always catches
   RPC replies in flight (appends held at the database while the broker
   stops, then let go: their workers answer into the outage);

@@ -55,6 +55,7 @@ COPY common/ common/
 COPY tools/ tools/
 COPY services/ services/
 COPY gateway/ gateway/
+COPY portal/ portal/
 RUN pip install --no-deps --no-build-isolation ./common ./tools/audit . \
  && pip check \
  && pip uninstall --yes pip

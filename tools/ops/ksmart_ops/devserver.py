@@ -1,5 +1,5 @@
 """Start and stop the whole platform as local processes: one per service
-(as they run in production), the relay and the dev inbox.
+(as they run in production), the relay, the portal and the dev inbox.
 
     python -m ksmart_ops.devserver start RUN_DIR
     python -m ksmart_ops.devserver stop RUN_DIR
@@ -51,6 +51,11 @@ DEV_INBOX_SMTP_PORT_ENV = "KSMART_DEV_INBOX_SMTP_PORT"
 DEV_INBOX_SMS_PORT = 8026
 DEV_INBOX_SMTP_PORT = 8025
 STOP_GRACE_SECONDS = 20.0
+# The web pages (ksmart_portal), a client of the gateway's API, under gunicorn.
+PORTAL = "portal"
+PORTAL_ADDRESS_ENV = "KSMART_PORTAL_ADDRESS"
+PORTAL_ADDRESS = "127.0.0.1:8080"
+PORTAL_SECRET_FILE = "portal-secret"
 
 SERVICES = tuple(SERVICE_CLASSES)
 RPC_SERVICES = tuple(name for name in SERVICES if name != "gateway")
@@ -86,6 +91,48 @@ def dev_inbox(environ: Mapping[str, str] | None = None) -> dict[str, list[str]]:
     }
 
 
+def portal_address(environ: Mapping[str, str] | None = None) -> str:
+    return config.env(PORTAL_ADDRESS_ENV, PORTAL_ADDRESS, environ)
+
+
+def portal(environ: Mapping[str, str] | None = None) -> dict[str, list[str]]:
+    """The portal's process: gunicorn, as in its container. It reads the
+    gateway's URL and its secret key from the environment
+    (ksmart_portal.settings)."""
+    return {
+        PORTAL: [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            portal_address(environ),
+            "--workers",
+            "2",
+            "--access-logfile",
+            "-",
+            "ksmart_portal.wsgi:app",
+        ]
+    }
+
+
+def portal_environment(run_dir: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What the portal needs: where the gateway is, and a secret key made
+    once under the run folder (never in the repository)."""
+    return {
+        "KSMART_PORTAL_GATEWAY_URL": f"http://{config.gateway_address(environ)}",
+        "KSMART_PORTAL_SECRET_KEY": _secret(run_dir / PORTAL_SECRET_FILE),
+        "KSMART_PORTAL_DEVELOPMENT": "1",
+    }
+
+
+def portal_is_ready(address: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{address}/health", timeout=2) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
+
+
 def listening_addresses(
     names: list[str], environ: Mapping[str, str]
 ) -> list[tuple[str, str, str, int]]:
@@ -99,6 +146,8 @@ def listening_addresses(
         if name == "gateway":
             address = config.gateway_address(environ)
             addresses.append((name, "KSMART_GATEWAY_ADDRESS", *_host_port(address)))
+        if name == PORTAL:
+            addresses.append((name, PORTAL_ADDRESS_ENV, *_host_port(portal_address(environ))))
         if name == DEV_INBOX:
             sms_port, smtp_port = dev_inbox_ports(environ)
             addresses.append((name, DEV_INBOX_SMS_PORT_ENV, "127.0.0.1", sms_port))
@@ -142,8 +191,13 @@ def start(
     return started
 
 
-def is_ready(amqp_uri: str, gateway_address: str, names=SERVICES) -> bool:
-    """Every RPC service consumes its queue and the gateway answers /health."""
+def is_ready(
+    amqp_uri: str, gateway_address: str, names=SERVICES, environ: Mapping[str, str] | None = None
+) -> bool:
+    """Every RPC service consumes its queue, the gateway answers /health,
+    and so does the portal when it is one of them."""
+    if PORTAL in names and not portal_is_ready(portal_address(environ)):
+        return False
     connection = pika.BlockingConnection(pika.URLParameters(amqp_uri))
     try:
         for name in names:
@@ -174,13 +228,14 @@ def wait_until_ready(
     timeout: float = 60.0,
     processes: Mapping[str, subprocess.Popen] | None = None,
     names=SERVICES,
+    environ: Mapping[str, str] | None = None,
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for name, process in (processes or {}).items():
             if process.poll() is not None:
                 raise RuntimeError(f"{name} exited with {process.returncode}; see its log")
-        if is_ready(amqp_uri, gateway_address, names):
+        if is_ready(amqp_uri, gateway_address, names, environ):
             return
         time.sleep(0.2)
     raise TimeoutError(f"the platform was not ready within {timeout}s")
@@ -319,7 +374,12 @@ def start_platform(
     ready = False
     try:
         wait_until_ready(
-            config.amqp_uri(env), config.gateway_address(env), timeout, processes=processes
+            config.amqp_uri(env),
+            config.gateway_address(env),
+            timeout,
+            processes=processes,
+            names=(*SERVICES, *(name for name in (extra or {}) if name == PORTAL)),
+            environ=env,
         )
         ready = True
     except (RuntimeError, TimeoutError, pika.exceptions.AMQPError) as error:
@@ -355,10 +415,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"an earlier platform from {run_dir}/ would not stop", file=sys.stderr)
         return 1
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not start_platform(run_dir, dev_environment(run_dir), extra=dev_inbox()):
+    environ = {**dev_environment(run_dir), **portal_environment(run_dir)}
+    if not start_platform(run_dir, environ, extra={**portal(), **dev_inbox()}):
         return 1
     sms_port, _ = dev_inbox_ports()
-    print(f"K-Smart is running: http://{config.gateway_address()}/api/v1  (logs in {run_dir}/)")
+    print(f"K-Smart is running: http://{portal_address()}/  (logs in {run_dir}/)")
+    print(f"Its API: http://{config.gateway_address()}/api/v1")
     print(
         f"SMS and mail go to the dev inbox: http://127.0.0.1:{sms_port}/sms?to=PHONE"
         f" and /mail?to=ADDRESS"

@@ -1,0 +1,325 @@
+"""The portal's pages: a Flask application whose every fact comes from the
+gateway's public API (ksmart_portal.gateway). One thing a page; every page
+works without JavaScript, in English and Malayalam."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from flask import (
+    Flask,
+    abort,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from werkzeug.exceptions import HTTPException
+
+from ksmart_common.domain.vocabulary import LANGUAGES, LOCAL_BODY_KINDS
+from ksmart_portal import catalogue_text, i18n, security
+from ksmart_portal.gateway import Gateway, GatewayUnavailable, Reply
+from ksmart_portal.language import LANGUAGE_COOKIE, ONE_YEAR_SECONDS, choose_language, safe_next
+from ksmart_portal.problems import FormField, PageErrors, page_errors
+from ksmart_portal.settings import Settings
+
+# Refresh the access token this long before it expires.
+REFRESH_MARGIN_SECONDS = 30
+
+CONTACT_HINT = i18n.N_(
+    "A mobile number with its country code, like +971501234567, or an email address."
+)
+SIGN_IN_FIELDS = {
+    "phone": FormField("contact", CONTACT_HINT),
+    "email": FormField("contact", CONTACT_HINT),
+}
+CODE_FIELDS = {
+    "code": FormField("code", i18n.N_("Enter the 6 digits of the code we sent you.")),
+    "challenge_id": FormField("code", i18n.N_("Ask for a new code.")),
+}
+WRONG_CODE = i18n.N_("The code is wrong or has expired. Check it, or ask for a new code.")
+SEARCH_FIELDS = {
+    "q": FormField("q"),
+    "category": FormField("category"),
+    "local_body_type": FormField("local_body_type"),
+}
+QR_FIELDS = {"qr_text": FormField("qr_text", i18n.N_("Paste the whole text of the QR code."))}
+
+
+def create_app(settings: Settings | None = None, gateway: Gateway | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=settings.secret_key, DEVELOPMENT=settings.development)
+    app.session_interface = security.EncryptedCookieSession(settings.secret_key)
+    app.extensions["gateway"] = gateway or Gateway(
+        settings.gateway_url, settings.gateway_timeout_seconds
+    )
+    catalogues = i18n.load_catalogues()
+    app.jinja_env.add_extension("jinja2.ext.i18n")
+    app.jinja_env.install_gettext_callables(
+        lambda message: g.translations.gettext(message),
+        lambda singular, plural, n: g.translations.ngettext(singular, plural, n),
+        newstyle=True,
+    )
+    app.jinja_env.filters.update(catalogue_text.FILTERS)
+    app.jinja_env.globals["condition"] = catalogue_text.condition
+
+    @app.before_request
+    def choose_page_language() -> None:
+        g.language = choose_language(
+            request.cookies.get(LANGUAGE_COOKIE), request.headers.get("Accept-Language")
+        )
+        g.translations = catalogues[g.language]
+
+    @app.after_request
+    def secure_headers(response):
+        response.headers.update(security.SECURITY_HEADERS)
+        response.vary.add("Cookie")
+        response.vary.add("Accept-Language")
+        return response
+
+    @app.context_processor
+    def page_context() -> dict[str, Any]:
+        return {
+            "language": g.language,
+            "languages": [(code, i18n.LANGUAGE_NAMES[code]) for code in LANGUAGES],
+            "signed_in": _signed_in(),
+            "csrf_token": security.csrf_token,
+            "csrf_field": security.CSRF_FIELD,
+            "here": request.full_path.rstrip("?") if request else "/",
+        }
+
+    @app.errorhandler(GatewayUnavailable)
+    def gateway_unavailable(error):
+        app.logger.warning("gateway unavailable: %s", error)
+        return render_template("unavailable.html"), 503
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        return render_template("error.html", status=error.code), error.code
+
+    @app.before_request
+    def check_csrf() -> None:
+        if request.method == "POST" and not security.csrf_is_valid(
+            request.form.get(security.CSRF_FIELD)
+        ):
+            abort(400)
+
+    _routes(app)
+    return app
+
+
+def _gateway() -> Gateway:
+    from flask import current_app
+
+    return current_app.extensions["gateway"]
+
+
+def _call(method: str, path: str, **arguments: Any) -> Reply:
+    return _gateway().call(method, path, language=g.language, **arguments)
+
+
+# -- signing in: the tokens stay in the encrypted session, on the server's side --
+
+
+def _signed_in() -> bool:
+    return "refresh_token" in session
+
+
+def _keep_tokens(tokens: Mapping[str, Any]) -> None:
+    session["access_token"] = tokens["access_token"]
+    session["refresh_token"] = tokens["refresh_token"]
+    session["access_expires_at"] = time.time() + int(tokens["expires_in"])
+
+
+def _forget_tokens() -> None:
+    for key in ("access_token", "refresh_token", "access_expires_at"):
+        session.pop(key, None)
+
+
+def _refresh() -> bool:
+    reply = _call("POST", "/auth/refresh", json={"refresh_token": session["refresh_token"]})
+    if reply.ok:
+        _keep_tokens(reply.body)
+        return True
+    _forget_tokens()
+    return False
+
+
+def _access_token() -> str | None:
+    """A live access token, refreshed first when it is about to expire."""
+    if not _signed_in():
+        return None
+    if time.time() >= session.get("access_expires_at", 0) - REFRESH_MARGIN_SECONDS:
+        if not _refresh():
+            return None
+    return session["access_token"]
+
+
+def _call_as_user(method: str, path: str, **arguments: Any) -> Reply | None:
+    """A call as the signed-in person, refreshed once on a 401; None when
+    the session has ended."""
+    token = _access_token()
+    if token is None:
+        return None
+    reply = _call(method, path, token=token, **arguments)
+    if reply.status == 401 and _refresh():
+        reply = _call(method, path, token=session["access_token"], **arguments)
+    return reply
+
+
+def _routes(app: Flask) -> None:
+    @app.get("/health")
+    def health():
+        return {"status": "ok"}
+
+    @app.get("/")
+    def home():
+        notice = session.pop("notice", None)
+        return render_template("home.html", notice=notice)
+
+    @app.get("/language/<code>")
+    def switch_language(code: str):
+        if code not in LANGUAGES:
+            abort(404)
+        response = redirect(safe_next(request.args.get("next")), code=303)
+        response.set_cookie(
+            LANGUAGE_COOKIE,
+            code,
+            max_age=ONE_YEAR_SECONDS,
+            httponly=True,
+            secure=not app.config["DEVELOPMENT"],
+            samesite="Lax",
+        )
+        return response
+
+    # -- find a service, read its checklist -----------------------------------
+
+    @app.get("/services")
+    def find_service():
+        query = {
+            "q": request.args.get("q", "").strip(),
+            "category": request.args.get("category", ""),
+            "local_body_type": request.args.get("local_body_type", ""),
+        }
+        categories = _call("GET", "/categories").body.get("categories", [])
+        reply = _call("GET", "/services", params={k: v for k, v in query.items() if v})
+        errors = PageErrors() if reply.ok else page_errors(reply, SEARCH_FIELDS)
+        return render_template(
+            "services.html",
+            query=query,
+            categories=categories,
+            local_body_kinds=LOCAL_BODY_KINDS,
+            services=reply.body.get("services", []) if reply.ok else [],
+            searched=any(query.values()),
+            errors=errors,
+        ), (200 if reply.ok else 400)
+
+    @app.get("/services/<code>")
+    def service_checklist(code: str):
+        reply = _call("GET", f"/services/{quote(code, safe='')}")
+        if reply.status == 404:
+            abort(404)
+        if not reply.ok:
+            return render_template("error.html", errors=page_errors(reply)), 400
+        categories = _call("GET", "/categories").body.get("categories", [])
+        category = next((c for c in categories if c["code"] == reply.body.get("category")), None)
+        return render_template("service.html", service=reply.body, category=category)
+
+    # -- sign in with a one-time code, sign out --------------------------------
+
+    @app.route("/sign-in", methods=["GET", "POST"])
+    def sign_in():
+        contact = request.form.get("contact", "").strip()
+        errors = PageErrors()
+        if request.method == "POST":
+            if not contact:
+                errors.add(i18n.gettext(CONTACT_HINT), "contact")
+            else:
+                key = "email" if "@" in contact else "phone"
+                reply = _call("POST", "/auth/otp", json={key: contact, "language": g.language})
+                if reply.ok:
+                    session["challenge"] = {
+                        "id": reply.body["challenge_id"],
+                        "sent_to": reply.body["sent_to"],
+                        "channel": reply.body["channel"],
+                    }
+                    return redirect(url_for("enter_code"), code=303)
+                errors = page_errors(reply, SIGN_IN_FIELDS)
+        return render_template("sign_in.html", contact=contact, errors=errors), (
+            400 if errors else 200
+        )
+
+    @app.route("/sign-in/code", methods=["GET", "POST"])
+    def enter_code():
+        challenge = session.get("challenge")
+        if challenge is None:
+            return redirect(url_for("sign_in"), code=303)
+        errors = PageErrors()
+        if request.method == "POST":
+            code = "".join(request.form.get("code", "").split())
+            reply = _call(
+                "POST", "/auth/otp/verify", json={"challenge_id": challenge["id"], "code": code}
+            )
+            if reply.ok:
+                session.pop("challenge")
+                _keep_tokens(reply.body)
+                session["signed_in_as"] = challenge["sent_to"]
+                security.renew_csrf_token()
+                return redirect(url_for("account"), code=303)
+            if reply.status == 401:
+                errors.add(i18n.gettext(WRONG_CODE), "code")
+            else:
+                errors = page_errors(reply, CODE_FIELDS)
+        return render_template("enter_code.html", challenge=challenge, errors=errors), (
+            400 if errors else 200
+        )
+
+    @app.get("/account")
+    def account():
+        if _access_token() is None:
+            return redirect(url_for("sign_in"), code=303)
+        return render_template("account.html", signed_in_as=session.get("signed_in_as"))
+
+    @app.post("/sign-out")
+    def sign_out():
+        if _signed_in():
+            _call_as_user("POST", "/auth/logout")  # ends the session at identity
+        language_free = {"notice": "signed_out"}
+        session.clear()
+        session.update(language_free)
+        security.renew_csrf_token()
+        return redirect(url_for("home"), code=303)
+
+    # -- check a certificate ---------------------------------------------------
+
+    @app.route("/certificates", methods=["GET", "POST"])
+    def check_certificate():
+        number = request.args.get("number", "").strip()
+        qr_text = request.form.get("qr_text", "").strip()
+        errors = PageErrors()
+        verdict = None
+        if request.method == "POST":
+            if not qr_text:
+                errors.add(i18n.gettext(QR_FIELDS["qr_text"].message), "qr_text")
+            else:
+                reply = _call("POST", "/certificates/verify", json={"qr_text": qr_text})
+                verdict = reply.body if reply.ok else None
+                if not reply.ok:
+                    errors = page_errors(reply, QR_FIELDS)
+        elif "number" in request.args:
+            if not number:
+                errors.add(i18n.gettext("Enter the certificate's number."), "number")
+            else:
+                reply = _call("GET", f"/certificates/{quote(number, safe='/')}")
+                verdict = reply.body if reply.ok else None
+                if not reply.ok:
+                    errors = page_errors(reply, {"number": FormField("number")})
+        return render_template(
+            "certificates.html", number=number, qr_text=qr_text, verdict=verdict, errors=errors
+        ), (400 if errors else 200)

@@ -1,0 +1,84 @@
+"""The portal's one door to the platform: the gateway's public HTTP API.
+Every call names the page's language (Accept-Language), and what comes
+back is a Reply: the status, the JSON body (a problem document on an
+error) and the headers the portal uses."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+API_PREFIX = "/api/v1"
+
+
+class GatewayUnavailable(Exception):
+    """The gateway could not be reached or failed (a 5xx)."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+class Gateway:
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float = 10.0,
+        session_factory=requests.Session,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._session_factory = session_factory
+        self._local = threading.local()  # a requests.Session is not shared by threads
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = self._session_factory()
+        return session
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        language: str,
+        token: str | None = None,
+        params: dict[str, str] | None = None,
+        json: dict[str, Any] | None = None,
+    ) -> Reply:
+        headers = {"Accept-Language": language, "Accept": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            response = self._session().request(
+                method,
+                f"{self.base_url}{API_PREFIX}{path}",
+                params=params,
+                json=json,
+                headers=headers,
+                timeout=self.timeout,
+            )
+        except requests.RequestException as error:
+            raise GatewayUnavailable(str(error)) from error
+        if response.status_code >= 500:
+            raise GatewayUnavailable(f"{method} {path}: {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if not isinstance(body, dict):
+            body = {}
+        retry_after = response.headers.get("Retry-After")
+        kept = {"Retry-After": retry_after} if retry_after is not None else {}
+        return Reply(response.status_code, body, kept)

@@ -1,5 +1,6 @@
 """The gateway's views of files in progress, read from the workflow
-service's projections: an inbox of the files waiting on the caller, an
+service's projections: an inbox of the files waiting on the caller, a
+citizen's own files, a file tracked by its number without signing in, an
 office's counts, and the public statistics. A mixin of GatewayService
 (service.py)."""
 
@@ -8,6 +9,8 @@ from __future__ import annotations
 from nameko.rpc import RpcProxy
 
 from ksmart_common.domain.roles import CITIZEN, OFFICIAL_ROLES
+from ksmart_common.domain.vocabulary import is_file_number
+from ksmart_common.errors import NotFound
 from ksmart_common.rpc import call
 from ksmart_gateway import schemas
 from ksmart_gateway.api import PREFIX, PUBLIC, ApiResult, api
@@ -43,6 +46,40 @@ class InboxEndpoints:
                 filters,
             )
         )
+
+    @api(
+        "GET",
+        f"{PREFIX}/files",
+        summary="The caller's own files (a citizen's applications), newest first, each "
+        "saying where it stands and whether something is needed from them",
+        allowed_roles=(CITIZEN,),
+        query=schemas.PageQuery,
+        response=schemas.ApplicantFiles,
+    )
+    def my_files(self, request, principal, query):
+        return ApiResult(
+            call(
+                self.workflow.applicant_files,
+                principal.as_actor(),
+                query["limit"],
+                query["cursor"],
+            )
+        )
+
+    @api(
+        "GET",
+        f"{PREFIX}/track/<path:number>",
+        summary="Anyone tracks a file by its number: its state, the role it waits on and "
+        "by when; nothing about the people on it",
+        allowed_roles=PUBLIC,
+        response=schemas.TrackedFile,
+        tag="tracking",
+    )
+    def track(self, request, principal, number):
+        if not is_file_number(number):
+            # No file has a number of another shape: answered without a call.
+            raise NotFound("no file has this number")
+        return ApiResult(call(self.workflow.track, number))
 
     @api(
         "GET",

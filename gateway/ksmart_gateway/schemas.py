@@ -281,9 +281,18 @@ class FileSummary(Schema):
     updated_at = fields.String()
 
 
-class InboxQuery(StrictSchema):
+class PageQuery(StrictSchema):
+    """A page of a list read with cursors: how many, and where the last page ended."""
+
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-    cursor = fields.String(load_default=None, validate=validate.Length(max=500))
+    cursor = fields.String(
+        load_default=None,
+        validate=validate.Length(max=500),
+        metadata={"description": "the previous page's next_cursor"},
+    )
+
+
+class InboxQuery(PageQuery):
     service = fields.String(load_default=None, validate=SERVICE_CODE)
     state = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
     overdue = fields.Boolean(load_default=None)
@@ -292,6 +301,45 @@ class InboxQuery(StrictSchema):
         validate=validate.OneOf(("me", "unassigned")),
         metadata={"description": "me: files assigned to you; unassigned: to nobody"},
     )
+
+
+class ApplicantFile(Schema):
+    file_id = fields.String()
+    file_number = fields.String(allow_none=True)
+    service_code = fields.String()
+    local_body = fields.String()
+    state = fields.String()
+    waits_on = fields.String(
+        allow_none=True, metadata={"description": "the role the file waits on; none when decided"}
+    )
+    needs_applicant = fields.Boolean(
+        metadata={"description": "the file waits on the applicant: something is asked of them"}
+    )
+    state_due_at = fields.String(
+        allow_none=True,
+        metadata={"description": "when the office's time for this state runs out"},
+    )
+    submitted_at = fields.String()
+    updated_at = fields.String()
+    version = fields.Integer()
+
+
+class ApplicantFiles(Schema):
+    files = fields.List(fields.Nested(ApplicantFile))
+    next_cursor = fields.String(allow_none=True)
+
+
+class TrackedFile(Schema):
+    file_number = fields.String()
+    service_code = fields.String()
+    local_body = fields.String(metadata={"description": "the office: the local body's code"})
+    state = fields.String()
+    waits_on = fields.String(
+        allow_none=True, metadata={"description": "the role the file waits on, never a person"}
+    )
+    state_due_at = fields.String(allow_none=True)
+    overdue = fields.Boolean()
+    updated_at = fields.String(metadata={"description": "when the file last moved"})
 
 
 class AssignRequest(StrictSchema):

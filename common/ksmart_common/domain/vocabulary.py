@@ -31,15 +31,33 @@ LOCAL_BODY_CODE_PATTERN = r"^KL-([A-Z]{3})-[A-Z0-9]{2,6}$"
 LOCAL_BODY_CODE_EXAMPLE = "KL-EKM-KOC"
 LOCAL_BODY_CODE = re.compile(LOCAL_BODY_CODE_PATTERN)
 
+# A service's short code, which its files' numbers carry: BR is birth
+# registration.
+SERVICE_SHORT_CODE_PATTERN = r"^[A-Z]{2,4}$"
+
 # Files are numbered per local body, service and year, in a series the event
 # store counts: KL-EKM-KOC/BR/2026/000123 is the 123rd birth registration
-# that Kochi Corporation received in 2026.
+# that Kochi Corporation received in 2026. The count is written with at
+# least FILE_NUMBER_DIGITS digits, more once a series passes 999999.
 FILE_NUMBER_DIGITS = 6
+FILE_NUMBER = re.compile(
+    "^"
+    + LOCAL_BODY_CODE_PATTERN.strip("^$")
+    + "/"
+    + SERVICE_SHORT_CODE_PATTERN.strip("^$")
+    + rf"/[0-9]{{4}}/[0-9]{{{FILE_NUMBER_DIGITS},}}$"
+)
 
 
 def file_number_series(local_body: str, short_code: str, year: int) -> str:
     """The series a file is numbered in; the store appends the number."""
     return f"{local_body}/{short_code}/{year}"
+
+
+def is_file_number(text: str) -> bool:
+    """Whether `text` has the shape of a file's number (not whether such a
+    file exists)."""
+    return FILE_NUMBER.fullmatch(text) is not None
 
 
 def district_of(local_body: str) -> str | None:

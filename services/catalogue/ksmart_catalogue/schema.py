@@ -24,7 +24,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from ksmart_catalogue.errors import CatalogueError, problem
 from ksmart_common.domain.documents import DOCUMENT_FORMATS, MAX_DOCUMENT_BYTES
 from ksmart_common.domain.roles import OFFICIAL_ROLES
-from ksmart_common.domain.vocabulary import LOCAL_BODY_KINDS
+from ksmart_common.domain.vocabulary import LOCAL_BODY_KINDS, SERVICE_SHORT_CODE_PATTERN
 from ksmart_common.domain.workflow import APPLICANT, OUTCOMES, DefinitionError, Workflow
 
 # A state waits on an official's role (named once, in ksmart_common.domain.roles)
@@ -69,7 +69,7 @@ NAME = validate.Regexp(
 )
 # Two to four capitals, unique in the catalogue: the service's part of a file
 # number (KL-EKM-KOC/BR/2026/000123).
-SHORT_CODE = validate.Regexp(r"^[A-Z]{2,4}$", error="must be 2 to 4 capital letters")
+SHORT_CODE = validate.Regexp(SERVICE_SHORT_CODE_PATTERN, error="must be 2 to 4 capital letters")
 EVENT_TYPE = validate.Regexp(r"^[A-Z][A-Za-z0-9]+$", error="must be an UpperCamelCase name")
 MALAYALAM = re.compile(r"[\u0D00-\u0D7F]")
 

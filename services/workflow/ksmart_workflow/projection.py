@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
 from ksmart_common.domain.file import APPLICANT, ESCALATION_ROLE, FileState, catch_up
-from ksmart_common.envelope import Envelope
+from ksmart_common.envelope import Envelope, format_timestamp
 
 FetchMissing = Callable[[str, int, int], list[Envelope]]
 
@@ -135,18 +135,23 @@ def _save(conn: sa.Connection, state: FileState, is_new: bool, table: sa.Table) 
 
 
 @dataclass(frozen=True)
-class InboxPage:
+class FilesPage:
+    """A page of files (an inbox, an applicant's list) and the cursor of
+    the next page, if there is one."""
+
     files: list[dict[str, Any]]
     next_cursor: str | None
 
 
-def _encode_cursor(due: datetime, file_id: str) -> str:
-    raw = json.dumps([due.isoformat(), file_id]).encode()
+def encode_cursor(moment: datetime, file_id: str) -> str:
+    """A page's cursor: the last file's sort key (a time, then its id)."""
+    raw = json.dumps([moment.isoformat(), file_id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """Raises ValueError for anything that is not a cursor we made."""
+    """The (time, file id) a cursor holds. Raises ValueError (or TypeError)
+    for anything that is not a cursor we made."""
     padded = cursor + "=" * (-len(cursor) % 4)
     due, file_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
     return datetime.fromisoformat(due), str(uuid.UUID(str(file_id)))
@@ -170,7 +175,7 @@ def inbox(
     cursor: str | None = None,
     only: InboxFilter = InboxFilter(),
     now: datetime | None = None,
-) -> InboxPage:
+) -> FilesPage:
     """Files waiting on the caller, soonest due first: for an official,
     files of their local body waiting on one of their roles; for a citizen,
     their own files waiting on them. Never another body's files, nor files
@@ -207,10 +212,81 @@ def inbox(
         rows = conn.execute(query).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    return InboxPage(
+    return FilesPage(
         files=[summary(row, now) for row in rows],
-        next_cursor=_encode_cursor(rows[-1].due, str(rows[-1].file_id)) if more else None,
+        next_cursor=encode_cursor(rows[-1].due, str(rows[-1].file_id)) if more else None,
     )
+
+
+def applicant_files(
+    engine: sa.Engine, applicant_id: str, limit: int, cursor: str | None = None
+) -> FilesPage:
+    """A citizen's own files, newest first (by submission), whatever their
+    state: the `files_applicant` index read backwards. The cursor is the
+    last file's (submitted_at, file_id)."""
+    files = files_table.c
+    query = sa.select(files_table).where(files.applicant_id == applicant_id)
+    if cursor:
+        after_submitted, after_id = decode_cursor(cursor)
+        query = query.where(
+            sa.tuple_(files.submitted_at, files.file_id)
+            < sa.tuple_(sa.literal(after_submitted), sa.cast(after_id, pg.UUID))
+        )
+    query = query.order_by(files.submitted_at.desc(), files.file_id.desc()).limit(limit + 1)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return FilesPage(
+        files=[applicant_summary(row) for row in rows],
+        next_cursor=(encode_cursor(rows[-1].submitted_at, str(rows[-1].file_id)) if more else None),
+    )
+
+
+def applicant_summary(row: Any) -> dict[str, Any]:
+    """A file as its applicant's list shows it: where it stands, and whether
+    it waits on them."""
+    return {
+        **_where_it_stands(row),
+        "file_id": str(row.file_id),
+        "needs_applicant": row.waits_on == APPLICANT,
+        "submitted_at": row.projected["submitted_at"],
+        "version": row.version,
+    }
+
+
+def _where_it_stands(row: Any) -> dict[str, Any]:
+    """What both a file's applicant and anyone holding its number see."""
+    return {
+        "file_number": row.file_number,
+        "service_code": row.service_code,
+        "local_body": row.local_body,
+        "state": row.state,
+        "waits_on": row.waits_on,
+        "state_due_at": _timestamp(row.state_due_at),
+        "updated_at": row.projected["updated_at"],
+    }
+
+
+def tracked_file(engine: sa.Engine, file_number: str, now: datetime) -> dict[str, Any] | None:
+    """Where the file with this number stands, for anyone who has the
+    number (public_progress); None if no file has it."""
+    files = files_table.c
+    query = sa.select(files_table).where(files.file_number == file_number).limit(1)
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    return public_progress(row, now) if row is not None else None
+
+
+def public_progress(row: Any, now: datetime) -> dict[str, Any]:
+    """What anyone holding a file's number may learn of it: its state, the
+    service and office, the role it waits on and by when, and when it last
+    moved. Numbers run in sequence and could be walked, so nothing about a
+    person: no applicant, official, answers, documents or remarks."""
+    return {
+        **_where_it_stands(row),
+        "overdue": row.state_due_at is not None and row.state_due_at < now,
+    }
 
 
 def summary(row: sa.Row, now: datetime) -> dict[str, Any]:
@@ -283,6 +359,11 @@ def statistics(
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
+
+
+def _timestamp(moment: datetime | None) -> str | None:
+    """A time as the file's own view writes it (UTC, microseconds, Z)."""
+    return format_timestamp(moment) if moment is not None else None
 
 
 def office_counts(engine: sa.Engine, local_body: str, now: datetime) -> list[dict[str, Any]]:

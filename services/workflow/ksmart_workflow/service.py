@@ -11,6 +11,8 @@ fires once. The timer keeps no state of its own, so a restart loses nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from nameko.rpc import RpcProxy
@@ -98,11 +100,8 @@ class WorkflowService:
         cursor: str | None = None,
         filters: dict | None = None,
     ) -> dict:
-        if not 1 <= limit <= MAX_PAGE:
-            raise InvalidInput(
-                "limit out of range", [{"field": "limit", "message": f"1 to {MAX_PAGE}"}]
-            )
-        try:
+        _check_limit(limit)
+        with _cursor_checked():
             page = projection.inbox(
                 self.db,
                 tuple(actor.get("roles", ())),
@@ -112,11 +111,26 @@ class WorkflowService:
                 cursor,
                 projection.InboxFilter(**(filters or {})),
             )
-        except (ValueError, TypeError) as error:
-            raise InvalidInput(
-                "bad cursor", [{"field": "cursor", "message": "not a cursor from a previous page"}]
-            ) from error
         return {"files": page.files, "next_cursor": page.next_cursor}
+
+    @rpc
+    def applicant_files(self, actor: dict, limit: int = 50, cursor: str | None = None) -> dict:
+        """The caller's own files (those they applied for), newest first:
+        the actor's id decides whose, never an argument."""
+        _check_limit(limit)
+        with _cursor_checked():
+            page = projection.applicant_files(self.db, str(actor["actor_id"]), limit, cursor)
+        return {"files": page.files, "next_cursor": page.next_cursor}
+
+    @rpc
+    def track(self, file_number: str) -> dict:
+        """Anyone's question: where does the file with this number stand?
+        Nothing about a person (projection.public_progress); NotFound if no
+        file has the number."""
+        progress = projection.tracked_file(self.db, file_number, datetime.now(UTC))
+        if progress is None:
+            raise NotFound("no file has this number")
+        return progress
 
     @rpc
     def projected_file(self, file_id: str) -> dict | None:
@@ -128,3 +142,21 @@ class WorkflowService:
         with self.db.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
         return {"status": "ok"}
+
+
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(
+            "limit out of range", [{"field": "limit", "message": f"1 to {MAX_PAGE}"}]
+        )
+
+
+@contextmanager
+def _cursor_checked() -> Iterator[None]:
+    """A cursor that is not one we made is the caller's mistake (422), not ours."""
+    try:
+        yield
+    except (ValueError, TypeError) as error:
+        raise InvalidInput(
+            "bad cursor", [{"field": "cursor", "message": "not a cursor from a previous page"}]
+        ) from error

@@ -1,0 +1,132 @@
+"""The portal in a real headless Chromium (Debian's `chromium`, driven by
+Playwright for Python; `playwright install` is never called) against the
+whole platform as real processes, with the dev inbox as the citizens'
+phones. Installs Chromium and a Malayalam font with apt when they are
+missing and this runs as root; otherwise says how."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import sync_playwright
+
+from ksmart_ops import devserver
+from tests.support.inbox import served_inbox
+from tests.support.platform import free_port, running_platform
+from tests.support.waiting import wait_for
+
+CHROMIUM = "/usr/bin/chromium"
+PACKAGES = ("chromium", "fonts-smc-manjari")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SERIOUS = {"serious", "critical"}
+
+
+def _missing() -> list[str]:
+    missing = [] if Path(CHROMIUM).exists() else ["chromium"]
+    fonts = subprocess.run(["fc-list", ":lang=ml"], capture_output=True, text=True)
+    if "Manjari" not in fonts.stdout:
+        missing.append("fonts-smc-manjari")
+    return missing
+
+
+@pytest.fixture(scope="session")
+def browser_installed() -> None:
+    if not _missing():
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.fail(
+            "the browser tests need Debian's Chromium and a Malayalam font: "
+            f"apt-get install -y {' '.join(PACKAGES)}"
+        )
+    subprocess.run(["apt-get", "update"], check=True, capture_output=True)
+    subprocess.run(
+        ["apt-get", "install", "-y", *PACKAGES],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+    assert _missing() == [], "apt-get installed them, yet they are missing"
+
+
+@pytest.fixture(scope="session")
+def portal_platform(tmp_path_factory, browser_installed):
+    """(the portal's URL, the dev inbox, the platform)."""
+    with served_inbox() as (inbox, inbox_environ):
+        with running_platform(
+            tmp_path_factory.mktemp("platform"), environ=inbox_environ
+        ) as platform:
+            run_dir = tmp_path_factory.mktemp("portal")
+            environ = {
+                devserver.PORTAL_ADDRESS_ENV: f"127.0.0.1:{free_port()}",
+                "KSMART_PORTAL_GATEWAY_URL": platform.base_url,
+                "KSMART_PORTAL_SECRET_KEY": secrets.token_hex(32),
+                "KSMART_PORTAL_DEVELOPMENT": "1",
+            }
+            processes = devserver.start(
+                run_dir, environ, names=[devserver.PORTAL], extra=devserver.portal(environ)
+            )
+            url = f"http://{environ[devserver.PORTAL_ADDRESS_ENV]}"
+            try:
+                wait_for(
+                    lambda: requests.get(f"{url}/health", timeout=2).ok,
+                    timeout=30,
+                    message="the portal to answer",
+                )
+                yield url, inbox, platform
+            finally:
+                devserver.stop(run_dir)
+                devserver.wait_for_exit(processes)
+
+
+@pytest.fixture(scope="session")
+def browser(browser_installed):
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="session")
+def axe() -> Axe:
+    return Axe()
+
+
+class Visit:
+    """A browser page at one width, that checks accessibility on each page."""
+
+    def __init__(self, page, axe: Axe, url: str, width: int, language: str) -> None:
+        self.page, self.axe, self.url = page, axe, url
+        self.width, self.language = width, language
+
+    def check(self, screenshot: str | None = None) -> None:
+        results = self.axe.run(self.page)
+        serious = [
+            (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+            for v in results.response["violations"]
+            if v["impact"] in SERIOUS
+        ]
+        assert serious == [], f"{self.page.url}: {serious}"
+        if screenshot and self.width == 360:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            self.page.screenshot(path=SCREENSHOTS / f"{screenshot}-{self.language}-360.png")
+
+
+@pytest.fixture(params=[("en", 360), ("ml", 360), ("en", 1280), ("ml", 1280)], ids=str)
+def visit(request, browser, axe, portal_platform):
+    language, width = request.param
+    url = portal_platform[0]
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    page.goto(f"{url}/")
+    if language == "ml":
+        page.get_by_role("link", name="മലയാളം").click()
+    yield Visit(page, axe, url, width, language)
+    context.close()

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from flask import (
     Flask,
+    Response,
     abort,
     g,
     redirect,
@@ -21,8 +22,8 @@ from flask import (
 )
 from werkzeug.exceptions import HTTPException
 
-from ksmart_common.domain.vocabulary import LANGUAGES, LOCAL_BODY_KINDS
-from ksmart_portal import catalogue_text, i18n, security
+from ksmart_common.domain.vocabulary import LANGUAGES, LOCAL_BODY_KINDS, is_file_number
+from ksmart_portal import catalogue_text, files_text, i18n, security
 from ksmart_portal.gateway import Gateway, GatewayUnavailable, Reply
 from ksmart_portal.language import LANGUAGE_COOKIE, ONE_YEAR_SECONDS, choose_language, safe_next
 from ksmart_portal.problems import FormField, PageErrors, page_errors
@@ -48,6 +49,17 @@ SEARCH_FIELDS = {
     "category": FormField("category"),
     "local_body_type": FormField("local_body_type"),
 }
+FILES_PER_PAGE = 20
+TRACK_HINT = i18n.N_(
+    "Enter the number as it is printed on your acknowledgement, like KL-EKM-KOC/BR/2026/000123."
+)
+NO_SUCH_FILE = i18n.N_("No file has this number. Check it and try again.")
+ANSWER_NEEDED = i18n.N_("Write your answer to the office's question.")
+FILE_CHANGED = i18n.N_(
+    "This file changed while you were answering: someone acted on it first. "
+    "Your answer was not sent. Read the file as it is now, then answer again if you still need to."
+)
+ANSWER_FIELDS = {"remarks": FormField("remarks")}
 QR_FIELDS = {"qr_text": FormField("qr_text", i18n.N_("Paste the whole text of the QR code."))}
 
 
@@ -67,6 +79,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         newstyle=True,
     )
     app.jinja_env.filters.update(catalogue_text.FILTERS)
+    app.jinja_env.filters.update(files_text.FILTERS)
     app.jinja_env.globals["condition"] = catalogue_text.condition
 
     @app.before_request
@@ -171,6 +184,42 @@ def _call_as_user(method: str, path: str, **arguments: Any) -> Reply | None:
     if reply.status == 401 and _refresh():
         reply = _call(method, path, token=session["access_token"], **arguments)
     return reply
+
+
+def _service(code: str) -> dict[str, Any]:
+    """A service's definition, once a request; {} when it cannot be read
+    (the page then names the service by its code)."""
+    known = g.setdefault("services", {})
+    if code not in known:
+        reply = _call("GET", f"/services/{quote(code, safe='')}")
+        known[code] = reply.body if reply.ok else {}
+    return known[code]
+
+
+def _local_body(code: str) -> dict[str, Any]:
+    reply = _call("GET", f"/local-bodies/{quote(code, safe='')}")
+    return reply.body if reply.ok else {}
+
+
+def _to_sign_in():
+    _forget_tokens()
+    return redirect(url_for("sign_in"), code=303)
+
+
+def _render_file(file: dict[str, Any], errors: PageErrors | None = None, **extra: Any):
+    service = _service(str(file.get("service_code", "")))
+    errors = errors or PageErrors()
+    return render_template(
+        "file.html",
+        file=file,
+        service_name=catalogue_text.local(service.get("name")) or file.get("service_code"),
+        state=files_text.state_label(service, str(file.get("state", ""))),
+        next_step=files_text.next_step(file, service),
+        timeline=files_text.timeline(file, service),
+        may_answer=files_text.may_answer(file),
+        errors=errors,
+        **extra,
+    )
 
 
 def _routes(app: Flask) -> None:
@@ -295,6 +344,125 @@ def _routes(app: Flask) -> None:
         session.update(language_free)
         security.renew_csrf_token()
         return redirect(url_for("home"), code=303)
+
+    # -- a citizen's own files ---------------------------------------------------
+
+    @app.get("/files")
+    def my_files():
+        cursor = request.args.get("cursor", "")
+        params = {"limit": str(FILES_PER_PAGE), **({"cursor": cursor} if cursor else {})}
+        reply = _call_as_user("GET", "/files", params=params)
+        if reply is None or reply.status == 401:
+            return _to_sign_in()
+        if not reply.ok:
+            return render_template("error.html", errors=page_errors(reply)), 400
+        files = [
+            files_text.listed(entry, _service(str(entry.get("service_code", ""))))
+            for entry in reply.body.get("files", [])
+        ]
+        return render_template(
+            "files.html",
+            files=files,
+            next_cursor=reply.body.get("next_cursor"),
+            later_page=bool(cursor),
+        )
+
+    @app.get("/files/<uuid:file_id>")
+    def file_page(file_id):
+        reply = _call_as_user("GET", f"/files/{file_id}")
+        if reply is None or reply.status == 401:
+            return _to_sign_in()
+        if reply.status in (403, 404):
+            abort(404)
+        if not reply.ok:
+            return render_template("error.html", errors=page_errors(reply)), 400
+        return _render_file(reply.body, notice=session.pop("file_notice", None))
+
+    @app.post("/files/<uuid:file_id>/answer")
+    def answer_clarification(file_id):
+        remarks = request.form.get("remarks", "").strip()
+        version = request.form.get("version", "")
+        if not version.isdigit():
+            abort(400)
+        errors = PageErrors()
+        if not remarks:
+            errors.add(i18n.gettext(ANSWER_NEEDED), "remarks")
+            status = 400
+        else:
+            sent = _call_as_user(
+                "POST",
+                f"/files/{file_id}/actions",
+                json={"action": files_text.RESUBMIT, "remarks": remarks},
+                headers={"If-Match": f'"{version}"'},
+            )
+            if sent is None or sent.status == 401:
+                return _to_sign_in()
+            if sent.ok:
+                session["file_notice"] = "answered"
+                return redirect(url_for("file_page", file_id=file_id), code=303)
+            if sent.status in (403, 404):
+                abort(404)
+            status = sent.status
+            if sent.status in (409, 412):
+                errors.add(i18n.gettext(FILE_CHANGED))
+            else:
+                errors = page_errors(sent, ANSWER_FIELDS)
+        current = _call_as_user("GET", f"/files/{file_id}")
+        if current is None or current.status == 401:
+            return _to_sign_in()
+        if not current.ok:
+            abort(404)
+        return _render_file(current.body, errors=errors, remarks=remarks), status
+
+    @app.get("/files/<uuid:file_id>/certificate")
+    def download_certificate(file_id):
+        """The certificate's PDF, fetched with the session's token and passed
+        on: the token never reaches the browser."""
+        token = _access_token()
+        if token is None:
+            return _to_sign_in()
+        path = f"/files/{file_id}/certificate"
+        pdf = _gateway().download(path, language=g.language, token=token)
+        if pdf.status == 401 and _refresh():
+            pdf = _gateway().download(path, language=g.language, token=session["access_token"])
+        if pdf.status == 401:
+            return _to_sign_in()
+        if not pdf.ok or pdf.content_type.split(";")[0].strip() != "application/pdf":
+            abort(404)
+        filename = pdf.filename or "certificate.pdf"
+        return Response(
+            pdf.content,
+            mimetype="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+
+    # -- track a file by its number, without signing in -------------------------
+
+    @app.get("/track")
+    def track_file():
+        number = "".join(request.args.get("number", "").split()).upper()
+        errors = PageErrors()
+        tracked = None
+        if "number" in request.args:
+            if not number:
+                errors.add(i18n.gettext("Enter the file's number."), "number")
+            elif not is_file_number(number):
+                errors.add(i18n.gettext(TRACK_HINT), "number")
+            else:
+                reply = _call("GET", f"/track/{quote(number, safe='/')}")
+                if reply.status == 404:
+                    errors.add(i18n.gettext(NO_SUCH_FILE), "number")
+                elif not reply.ok:
+                    errors = page_errors(reply, {"number": FormField("number")})
+                else:
+                    tracked = files_text.tracked(
+                        reply.body,
+                        _service(str(reply.body.get("service_code", ""))),
+                        _local_body(str(reply.body.get("local_body", ""))),
+                    )
+        return render_template("track.html", number=number, tracked=tracked, errors=errors), (
+            400 if errors else 200
+        )
 
     # -- check a certificate ---------------------------------------------------
 

@@ -5,6 +5,7 @@ error) and the headers the portal uses."""
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,10 +13,26 @@ from typing import Any
 import requests
 
 API_PREFIX = "/api/v1"
+# A file name the portal passes on: plain characters only, never a header's worth.
+FILENAME = re.compile(r'filename="([\w.-]{1,100})"')
 
 
 class GatewayUnavailable(Exception):
     """The gateway could not be reached or failed (a 5xx)."""
+
+
+@dataclass(frozen=True)
+class Download:
+    """A file the gateway sends (a certificate's PDF): passed on as it is."""
+
+    status: int
+    content: bytes
+    content_type: str
+    filename: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,30 @@ class Gateway:
             session = self._local.session = self._session_factory()
         return session
 
+    def download(self, path: str, *, language: str, token: str) -> Download:
+        """A binary answer (a PDF), read whole: certificates are small."""
+        headers = {
+            "Accept-Language": language,
+            "Accept": "application/pdf, application/problem+json",
+            "Authorization": f"Bearer {token}",
+        }
+        try:
+            response = self._session().get(
+                f"{self.base_url}{API_PREFIX}{path}", headers=headers, timeout=self.timeout
+            )
+        except requests.RequestException as error:
+            raise GatewayUnavailable(str(error)) from error
+        if response.status_code >= 500:
+            raise GatewayUnavailable(f"GET {path}: {response.status_code}")
+        disposition = response.headers.get("Content-Disposition", "")
+        filename = FILENAME.search(disposition)
+        return Download(
+            response.status_code,
+            response.content,
+            response.headers.get("Content-Type", "application/octet-stream"),
+            filename.group(1) if filename else None,
+        )
+
     def call(
         self,
         method: str,
@@ -56,8 +97,9 @@ class Gateway:
         token: str | None = None,
         params: dict[str, str] | None = None,
         json: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Reply:
-        headers = {"Accept-Language": language, "Accept": "application/json"}
+        headers = {**(headers or {}), "Accept-Language": language, "Accept": "application/json"}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         try:

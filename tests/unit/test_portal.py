@@ -40,10 +40,15 @@ class FakeGateway(requests.adapters.BaseAdapter):
         status, body = answer(request) if callable(answer) else answer
         response = requests.Response()
         response.status_code = status
-        response._content = json.dumps(body).encode()
-        response.headers["Content-Type"] = (
-            "application/json" if status < 400 else "application/problem+json"
-        )
+        if isinstance(body, bytes):  # a PDF, as the certificate's endpoint sends it
+            response._content = body
+            response.headers["Content-Type"] = "application/pdf"
+            response.headers["Content-Disposition"] = 'attachment; filename="certificate-1.pdf"'
+        else:
+            response._content = json.dumps(body).encode()
+            response.headers["Content-Type"] = (
+                "application/json" if status < 400 else "application/problem+json"
+            )
         response.request = request
         return response
 
@@ -236,3 +241,229 @@ def test_no_template_holds_text_outside_the_catalogues(template):
     text = re.sub(r"\{#.*?#\}|\{%.*?%\}|\{\{.*?\}\}", " ", text, flags=re.S)
     text = re.sub(r"<[^>]*>", " ", text, flags=re.S)
     assert re.findall(r"[^\W\d_]{2,}", text) == [], template.name
+
+
+# -- a citizen's files, a file's page, its certificate, tracking --------------
+
+FILE_ID = "3f6c1a52-8a39-4c1e-9d3e-2b7f0f0b6a11"
+NUMBER = "KL-EKM-KOC/BR/2026/000123"
+SERVICE = {
+    "code": "birth-certificate",
+    "name": {"en": "Birth registration and certificate", "ml": "ജനന രജിസ്ട്രേഷൻ"},
+    "certificate": {"title": {"en": "Birth certificate"}},
+    "workflow": {
+        "states": {
+            "submitted": {"label": {"en": "Submitted, awaiting the clerk", "ml": "സമർപ്പിച്ചു"}},
+            "clarification_requested": {"label": {"en": "Returned to the applicant"}},
+            "approved": {"label": {"en": "Approved"}, "final": True, "outcome": "granted"},
+        },
+        "actions": [{"name": "approve", "label": {"en": "Approve", "ml": "അംഗീകരിക്കുക"}}],
+    },
+}
+LISTED = {
+    "file_id": FILE_ID,
+    "file_number": NUMBER,
+    "service_code": "birth-certificate",
+    "local_body": "KL-EKM-KOC",
+    "state": "clarification_requested",
+    "waits_on": "applicant",
+    "needs_applicant": True,
+    "state_due_at": "2026-12-20T04:00:00Z",
+    "submitted_at": "2026-12-05T10:00:00Z",
+    "updated_at": "2026-12-06T10:00:00Z",
+    "version": 3,
+}
+
+
+def _file(**changes) -> dict:
+    return {
+        "file_id": FILE_ID,
+        "file_number": NUMBER,
+        "service_code": "birth-certificate",
+        "local_body": "KL-EKM-KOC",
+        "state": "submitted",
+        "waits_on": "clerk",
+        "version": 1,
+        "submitted_at": "2026-12-05T10:00:00Z",
+        "updated_at": "2026-12-05T10:00:00Z",
+        "state_due_at": "2026-12-07T10:00:00Z",
+        "allowed_actions": [],
+        "fee_due_paise": 0,
+        "clarification": None,
+        "certificate": None,
+        "timeline": [
+            {
+                "version": 1,
+                "action": "submit",
+                "role": "applicant",
+                "remarks": None,
+                "to_state": "submitted",
+                "at": "2026-12-05T10:00:00Z",
+            }
+        ],
+        **changes,
+    }
+
+
+def signed_in(routes) -> tuple:
+    client, fake = portal(
+        {
+            ("POST", "/auth/otp"): (202, CHALLENGE),
+            ("POST", "/auth/otp/verify"): (200, TOKENS),
+            ("GET", "/services/birth-certificate"): (200, SERVICE),
+            **routes,
+        }
+    )
+    token = csrf_of(client.get("/sign-in").data)
+    client.post("/sign-in", data={"contact": "+971501234567", "csrf_token": token})
+    client.post("/sign-in/code", data={"code": "123456", "csrf_token": token})
+    return client, fake
+
+
+def test_my_files_lists_each_in_plain_words_and_needs_a_session():
+    assert portal({})[0].get("/files").headers["Location"] == "/sign-in"
+    client, fake = signed_in({("GET", "/files"): (200, {"files": [LISTED], "next_cursor": "abc"})})
+    page = client.get("/files").data.decode()
+    listing = next(sent for sent in fake.sent if sent.path_url.startswith("/api/v1/files"))
+    assert listing.headers["Authorization"] == "Bearer access-1"
+    assert "limit=20" in listing.path_url
+    assert "Birth registration and certificate" in page
+    assert "Returned to the applicant" in page and NUMBER in page
+    assert "The office has asked you something. Open the file to answer." in page
+    assert "Answer by" in page and "20 December 2026" in page
+    assert f'href="/files/{FILE_ID}"' in page
+    assert 'href="/files?cursor=abc"' in page
+    assert "access-1" not in page
+    client.get("/language/ml")
+    assert "സമർപ്പിച്ചു" not in client.get("/files").data.decode()  # its own state's words
+    assert "ജനന രജിസ്ട്രേഷൻ" in client.get("/files").data.decode()
+
+
+def test_a_files_page_shows_where_it_is_what_happens_next_and_its_timeline():
+    client, _ = signed_in({("GET", f"/files/{FILE_ID}"): (200, _file())})
+    page = client.get(f"/files/{FILE_ID}").data.decode()
+    assert "Submitted, awaiting the clerk" in page and "Clerk" in page
+    assert "The office is working on it." in page
+    assert "Application submitted" in page and "You" in page
+    assert "Download your certificate" not in page
+    assert 'name="remarks"' not in page, "nothing to answer"
+
+
+def test_a_granted_file_offers_its_certificate_streamed_without_the_token():
+    pdf = b"%PDF-1.7\n...certificate...\n%%EOF\n"
+    granted = _file(state="approved", waits_on=None, certificate={"number": "X"})
+    client, fake = signed_in(
+        {
+            ("GET", f"/files/{FILE_ID}"): (200, granted),
+            ("GET", f"/files/{FILE_ID}/certificate"): (200, pdf),
+        }
+    )
+    page = client.get(f"/files/{FILE_ID}").data.decode()
+    assert "Download your certificate" in page
+    assert f'href="/files/{FILE_ID}/certificate"' in page
+    download = client.get(f"/files/{FILE_ID}/certificate")
+    assert download.status_code == 200 and download.data == pdf
+    assert download.mimetype == "application/pdf"
+    assert download.headers["Content-Disposition"] == 'attachment; filename="certificate-1.pdf"'
+    assert fake.sent[-1].headers["Authorization"] == "Bearer access-1"
+    exposed = download.data + str(download.headers).encode() + page.encode()
+    assert b"access-1" not in exposed and b"refresh-1" not in exposed
+    assert "access-1" not in download.headers.get("Location", "")
+
+
+def test_a_certificate_not_issued_or_not_a_pdf_is_not_found_and_needs_a_session():
+    client, _ = portal({})
+    assert client.get(f"/files/{FILE_ID}/certificate").headers["Location"] == "/sign-in"
+    client, _ = signed_in({("GET", f"/files/{FILE_ID}/certificate"): (404, {"title": "no"})})
+    assert client.get(f"/files/{FILE_ID}/certificate").status_code == 404
+    client, _ = signed_in({("GET", f"/files/{FILE_ID}/certificate"): (200, {"not": "a pdf"})})
+    assert client.get(f"/files/{FILE_ID}/certificate").status_code == 404
+
+
+ASKED = _file(
+    state="clarification_requested",
+    waits_on="applicant",
+    version=3,
+    allowed_actions=["resubmit"],
+    clarification={"asked": "Attach the hospital's discharge summary.", "role": "clerk"},
+)
+
+
+def test_answering_the_office_sends_resubmit_with_the_version_read():
+    client, fake = signed_in(
+        {
+            ("GET", f"/files/{FILE_ID}"): (200, ASKED),
+            ("POST", f"/files/{FILE_ID}/actions"): (200, _file(version=4)),
+        }
+    )
+    page = client.get(f"/files/{FILE_ID}").data.decode()
+    assert "Attach the hospital&#39;s discharge summary." in page
+    assert 'name="version" value="3"' in page
+    empty = client.post(
+        f"/files/{FILE_ID}/answer", data={"version": "3", "csrf_token": csrf_of(page.encode())}
+    )
+    assert empty.status_code == 400
+    assert (
+        'href="#remarks"' in empty.data.decode() and 'id="remarks-error-1"' in empty.data.decode()
+    )
+    sent = client.post(
+        f"/files/{FILE_ID}/answer",
+        data={"version": "3", "remarks": "Attached.", "csrf_token": csrf_of(page.encode())},
+    )
+    assert sent.status_code == 303
+    action = next(r for r in reversed(fake.sent) if r.method == "POST")
+    assert action.headers["If-Match"] == '"3"'
+    assert json.loads(action.body) == {"action": "resubmit", "remarks": "Attached."}
+    assert "Your answer has been sent to the office." in client.get(f"/files/{FILE_ID}").text
+
+
+def test_a_file_changed_meanwhile_says_so_shows_it_as_it_is_and_keeps_the_answer():
+    moved = {**ASKED, "state": "submitted", "waits_on": "clerk", "allowed_actions": []}
+    client, _ = signed_in(
+        {
+            ("GET", f"/files/{FILE_ID}"): (200, moved),
+            ("POST", f"/files/{FILE_ID}/actions"): (409, {"title": "Conflict", "status": 409}),
+        }
+    )
+    token = csrf_of(client.get("/account").data)
+    page = client.post(
+        f"/files/{FILE_ID}/answer",
+        data={"version": "3", "remarks": "Attached.", "csrf_token": token},
+    )
+    text = page.data.decode()
+    assert page.status_code == 409
+    assert "This file changed while you were answering" in text
+    assert "Submitted, awaiting the clerk" in text
+
+
+def test_tracking_a_file_by_its_number_says_where_it_is_without_signing_in():
+    tracked = {
+        "file_number": NUMBER,
+        "service_code": "birth-certificate",
+        "local_body": "KL-EKM-KOC",
+        "state": "submitted",
+        "waits_on": "clerk",
+        "state_due_at": "2026-12-07T10:00:00Z",
+        "overdue": True,
+        "updated_at": "2026-12-05T10:00:00Z",
+    }
+    client, fake = portal(
+        {
+            ("GET", f"/track/{NUMBER}"): (200, tracked),
+            ("GET", "/services/birth-certificate"): (200, SERVICE),
+            ("GET", "/local-bodies/KL-EKM-KOC"): (200, {"name": {"en": "Kochi Corporation"}}),
+        }
+    )
+    assert client.get("/track").status_code == 200
+    page = client.get("/track", query_string={"number": " kl-ekm-koc/br/2026/000123 "})
+    text = page.data.decode()
+    assert page.status_code == 200
+    assert "Kochi Corporation" in text and "Submitted, awaiting the clerk" in text
+    assert "Clerk" in text and "Overdue" in text and "7 December 2026" in text
+    assert all("Authorization" not in sent.headers for sent in fake.sent)
+    unknown = client.get("/track", query_string={"number": "KL-EKM-KOC/BR/2026/999999"})
+    assert unknown.status_code == 400
+    assert "No file has this number. Check it and try again." in unknown.data.decode()
+    shapeless = client.get("/track", query_string={"number": "123"})
+    assert 'id="number-error-1"' in shapeless.data.decode()
+    assert len(fake.sent) == 4, "a number of the wrong shape is answered without a call"

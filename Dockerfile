@@ -4,6 +4,7 @@
 #       (likewise catalogue, applications, workflow, notifications, gateway)
 #   docker build --target relay -t ksmart/relay .
 #   docker build --target admin -t ksmart/admin .
+#   docker build --target portal -t ksmart/portal .
 #
 # The build context is the repository root: the platform's distribution
 # (pyproject.toml) holds every service's package, beside common/ and tools/.
@@ -20,8 +21,11 @@
 # are targets of their own in this file rather than values of SERVICE: the
 # relay is a plain process started by its own command (ksmart-relay), not
 # by the services' runner, and the admin image is a one-shot with the
-# `ksmart-admin` entry point and no port or health check. A SERVICE that
-# switched those would hide three images' differences in shell logic; a
+# `ksmart-admin` entry point and no port or health check. The portal (the
+# web pages, ksmart_portal) is a target of its own too: a WSGI application
+# under gunicorn, a client of the gateway's public API with no operations
+# port, so it stands on `runtime`, not on `process`. A SERVICE that
+# switched those would hide four images' differences in shell logic; a
 # target states each in a few lines.
 
 # A tag pinned to a patch release. CI pins the digest too
@@ -92,6 +96,26 @@ FROM runtime AS admin
 LABEL org.opencontainers.image.title="ksmart/admin"
 ENTRYPOINT ["ksmart-admin"]
 CMD ["setup"]
+
+# -- portal: the web pages, a client of the gateway's public API -------------------
+# gunicorn serving ksmart_portal.wsgi:app on KSMART_PORTAL_ADDRESS (8080). It
+# has no operations port: its own /health on 8080 is the health check (and
+# the orchestrators' probe), and it serves no /metrics yet (the gateway's
+# request metrics cover what it asks of the platform). It reads
+# KSMART_PORTAL_GATEWAY_URL and KSMART_PORTAL_SECRET_KEY, which whoever runs
+# it sets (docker-compose.yml, k8s/base/portal.yaml): the key never in the image.
+# gunicorn's control socket is off (it would live under $HOME) and its workers'
+# heartbeat files go to /tmp, so a read-only root suffices; SIGTERM stops it
+# gracefully, finishing the requests in flight.
+FROM runtime AS portal
+LABEL org.opencontainers.image.title="ksmart/portal"
+ENV KSMART_PORTAL_ADDRESS=0.0.0.0:8080
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=4)"]
+# Through a shell only to read KSMART_PORTAL_ADDRESS; exec leaves gunicorn as
+# PID 1, so it receives the container's SIGTERM.
+CMD ["/bin/sh", "-c", "exec gunicorn --bind \"$KSMART_PORTAL_ADDRESS\" --workers 2 --worker-tmp-dir /tmp --no-control-socket --access-logfile - ksmart_portal.wsgi:app"]
 
 # -- every long-running process ---------------------------------------------------
 # Every process serves /health/live, /health/ready and /metrics here

@@ -8,7 +8,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("common", "services", "gateway")
+# The portal (portal/) is a process too: its settings are checked the same way.
+PACKAGES = ("common", "services", "gateway", "portal")
 PREFIX = "KSMART_"
 # Read only by developers' and operators' tools, never by a running service.
 NOT_FOR_SERVICES = {

@@ -7,9 +7,12 @@ what the code says: the processes there are (ksmart_common.services and the
 relay), the settings they read (tests.support.configuration), the databases
 and roles setup makes (ksmart_common.config), the ports they serve. Every
 image is built from the one Dockerfile: a service's from its `service`
-stage with its SERVICE, the relay's and the operators' from stages of their
-own; each image is checked as that stage builds it (the stages it stands on,
-the build arguments substituted)."""
+stage with its SERVICE, the relay's, the portal's and the operators' from
+stages of their own; each image is checked as that stage builds it (the
+stages it stands on, the build arguments substituted). The portal is checked
+like every other process, with its own shape: HTTP and /health on its own
+port (it has no operations port), and nothing of the platform's but the
+gateway's address."""
 
 from __future__ import annotations
 
@@ -28,6 +31,9 @@ import yaml
 
 from ksmart_common.config import SERVICE_DATABASES
 from ksmart_common.services import SERVICES
+from ksmart_ops import devserver
+from ksmart_portal.app import create_app
+from ksmart_portal.settings import Settings
 from tests.support.configuration import environment_variables_read, service_environment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,12 +59,23 @@ PROCESSES = {
     "relay": {**BUILD, "target": "relay"},
 }
 COMMANDS = {**{name: [*RUNNER, name] for name in SERVICES}, "relay": ["ksmart-relay"]}
+# The web pages: gunicorn serving ksmart_portal.wsgi:app, a client of the
+# gateway's API only. No operations port: its HTTP port serves its /health.
+PORTAL = "portal"
+PORTAL_BUILD = {**BUILD, "target": "portal"}
+PORTAL_PORT = 8080
+PORTAL_HEALTH_URL = f"http://127.0.0.1:{PORTAL_PORT}/health"
+PORTAL_APP = "ksmart_portal.wsgi:app"
 # The one-shot: ksmart-admin, run by compose's `setup` service.
 SETUP = "setup"
 SETUP_BUILD = {**BUILD, "target": "admin"}
-BUILDS = {**PROCESSES, SETUP: SETUP_BUILD}
+BUILDS = {**PROCESSES, PORTAL: PORTAL_BUILD, SETUP: SETUP_BUILD}
 # Image names the Kubernetes manifests use too.
-IMAGES = {**{name: f"ksmart/{name}" for name in PROCESSES}, SETUP: "ksmart/admin"}
+IMAGES = {
+    **{name: f"ksmart/{name}" for name in PROCESSES},
+    PORTAL: "ksmart/portal",
+    SETUP: "ksmart/admin",
+}
 # The instructions whose arguments Docker substitutes ARG and ENV values in
 # when it builds (RUN gets them as environment variables; CMD,
 # ENTRYPOINT and HEALTHCHECK are never substituted).
@@ -288,6 +305,12 @@ def long_running(services: dict) -> dict[str, dict]:
     return {name: service for name, service in built(services).items() if name != SETUP}
 
 
+def platform(services: dict) -> dict[str, dict]:
+    """The compose services that are the platform's own processes (and its
+    setup): every built one but the portal, which is the API's client."""
+    return {name: service for name, service in built(services).items() if name != PORTAL}
+
+
 def environment(service: dict) -> dict:
     value = service.get("environment") or {}
     if isinstance(value, list):
@@ -334,7 +357,7 @@ def test_every_process_has_a_compose_service_built_from_the_dockerfile(services)
         service = services[name]
         assert service.get("build") == build, name
         assert image_name(service["image"]) == IMAGES[name], name
-    for name in PROCESSES:
+    for name in (*PROCESSES, PORTAL):
         assert "command" not in services[name], f"{name}: the image's own CMD runs it"
 
 
@@ -396,9 +419,21 @@ def test_every_ksmart_process_waits_for_setup(services):
     assert setup["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert setup["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
     assert setup.get("restart") == "no"
-    for name, service in long_running(services).items():
+    for name, service in long_running(platform(services)).items():
         condition = (service.get("depends_on") or {}).get(SETUP, {}).get("condition")
         assert condition == "service_completed_successfully", f"{name} does not wait for setup"
+
+
+def test_the_portal_waits_for_the_gateway_alone(services, dockerfile):
+    """The gateway is all the portal talks to: it starts once the gateway's
+    health check passes (which it does after setup), and on nothing else."""
+    portal = services[PORTAL]
+    assert portal["depends_on"] == {"gateway": {"condition": "service_healthy"}}
+    gateway = services["gateway"]
+    assert gateway.get("healthcheck") or built_image(dockerfile, gateway["build"]).last(
+        "HEALTHCHECK"
+    ), "service_healthy needs the gateway's health check"
+    assert portal.get("restart") == "unless-stopped"
 
 
 def test_every_ksmart_process_has_a_health_check(services, dockerfile):
@@ -434,8 +469,8 @@ def test_every_setting_the_code_reads_is_given_to_the_processes(services):
 
 def _owning_process(path: str) -> str | None:
     parts = Path(path).parts
-    if parts[0] == "gateway":
-        return "gateway"
+    if parts[0] in ("gateway", PORTAL):
+        return parts[0]
     if parts[0] == "services":
         return parts[1]
     return None  # common/: several processes
@@ -451,7 +486,7 @@ def test_compose_sets_no_setting_the_code_does_not_read(services):
 
 def test_shared_settings_reach_every_ksmart_process(compose, services):
     shared = compose["x-ksmart-env"]
-    for name, service in built(services).items():
+    for name, service in platform(services).items():
         env = environment(service)
         for variable, value in shared.items():
             assert env.get(variable, "missing") == value, f"{name}: {variable}"
@@ -485,7 +520,7 @@ def test_database_urls_name_the_service_role_and_database(services):
     }
     expected["KSMART_RELAY_DATABASE_URL"] = ("ksmart_relay", SERVICE_DATABASES["applications"])
     seen = set()
-    for name, service in built(services).items():
+    for name, service in platform(services).items():
         for variable, value in environment(service).items():
             if variable not in expected:
                 continue
@@ -499,6 +534,22 @@ def test_database_urls_name_the_service_role_and_database(services):
     for variable, (role, _) in expected.items():
         owner = role.removeprefix("ksmart_")
         assert variable in environment(services[owner]), f"{owner} lacks {variable}"
+
+
+def test_the_portal_is_given_its_own_settings_and_the_gateways_address_only(compose, services):
+    """No broker URI, no database URL, none of the platform's shared
+    settings: the portal's settings alone, the gateway's API its one
+    destination, and its session key required from the operator."""
+    env = environment(services[PORTAL])
+    assert sorted(env) == sorted(v for v in environment_variables_read() if "_PORTAL_" in v)
+    assert not set(env) & set(compose["x-ksmart-env"]), "the platform's settings"
+    gateway = urlsplit(env["KSMART_PORTAL_GATEWAY_URL"])
+    assert (gateway.scheme, gateway.hostname, gateway.port) == ("http", "gateway", GATEWAY_PORT)
+    assert gateway.path in ("", "/"), "the portal adds the API's path itself"
+    assert REQUIRED_FROM_ENVIRONMENT.fullmatch(env["KSMART_PORTAL_SECRET_KEY"])
+    assert env["KSMART_PORTAL_ADDRESS"] == f"0.0.0.0:{PORTAL_PORT}"
+    assert f"127.0.0.1:{PORTAL_PORT}:{PORTAL_PORT}" in services[PORTAL]["ports"]
+    assert "volumes" not in services[PORTAL], "it keeps nothing"
 
 
 def test_documents_live_on_a_named_volume_in_the_gateway(compose, services, dockerfile):
@@ -539,6 +590,7 @@ def test_every_image_copies_the_one_build_stage(dockerfile):
 
 
 def test_a_service_image_is_built_only_for_a_service_there_is(dockerfile):
+    assert dockerfile.final.name == "service", "a build without --target makes a service"
     (declared,) = dockerfile.stage("service").all("ARG")
     assert declared.arguments == SERVICE_ARG, "no default: a build names its service"
     checks = [i.arguments for i in dockerfile.stage("service").all("RUN")]
@@ -622,6 +674,63 @@ def test_process_images_serve_their_operations_port_and_run_their_process(name, 
     assert json.loads(command)[0] == "python", f"{name}: slim images have no curl"
     assert image.runs() == COMMANDS[name], name
     assert image.last("ENTRYPOINT") is None, name
+
+
+def test_the_portal_image_serves_its_pages_and_its_health_on_its_own_port(dockerfile):
+    """The portal has no operations port (9100): its HTTP port, 8080, serves
+    the pages and /health, which the image's health check asks."""
+    image = built_image(dockerfile, PORTAL_BUILD)
+    assert image.title() == IMAGES[PORTAL]
+    exposed = " ".join(i.arguments for i in image.all("EXPOSE")).split()
+    assert exposed == [str(PORTAL_PORT)], "its own port, and not 9100, which nothing serves"
+    assert "KSMART_OPS_ADDRESS" not in image.env()
+    assert image.env()["KSMART_PORTAL_ADDRESS"] == f"0.0.0.0:{PORTAL_PORT}"
+    _, check = image.last("HEALTHCHECK").flags_and_rest()
+    keyword, _, command = check.partition(" ")
+    assert keyword == "CMD" and PORTAL_HEALTH_URL in command
+    assert json.loads(command)[0] == "python", "slim images have no curl"
+    command = image.runs()
+    assert command[0] == "gunicorn" and command[-1] == PORTAL_APP
+    assert command[command.index("--bind") + 1] == f"0.0.0.0:{PORTAL_PORT}"
+    # The app `make run` serves, under the same server.
+    assert devserver.portal()[devserver.PORTAL][-1] == PORTAL_APP
+    assert image.last("ENTRYPOINT") is None
+    # No secret in the image: whoever runs it gives the session key.
+    assert "KSMART_PORTAL_SECRET_KEY" not in image.env()
+
+
+def test_the_portal_serves_the_health_endpoint_its_checks_ask():
+    app = create_app(
+        Settings(gateway_url="http://gateway:8000", secret_key="0" * 64, development=False)
+    )
+    rules = {rule.rule: rule.methods for rule in app.url_map.iter_rules()}
+    assert "GET" in rules[urlsplit(PORTAL_HEALTH_URL).path]
+    reply = app.test_client().get(urlsplit(PORTAL_HEALTH_URL).path)
+    assert reply.status_code == 200, "it answers without asking the gateway"
+
+
+def test_the_portals_package_carries_its_templates_and_translations():
+    """The images install the distribution (not the source tree): every file
+    the portal reads at run time must be in its package data."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["*"]
+    package = ROOT / "portal" / "ksmart_portal"
+    data = [
+        path.relative_to(package)
+        for path in sorted(package.rglob("*"))
+        if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
+    ]
+    assert data, "the portal's templates and translations"
+    missing = [str(relative) for relative in data if not packaged(relative, patterns)]
+    assert missing == [], "add them to [tool.setuptools.package-data] in pyproject.toml"
+
+
+def packaged(relative: Path, patterns: list[str]) -> bool:
+    """setuptools' package-data globs: `*` stays within one folder."""
+    return any(
+        len(relative.parts) == len(Path(pattern).parts) and relative.match(pattern)
+        for pattern in patterns
+    )
 
 
 def test_the_admin_image_runs_setup_once(dockerfile):

@@ -13,7 +13,10 @@ Then the manifests are checked against what the code says: the processes
 there are (ksmart_common.services and the relay), the settings they read
 (tests.support.configuration), the queues setup declares
 (ksmart_ops.admin), the images the Dockerfiles build, and the operations
-port every process serves.
+port every process serves. The portal, a client of the gateway's API, is
+checked like the processes, in its own shape: HTTP and /health on 8080 (no
+operations port), its own autoscaler and budget, the site's root in the
+Ingress, and a network policy that lets it send to the gateway and DNS only.
 """
 
 from __future__ import annotations
@@ -54,21 +57,35 @@ PROBE_PATHS = {
     "readinessProbe": "/health/ready",
 }
 RELAY = "relay"
+# The platform's processes: each serves its operations port.
 PROCESSES = (*SERVICES, RELAY)
+# The web pages: HTTP and its /health on a port of its own, no operations port.
+PORTAL = "portal"
+PORTAL_PORT = 8080
+PORTAL_HEALTH = "/health"
+DEPLOYMENTS = (*PROCESSES, PORTAL)
 COMMANDS = {
     **{name: ["python", "-m", "ksmart_common.runner", name] for name in SERVICES},
     RELAY: ["ksmart-relay"],
+    # The image's own command: gunicorn on KSMART_PORTAL_ADDRESS.
+    PORTAL: [
+        "/bin/sh",
+        "-c",
+        'exec gunicorn --bind "$KSMART_PORTAL_ADDRESS" --workers 2 --worker-tmp-dir /tmp'
+        " --no-control-socket --access-logfile - ksmart_portal.wsgi:app",
+    ],
 }
 SETUP_JOB = "ksmart-setup"
 REBUILD = "ksmart-rebuild-projection"
 IMAGES = {
-    **{name: f"ksmart/{name}" for name in PROCESSES},
+    **{name: f"ksmart/{name}" for name in DEPLOYMENTS},
     SETUP_JOB: "ksmart/admin",
     REBUILD: "ksmart/admin",
 }
 # Scaled on CPU and queue depth by KEDA; every other service (RPC only, and
-# the gateway) on CPU by an HPA. Never the relay.
+# the gateway) and the portal on CPU by an HPA. Never the relay.
 CONSUMERS = ("workflow", "notifications")
+AUTOSCALED = (*SERVICES, PORTAL)
 
 AMQP = "KSMART_AMQP_URI"
 ADMIN_URL = "KSMART_POSTGRES_ADMIN_URL"
@@ -101,13 +118,15 @@ SECRETS_BY_WORKLOAD = {
     # The payment and SMS callbacks it receives are verified by the services.
     "gateway": {AMQP},
     RELAY: {AMQP, database_url_name("relay")},
+    # Its session key: no broker, no database, nothing of the platform's.
+    PORTAL: {"KSMART_PORTAL_SECRET_KEY"},
     # Migrations, queues, and the local-body directory (as identity).
     SETUP_JOB: {AMQP, ADMIN_URL, database_url_name("identity")},
     REBUILD: {ADMIN_URL, database_url_name("relay")},
 }
 SECRET_SETTINGS = set().union(*SECRETS_BY_WORKLOAD.values())
 # Without these a process cannot start; the others switch a feature on.
-REQUIRED_SECRETS = {AMQP, ADMIN_URL} | {
+REQUIRED_SECRETS = {AMQP, ADMIN_URL, "KSMART_PORTAL_SECRET_KEY"} | {
     database_url_name(role)
     for role in ("applications", "workflow", "identity", "notifications", RELAY)
 }
@@ -266,7 +285,7 @@ def test_everything_is_in_the_namespace(kustomization):
 @pytest.mark.parametrize("kustomization", OVERLAYS)
 def test_every_process_has_a_deployment_running_it(kustomization):
     deployments = of_kind(rendered(kustomization), "Deployment")
-    assert set(deployments) == set(PROCESSES)
+    assert set(deployments) == set(DEPLOYMENTS)
     for name, deployment in deployments.items():
         (container,) = pod_spec(deployment)["containers"]
         assert container["command"] == COMMANDS[name]
@@ -274,8 +293,9 @@ def test_every_process_has_a_deployment_running_it(kustomization):
 
 @pytest.mark.parametrize("kustomization", OVERLAYS)
 def test_probes_ask_the_operations_endpoints(kustomization):
-    for name, deployment in of_kind(rendered(kustomization), "Deployment").items():
-        (container,) = pod_spec(deployment)["containers"]
+    deployments = of_kind(rendered(kustomization), "Deployment")
+    for name in PROCESSES:
+        (container,) = pod_spec(deployments[name])["containers"]
         ports = {port["name"]: port["containerPort"] for port in container["ports"]}
         assert ports["ops"] == OPS_PORT, name
         for probe, path in PROBE_PATHS.items():
@@ -287,14 +307,32 @@ def test_probes_ask_the_operations_endpoints(kustomization):
 
 
 @pytest.mark.parametrize("kustomization", OVERLAYS)
+def test_the_portals_probes_ask_its_health_on_its_own_port(kustomization):
+    """The portal has no operations port: every probe asks its /health on
+    the HTTP port (ksmart_portal.app; tests/unit/test_containers.py checks
+    that it answers without the gateway)."""
+    (container,) = pod_spec(of_kind(rendered(kustomization), "Deployment")[PORTAL])["containers"]
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert ports == {"http": PORTAL_PORT}
+    for probe in PROBE_PATHS:
+        check = container[probe]["httpGet"]
+        assert check["path"] == PORTAL_HEALTH, probe
+        assert ports.get(check["port"], check["port"]) == PORTAL_PORT, probe
+
+
+@pytest.mark.parametrize("kustomization", OVERLAYS)
 def test_pods_invite_prometheus_to_scrape_them(kustomization):
-    for name, deployment in of_kind(rendered(kustomization), "Deployment").items():
-        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    deployments = of_kind(rendered(kustomization), "Deployment")
+    for name in PROCESSES:
+        annotations = deployments[name]["spec"]["template"]["metadata"]["annotations"]
         assert annotations == {
             "prometheus.io/scrape": "true",
             "prometheus.io/port": str(OPS_PORT),
             "prometheus.io/path": "/metrics",
         }, name
+    # The portal serves no metrics: an invitation would be a scrape that fails.
+    portal = deployments[PORTAL]["spec"]["template"]["metadata"]
+    assert not any(key.startswith("prometheus.io/") for key in portal.get("annotations", {}))
 
 
 @pytest.mark.parametrize("kustomization", OVERLAYS)
@@ -427,7 +465,7 @@ def test_production_scales_each_service_by_one_autoscaler():
     targets = autoscaler_targets(docs)
     expected = {
         name: "ScaledObject" if name in CONSUMERS else "HorizontalPodAutoscaler"
-        for name in SERVICES
+        for name in AUTOSCALED
     }
     assert {name: [kind for kind, _, _ in found] for name, found in targets.items()} == {
         name: [kind] for name, kind in expected.items()
@@ -439,7 +477,7 @@ def test_production_scales_each_service_by_one_autoscaler():
         assert "cpu" in types and "rabbitmq" in types
     deployments = of_kind(docs, "Deployment")
     # The autoscaler owns the count: a count in the Deployment would reset it.
-    assert [name for name in SERVICES if "replicas" in deployments[name]["spec"]] == []
+    assert [name for name in AUTOSCALED if "replicas" in deployments[name]["spec"]] == []
     assert deployments[RELAY]["spec"]["replicas"] == 1
 
 
@@ -449,7 +487,7 @@ def test_dev_runs_one_of_each_without_autoscalers_or_infrastructure():
     assert {
         name: deployment["spec"]["replicas"]
         for name, deployment in of_kind(docs, "Deployment").items()
-    } == {name: 1 for name in PROCESSES}
+    } == {name: 1 for name in DEPLOYMENTS}
     assert not {doc["kind"] for doc in docs} & {"Cluster", "RabbitmqCluster", "ScaledObject"}
 
 
@@ -480,7 +518,8 @@ def test_every_deployment_has_a_disruption_budget_and_a_service(kustomization):
         assert budgets[name]["spec"]["maxUnavailable"] == 1, name
         assert selects(services[name]["spec"]["selector"], labels), name
         ports = {port["port"] for port in services[name]["spec"]["ports"]}
-        assert ports == ({GATEWAY_PORT, OPS_PORT} if name == "gateway" else {OPS_PORT}), name
+        expected = {"gateway": {GATEWAY_PORT, OPS_PORT}, PORTAL: {PORTAL_PORT}}
+        assert ports == expected.get(name, {OPS_PORT}), name
 
 
 # -- security -------------------------------------------------------------------------
@@ -532,19 +571,33 @@ def test_images_are_the_ones_the_dockerfiles_build(kustomization):
 # -- network ------------------------------------------------------------------------------
 
 
-def test_the_ingress_exposes_only_the_api_and_the_gateways_health():
+INGRESS = "ksmart"
+
+
+def test_the_ingress_exposes_the_portal_the_api_and_the_gateways_health():
+    """The site's root is the portal's; /api and /health are the gateway's
+    (longer and exact paths win over the root). Nothing else is exposed."""
+    gateway = {"name": "gateway", "port": {"name": "http"}}
+    portal = {"name": PORTAL, "port": {"name": "http"}}
     for kustomization in OVERLAYS:
-        ingresses = of_kind(rendered(kustomization), "Ingress")
-        assert set(ingresses) == {"gateway"}
-        for rule in ingresses["gateway"]["spec"]["rules"]:
+        docs = rendered(kustomization)
+        ingresses = of_kind(docs, "Ingress")
+        assert set(ingresses) == {INGRESS}
+        services = of_kind(docs, "Service")
+        for rule in ingresses[INGRESS]["spec"]["rules"]:
             paths = {
                 (path["path"], path["pathType"]): path["backend"]["service"]
                 for path in rule["http"]["paths"]
             }
-            assert set(paths) == {("/api", "Prefix"), ("/health", "Exact")}
+            assert paths == {
+                ("/", "Prefix"): portal,
+                ("/api", "Prefix"): gateway,
+                ("/health", "Exact"): gateway,
+            }, kustomization
             for backend in paths.values():
-                assert backend == {"name": "gateway", "port": {"name": "http"}}
-    (tls,) = of_kind(rendered(PRODUCTION), "Ingress")["gateway"]["spec"]["tls"]
+                named = {port["name"] for port in services[backend["name"]]["spec"]["ports"]}
+                assert backend["port"]["name"] in named, backend
+    (tls,) = of_kind(rendered(PRODUCTION), "Ingress")[INGRESS]["spec"]["tls"]
     assert tls["secretName"] == "ksmart-tls"
 
 
@@ -558,6 +611,9 @@ def test_network_policies_deny_ingress_but_to_the_api_and_the_metrics(kustomizat
     gateway = policies["allow-gateway-http"]["spec"]
     assert gateway["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "gateway"
     assert gateway["ingress"] == [{"ports": [{"port": GATEWAY_PORT, "protocol": "TCP"}]}]
+    portal = policies["allow-portal-http"]["spec"]
+    assert portal["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == PORTAL
+    assert portal["ingress"] == [{"ports": [{"port": PORTAL_PORT, "protocol": "TCP"}]}]
     (monitoring,) = policies["allow-monitoring-ops"]["spec"]["ingress"]
     assert monitoring["ports"] == [{"port": OPS_PORT, "protocol": "TCP"}]
     assert monitoring["from"] == [
@@ -580,6 +636,86 @@ def test_the_gateway_keeps_documents_on_a_volume(kustomization):
     # More than one gateway replica (production) needs a volume all can write.
     expected = "ReadWriteMany" if kustomization == PRODUCTION else "ReadWriteOnce"
     assert claim["spec"]["accessModes"] == [expected]
+
+
+# The cluster's DNS, the one destination the portal has besides the gateway.
+DNS_PEER = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+}
+DNS_PORTS = [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
+
+
+def governing(policies: dict[str, dict[str, Any]], labels: dict[str, str], kind: str):
+    """The policies of a type (Ingress, Egress) that select pods so labelled."""
+    return [
+        policy["spec"]
+        for policy in policies.values()
+        if kind in policy["spec"]["policyTypes"]
+        and selects_or_all(policy["spec"]["podSelector"], labels)
+    ]
+
+
+def selects_or_all(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A pod selector: {} selects every pod of the namespace."""
+    assert set(selector) <= {"matchLabels"}, "matchExpressions: extend this test"
+    return all(labels.get(key) == value for key, value in selector.get("matchLabels", {}).items())
+
+
+def admits(rule: dict[str, Any], peer_labels: dict[str, str], port: int) -> bool:
+    """Whether an ingress rule admits a pod of this namespace on a TCP port."""
+    ports = rule.get("ports")
+    if ports and not any(p["port"] == port and p.get("protocol", "TCP") == "TCP" for p in ports):
+        return False
+    peers = rule.get("from")
+    return not peers or any(
+        set(peer) == {"podSelector"} and selects_or_all(peer["podSelector"], peer_labels)
+        for peer in peers
+    )
+
+
+@pytest.mark.parametrize("kustomization", OVERLAYS)
+def test_the_portal_may_send_to_the_gateway_and_dns_only(kustomization):
+    """Every egress rule that governs the portal's pods names the gateway's
+    pods on the API port or the cluster's DNS on 53; some rule governs them
+    (else egress is open); no other workload is held by it; and the
+    gateway's ingress policies admit the portal on the API port."""
+    docs = rendered(kustomization)
+    policies = of_kind(docs, "NetworkPolicy")
+    deployments = of_kind(docs, "Deployment")
+    portal, gateway = pod_labels(deployments[PORTAL]), pod_labels(deployments["gateway"])
+    egress = governing(policies, portal, "Egress")
+    assert egress, "the portal's egress is open"
+    rules = [rule for policy in egress for rule in policy.get("egress", [])]
+    allowed = []
+    for rule in rules:
+        assert rule.get("to") and rule.get("ports"), f"a rule open to any peer or port: {rule}"
+        for peer in rule["to"]:
+            if peer == DNS_PEER:
+                assert rule["ports"] == DNS_PORTS, rule
+                allowed.append("dns")
+            else:
+                assert set(peer) == {"podSelector"}, f"a peer beyond the namespace: {peer}"
+                selected = [
+                    name
+                    for name, workload in workloads(docs).items()
+                    if selects(peer["podSelector"]["matchLabels"], pod_labels(workload))
+                ]
+                assert selected == ["gateway"], peer
+                assert rule["ports"] == [{"port": GATEWAY_PORT, "protocol": "TCP"}], rule
+                allowed.append("gateway")
+    assert sorted(set(allowed)) == ["dns", "gateway"]
+    # The platform's processes keep their open egress (their brokers, databases, providers).
+    for name, workload in workloads(docs).items():
+        if name != PORTAL:
+            assert not governing(policies, pod_labels(workload), "Egress"), name
+    # ... and the gateway lets the portal in.
+    ingress = governing(policies, gateway, "Ingress")
+    assert any(
+        admits(rule, portal, GATEWAY_PORT)
+        for policy in ingress
+        for rule in policy.get("ingress", [])
+    ), "no policy admits the portal to the gateway"
 
 
 # -- the renderer itself -------------------------------------------------------------------

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from ksmart_common.config import OPS_PORTS
+from ksmart_ops.devserver import DEV_INBOX, PORTAL, PORTAL_ADDRESS_ENV
 from tests.support.platform import free_port, running_platform
 from tests.support.processes import processes_with
 
@@ -36,6 +37,7 @@ def environment(tmp_path):
             MARKER: uuid.uuid4().hex,
             "KSMART_DEV_INBOX_SMS_PORT": str(free_port()),
             "KSMART_DEV_INBOX_SMTP_PORT": str(free_port()),
+            PORTAL_ADDRESS_ENV: f"127.0.0.1:{free_port()}",
         }
         try:
             yield env
@@ -88,7 +90,7 @@ def test_a_process_failing_while_the_others_start_takes_them_all_down(environmen
     assert started.returncode == 1, started.stdout
     assert "applications exited with 1; see its log" in started.stderr
     assert "no-such-provider" in (run_dir / "applications.log").read_text()
-    assert len(list(run_dir.glob("*.log"))) == len(OPS_PORTS) + 1  # and the dev inbox
+    assert {log.stem for log in run_dir.glob("*.log")} == {*OPS_PORTS, PORTAL, DEV_INBOX}
     # Stopped and ended before the command returned: nothing for `make stop`.
     assert not processes_of(env)
     assert not list(run_dir.glob("*.pid"))
@@ -101,7 +103,12 @@ def test_make_stop_ends_every_process_that_make_run_started(environment, tmp_pat
     assert started.returncode == 0, started.stderr
     assert "K-Smart is running" in started.stdout
     running = processes_of(environment)
-    assert len(running) == len(OPS_PORTS) + 1, running
+    # A process for each service and the relay, the dev inbox, and the
+    # portal's gunicorn (its master and workers).
+    commands = list(running.values())
+    for name in (*OPS_PORTS, "ksmart_notifications.dev_inbox", "ksmart_portal.wsgi"):
+        assert any(name in command for command in commands), (name, commands)
+    assert len(running) >= len(OPS_PORTS) + 2, running
 
     stopped = devserver("stop", run_dir, environment)
     assert stopped.returncode == 0, stopped.stderr

@@ -24,7 +24,7 @@ from werkzeug.exceptions import HTTPException
 
 from ksmart_common.domain.vocabulary import LANGUAGES, LOCAL_BODY_KINDS, is_file_number
 from ksmart_portal import catalogue_text, files_text, i18n, security
-from ksmart_portal.gateway import Gateway, GatewayUnavailable, Reply
+from ksmart_portal.gateway import Gateway, GatewayUnavailable, Reply, forwarded_for
 from ksmart_portal.language import LANGUAGE_COOKIE, ONE_YEAR_SECONDS, choose_language, safe_next
 from ksmart_portal.problems import FormField, PageErrors, page_errors
 from ksmart_portal.settings import Settings
@@ -134,7 +134,13 @@ def _gateway() -> Gateway:
 
 
 def _call(method: str, path: str, **arguments: Any) -> Reply:
-    return _gateway().call(method, path, language=g.language, **arguments)
+    return _gateway().call(
+        method, path, language=g.language, forwarded_for=_forwarded_for(), **arguments
+    )
+
+
+def _forwarded_for() -> str | None:
+    return forwarded_for(request.headers.get("X-Forwarded-For"), request.remote_addr)
 
 
 # -- signing in: the tokens stay in the encrypted session, on the server's side --
@@ -422,9 +428,16 @@ def _routes(app: Flask) -> None:
         if token is None:
             return _to_sign_in()
         path = f"/files/{file_id}/certificate"
-        pdf = _gateway().download(path, language=g.language, token=token)
+        pdf = _gateway().download(
+            path, language=g.language, token=token, forwarded_for=_forwarded_for()
+        )
         if pdf.status == 401 and _refresh():
-            pdf = _gateway().download(path, language=g.language, token=session["access_token"])
+            pdf = _gateway().download(
+                path,
+                language=g.language,
+                token=session["access_token"],
+                forwarded_for=_forwarded_for(),
+            )
         if pdf.status == 401:
             return _to_sign_in()
         if not pdf.ok or pdf.content_type.split(";")[0].strip() != "application/pdf":

@@ -1,7 +1,12 @@
 """The portal's one door to the platform: the gateway's public HTTP API.
 Every call names the page's language (Accept-Language), and what comes
 back is a Reply: the status, the JSON body (a problem document on an
-error) and the headers the portal uses."""
+error) and the headers the portal uses.
+
+The portal is a proxy for the citizen: it passes on the X-Forwarded-For it
+was given with the address it saw appended, as every proxy does, so that
+the gateway (trusting the portal's network, KSMART_TRUSTED_PROXY) counts
+each citizen's requests, not the portal's, against its per-caller limits."""
 
 from __future__ import annotations
 
@@ -64,12 +69,15 @@ class Gateway:
             session = self._local.session = self._session_factory()
         return session
 
-    def download(self, path: str, *, language: str, token: str) -> Download:
+    def download(
+        self, path: str, *, language: str, token: str, forwarded_for: str | None = None
+    ) -> Download:
         """A binary answer (a PDF), read whole: certificates are small."""
         headers = {
             "Accept-Language": language,
             "Accept": "application/pdf, application/problem+json",
             "Authorization": f"Bearer {token}",
+            **_forwarding(forwarded_for),
         }
         try:
             response = self._session().get(
@@ -98,8 +106,14 @@ class Gateway:
         params: dict[str, str] | None = None,
         json: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        forwarded_for: str | None = None,
     ) -> Reply:
-        headers = {**(headers or {}), "Accept-Language": language, "Accept": "application/json"}
+        headers = {
+            **(headers or {}),
+            "Accept-Language": language,
+            "Accept": "application/json",
+            **_forwarding(forwarded_for),
+        }
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         try:
@@ -124,3 +138,15 @@ class Gateway:
         retry_after = response.headers.get("Retry-After")
         kept = {"Retry-After": retry_after} if retry_after is not None else {}
         return Reply(response.status_code, body, kept)
+
+
+def forwarded_for(received: str | None, peer: str | None) -> str | None:
+    """The X-Forwarded-For to send on: what the portal was given, with the
+    address it saw the request come from appended (None if it saw none)."""
+    if not peer:
+        return received or None
+    return f"{received}, {peer}" if received else peer
+
+
+def _forwarding(value: str | None) -> dict[str, str]:
+    return {"X-Forwarded-For": value} if value else {}

@@ -15,7 +15,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 from ksmart_portal import create_app, i18n
-from ksmart_portal.gateway import Gateway, Reply
+from ksmart_portal.gateway import Gateway, Reply, forwarded_for
 from ksmart_portal.language import choose_language, safe_next
 from ksmart_portal.problems import FormField, page_errors
 from ksmart_portal.security import CONTENT_SECURITY_POLICY, SESSION_COOKIE
@@ -467,3 +467,34 @@ def test_tracking_a_file_by_its_number_says_where_it_is_without_signing_in():
     shapeless = client.get("/track", query_string={"number": "123"})
     assert 'id="number-error-1"' in shapeless.data.decode()
     assert len(fake.sent) == 4, "a number of the wrong shape is answered without a call"
+
+
+# -- the citizen's address, passed on ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("received", "peer", "sent"),
+    [
+        (None, "198.51.100.2", "198.51.100.2"),
+        ("203.0.113.7", "10.244.1.9", "203.0.113.7, 10.244.1.9"),
+        ("203.0.113.7", None, "203.0.113.7"),
+        (None, None, None),
+    ],
+)
+def test_the_address_the_portal_saw_is_appended_to_what_it_was_given(received, peer, sent):
+    assert forwarded_for(received, peer) == sent
+
+
+def test_every_gateway_call_carries_the_citizens_address_not_only_the_portals():
+    """The gateway counts sign-in codes per caller: the caller must be the
+    citizen (as the ingress saw them), not the portal replica."""
+    client, fake = portal({("GET", "/categories"): (200, {"categories": []})})
+    client.get(
+        "/services",
+        headers={"X-Forwarded-For": "203.0.113.7"},
+        environ_base={"REMOTE_ADDR": "10.244.1.9"},
+    )
+    assert fake.sent, "the page asked the gateway nothing"
+    assert {request.headers["X-Forwarded-For"] for request in fake.sent} == {
+        "203.0.113.7, 10.244.1.9"
+    }

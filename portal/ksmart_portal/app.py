@@ -23,7 +23,7 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 
 from ksmart_common.domain.vocabulary import LANGUAGES, LOCAL_BODY_KINDS, is_file_number
-from ksmart_portal import catalogue_text, files_text, i18n, security
+from ksmart_portal import application, catalogue_text, files_text, i18n, security
 from ksmart_portal.gateway import Gateway, GatewayUnavailable, Reply, forwarded_for
 from ksmart_portal.language import LANGUAGE_COOKIE, ONE_YEAR_SECONDS, choose_language, safe_next
 from ksmart_portal.problems import FormField, PageErrors, page_errors
@@ -61,12 +61,22 @@ FILE_CHANGED = i18n.N_(
 )
 ANSWER_FIELDS = {"remarks": FormField("remarks")}
 QR_FIELDS = {"qr_text": FormField("qr_text", i18n.N_("Paste the whole text of the QR code."))}
+CHOOSE_OFFICE = i18n.N_("Choose the local body you are applying to.")
+TOO_LARGE = i18n.N_(
+    "The files you chose are too large: together they may be at most %(size)s MB. "
+    "Go back and choose smaller files, such as a scan at a lower resolution."
+)
 
 
 def create_app(settings: Settings | None = None, gateway: Gateway | None = None) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask(__name__)
-    app.config.update(SECRET_KEY=settings.secret_key, DEVELOPMENT=settings.development)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        DEVELOPMENT=settings.development,
+        # A larger body is refused before it is read (413).
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+    )
     app.session_interface = security.EncryptedCookieSession(settings.secret_key)
     app.extensions["gateway"] = gateway or Gateway(
         settings.gateway_url, settings.gateway_timeout_seconds
@@ -80,7 +90,11 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     )
     app.jinja_env.filters.update(catalogue_text.FILTERS)
     app.jinja_env.filters.update(files_text.FILTERS)
-    app.jinja_env.globals["condition"] = catalogue_text.condition
+    app.jinja_env.globals.update(
+        condition=catalogue_text.condition,
+        answer_only_if=catalogue_text.answer_only_if,
+        attach_only_if=catalogue_text.attach_only_if,
+    )
 
     @app.before_request
     def choose_page_language() -> None:
@@ -114,7 +128,11 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        return render_template("error.html", status=error.code), error.code
+        errors = PageErrors()
+        if error.code == 413:
+            size = f"{settings.max_request_bytes / (1024 * 1024):g}"
+            errors.add(i18n.gettext(TOO_LARGE, size=size))
+        return render_template("error.html", status=error.code, errors=errors), error.code
 
     @app.before_request
     def check_csrf() -> None:
@@ -207,6 +225,43 @@ def _local_body(code: str) -> dict[str, Any]:
     return reply.body if reply.ok else {}
 
 
+def _service_or_404(code: str) -> dict[str, Any]:
+    service = _service(code)
+    if not service:
+        abort(404)
+    return service
+
+
+def _render_application(
+    service: dict[str, Any],
+    sent: Mapping[str, str],
+    kept: Mapping[str, Mapping[str, str]],
+    errors: PageErrors,
+):
+    """The application form, with what was typed and uploaded kept, and
+    every problem in the summary (in the page's order) and beside its field."""
+    order = [
+        application.LOCAL_BODY,
+        *(f.name for f in application.problem_fields(service).values()),
+    ]
+    errors.errors.sort(key=lambda e: order.index(e.field) if e.field in order else -1)
+    bodies = _call("GET", "/local-bodies")
+    offices = application.offices(service, bodies.body.get("local_bodies", []) if bodies.ok else [])
+    offices.sort(key=lambda body: catalogue_text.local(body.get("name")))
+    return render_template(
+        "apply.html",
+        service=service,
+        inputs=application.inputs(service),
+        offices=offices,
+        sent=sent,
+        kept=kept,
+        errors=errors,
+        ids=application,
+        form_value=application.form_value,
+        condition_values=application.condition_values,
+    )
+
+
 def _to_sign_in():
     _forget_tokens()
     return redirect(url_for("sign_in"), code=303)
@@ -286,6 +341,85 @@ def _routes(app: Flask) -> None:
         category = next((c for c in categories if c["code"] == reply.body.get("category")), None)
         return render_template("service.html", service=reply.body, category=category)
 
+    # -- apply for a service ----------------------------------------------------
+
+    @app.get("/services/<code>/apply")
+    def apply(code: str):
+        if _access_token() is None:
+            session["after_sign_in"] = url_for("apply", code=code)
+            return redirect(url_for("sign_in"), code=303)
+        service = _service_or_404(code)
+        return _render_application(service, {}, {}, PageErrors())
+
+    @app.post("/services/<code>/apply")
+    def submit_application(code: str):
+        service = _service_or_404(code)
+        if _access_token() is None:
+            return _to_sign_in()
+        sent = request.form.to_dict()
+        answers = application.typed_answers(service, sent)
+        kept = application.kept_uploads(service, sent)
+        errors = PageErrors()
+        applying = application.documents_that_apply(service, answers)
+        for spec in applying:
+            chosen = request.files.get(application.document_id(spec["code"]))
+            if chosen is None or not chosen.filename:
+                continue
+            uploaded = _call_as_user(
+                "POST", "/documents", params={"filename": chosen.filename}, data=chosen.read()
+            )
+            if uploaded is None or uploaded.status == 401:
+                return _to_sign_in()
+            if uploaded.ok:
+                kept[spec["code"]] = {
+                    "sha256": uploaded.body["sha256"],
+                    "filename": chosen.filename[:100],
+                }
+            else:
+                kept.pop(spec["code"], None)
+                for error in page_errors(uploaded).errors:
+                    errors.add(error.message, application.document_id(spec["code"]))
+        local_body = sent.get(application.LOCAL_BODY, "")
+        if not local_body:
+            errors.add(i18n.gettext(CHOOSE_OFFICE), application.LOCAL_BODY)
+        else:
+            codes = {spec["code"] for spec in applying}
+            reply = _call_as_user(
+                "POST",
+                "/files",
+                json={
+                    "service_code": service["code"],
+                    "local_body": local_body,
+                    "form": answers,
+                    "documents": {c: kept[c]["sha256"] for c in kept if c in codes},
+                },
+            )
+            if reply is None or reply.status == 401:
+                return _to_sign_in()
+            if reply.ok:
+                return redirect(url_for("applied", file_id=reply.body["file_id"]), code=303)
+            placed = {error.field for error in errors.errors}
+            for error in page_errors(reply, application.problem_fields(service)).errors:
+                if error.field is None or error.field not in placed:
+                    errors.add(error.message, error.field)
+        return _render_application(service, sent, kept, errors), 400
+
+    @app.get("/applied/<uuid:file_id>")
+    def applied(file_id):
+        reply = _call_as_user("GET", f"/files/{file_id}")
+        if reply is None or reply.status == 401:
+            return _to_sign_in()
+        if not reply.ok:
+            abort(404)
+        service = _service(str(reply.body.get("service_code", "")))
+        return render_template(
+            "applied.html",
+            file=reply.body,
+            service_name=catalogue_text.local(service.get("name"))
+            or reply.body.get("service_code"),
+            next_step=files_text.next_step(reply.body, service),
+        )
+
     # -- sign in with a one-time code, sign out --------------------------------
 
     @app.route("/sign-in", methods=["GET", "POST"])
@@ -326,7 +460,8 @@ def _routes(app: Flask) -> None:
                 _keep_tokens(reply.body)
                 session["signed_in_as"] = challenge["sent_to"]
                 security.renew_csrf_token()
-                return redirect(url_for("account"), code=303)
+                after = session.pop("after_sign_in", None)
+                return redirect(safe_next(after) if after else url_for("account"), code=303)
             if reply.status == 401:
                 errors.add(i18n.gettext(WRONG_CODE), "code")
             else:

@@ -62,8 +62,16 @@ def local_body_kind(kind: str) -> str:
     return gettext(LOCAL_BODY_KIND_NAMES[kind]) if kind in LOCAL_BODY_KIND_NAMES else kind
 
 
-def condition(rule: Mapping[str, Any] | None, service: Mapping[str, Any]) -> str:
-    """ "Only when 'Place of birth' is 'Hospital'", from a definition's rule."""
+ONLY_WHEN = N_("Only when “%(field)s” is %(values)s")
+ANSWER_ONLY_IF = N_("Answer this only if “%(field)s” is %(values)s.")
+ATTACH_ONLY_IF = N_("Attach this only if “%(field)s” is %(values)s.")
+
+
+def condition(
+    rule: Mapping[str, Any] | None, service: Mapping[str, Any], wording: str = ONLY_WHEN
+) -> str:
+    """ "Only when 'Place of birth' is 'Hospital'", from a definition's rule;
+    `wording` says it another way (ANSWER_ONLY_IF, ATTACH_ONLY_IF)."""
     if not rule:
         return ""
     field = next((f for f in service.get("fields", []) if f["name"] == rule.get("field")), {})
@@ -77,10 +85,17 @@ def condition(rule: Mapping[str, Any] | None, service: Mapping[str, Any]) -> str
     label = local(field.get("label")) or str(rule.get("field"))
     if "in" in rule:
         values = gettext(" or ").join(answer(value) for value in rule["in"])
-        return gettext("Only when “%(field)s” is %(values)s", field=label, values=values)
-    return gettext(
-        "Only when “%(field)s” is %(values)s", field=label, values=answer(rule.get("equals"))
-    )
+    else:
+        values = answer(rule.get("equals"))
+    return gettext(wording, field=label, values=values)
+
+
+def answer_only_if(rule: Mapping[str, Any] | None, service: Mapping[str, Any]) -> str:
+    return condition(rule, service, ANSWER_ONLY_IF)
+
+
+def attach_only_if(rule: Mapping[str, Any] | None, service: Mapping[str, Any]) -> str:
+    return condition(rule, service, ATTACH_ONLY_IF)
 
 
 FILTERS = {

@@ -105,15 +105,19 @@ class Gateway:
         token: str | None = None,
         params: dict[str, str] | None = None,
         json: dict[str, Any] | None = None,
+        data: bytes | None = None,
         headers: dict[str, str] | None = None,
         forwarded_for: str | None = None,
     ) -> Reply:
+        """One JSON call; `data` sends raw bytes instead (a document's upload)."""
         headers = {
             **(headers or {}),
             "Accept-Language": language,
             "Accept": "application/json",
             **_forwarding(forwarded_for),
         }
+        if data is not None:
+            headers["Content-Type"] = "application/octet-stream"
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         try:
@@ -122,6 +126,7 @@ class Gateway:
                 f"{self.base_url}{API_PREFIX}{path}",
                 params=params,
                 json=json,
+                data=data,
                 headers=headers,
                 timeout=self.timeout,
             )

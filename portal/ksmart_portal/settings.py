@@ -14,6 +14,10 @@ DEVELOPMENT_ENV = "KSMART_PORTAL_DEVELOPMENT"
 ADDRESS_ENV = "KSMART_PORTAL_ADDRESS"
 DEFAULT_ADDRESS = "127.0.0.1:8080"
 DEFAULT_GATEWAY_URL = "http://127.0.0.1:8000"
+MAX_REQUEST_BYTES_ENV = "KSMART_PORTAL_MAX_REQUEST_BYTES"
+# An application's documents together (a service asks for a few, each up
+# to a few MB); a larger request is refused before it is read.
+DEFAULT_MAX_REQUEST_BYTES = 30 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,7 @@ class Settings:
     # Secure; everywhere else they are.
     development: bool
     gateway_timeout_seconds: float = 10.0
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -40,4 +45,7 @@ class Settings:
             gateway_url=environ.get(GATEWAY_URL_ENV, DEFAULT_GATEWAY_URL).rstrip("/"),
             secret_key=secret_key,
             development=development,
+            max_request_bytes=int(
+                environ.get(MAX_REQUEST_BYTES_ENV, "") or DEFAULT_MAX_REQUEST_BYTES
+            ),
         )

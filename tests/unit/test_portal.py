@@ -4,6 +4,8 @@ the portal sent. No platform, no browser."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import re
 from collections.abc import Callable
@@ -498,3 +500,260 @@ def test_every_gateway_call_carries_the_citizens_address_not_only_the_portals():
     assert {request.headers["X-Forwarded-For"] for request in fake.sent} == {
         "203.0.113.7, 10.244.1.9"
     }
+
+
+# -- applying for a service ----------------------------------------------------
+
+DEFINITION = json.loads(
+    (
+        PORTAL.parents[1]
+        / "services/catalogue/ksmart_catalogue/definitions/birth-certificate/v1.json"
+    ).read_text()
+)
+DEFINITION = {
+    **DEFINITION,
+    "fields": [
+        *DEFINITION["fields"],
+        {"name": "copies", "type": "integer", "required": False, "label": {"en": "Copies"}},
+    ],
+}
+OFFICES = {
+    "local_bodies": [
+        {"code": "KL-EKM-KOC", "type": "corporation", "name": {"en": "Kochi Corporation"}},
+        {"code": "KL-EKM-BLK", "type": "block_panchayat", "name": {"en": "Vypeen Block"}},
+    ]
+}
+PDF = b"%PDF-1.4\n%%EOF\n"
+
+
+def applying(routes=None) -> tuple:
+    return signed_in(
+        {
+            ("GET", "/services/birth-certificate"): (200, DEFINITION),
+            ("GET", "/local-bodies"): (200, OFFICES),
+            **(routes or {}),
+        }
+    )
+
+
+def post_application(client, answers: dict, **arguments):
+    """The form, sent with its CSRF token and the Kochi corporation chosen."""
+    token = csrf_of(client.get("/services/birth-certificate/apply").data)
+    data = {"csrf_token": token, "local_body": "KL-EKM-KOC", **answers}
+    return client.post("/services/birth-certificate/apply", data=data, **arguments)
+
+
+def test_the_form_is_built_from_the_definition_with_the_right_input_for_each_type():
+    client, _ = applying()
+    page = client.get("/services/birth-certificate/apply")
+    assert page.status_code == 200
+    text = page.data.decode()
+    expected = (
+        'enctype="multipart/form-data"',
+        'name="csrf_token"',
+        # the right input for each type
+        'type="radio" id="field-sex" name="field-sex" value="male"',
+        'id="field-date_of_birth" name="field-date_of_birth" value="" type="date"',
+        'name="field-phone" value="" type="tel" autocomplete="tel"',
+        'name="field-email" value="" type="email" autocomplete="email"',
+        'name="field-copies" value="" type="text" inputmode="numeric"',
+        'name="field-applicant_abroad" value="yes"',
+        'type="file" id="document-parent_identity_proof"',
+        "Name of the child (optional)",
+        # conditions: a plain hint for everyone, data for the little script
+        "Answer this only if “Place of birth” is Hospital or health institution.",
+        'data-condition-field="field-place_of_birth" data-condition-values="hospital"',
+        'data-condition-field="field-applicant_abroad" data-condition-values="yes"',
+        "Attach this only if “I am applying from outside India” is Yes.",
+        # only the offices that offer the service, from the directory
+        "Kochi Corporation",
+    )
+    assert [snippet for snippet in expected if snippet not in text] == []
+    assert "Mother&#39;s name (optional)" not in text and "Vypeen Block" not in text
+    assert "<script" in text and "conditions.js" in text and "<script>" not in text
+
+
+def test_applying_needs_a_session_and_comes_back_after_signing_in():
+    client, _ = portal(
+        {
+            ("POST", "/auth/otp"): (202, CHALLENGE),
+            ("POST", "/auth/otp/verify"): (200, TOKENS),
+        }
+    )
+    page = client.get("/services/birth-certificate/apply")
+    assert page.status_code == 303 and page.headers["Location"] == "/sign-in"
+    token = csrf_of(client.get("/sign-in").data)
+    client.post("/sign-in", data={"contact": "+971501234567", "csrf_token": token})
+    back = client.post("/sign-in/code", data={"code": "123456", "csrf_token": token})
+    assert back.headers["Location"] == "/services/birth-certificate/apply"
+
+
+def test_answers_are_typed_conditions_settle_what_is_sent_and_uploads_carry_the_token():
+    uploaded = []
+
+    def upload(request):
+        uploaded.append(request)
+        return 201, {
+            "sha256": hashlib.sha256(request.body).hexdigest(),
+            "media_type": "application/pdf",
+            "size_bytes": len(request.body),
+        }
+
+    client, fake = applying(
+        {
+            ("POST", "/documents"): upload,
+            ("POST", "/files"): (201, {"file_id": FILE_ID, "file_number": NUMBER}),
+            ("GET", f"/files/{FILE_ID}"): (200, _file()),
+        }
+    )
+    sent = post_application(
+        client,
+        {
+            "field-sex": "female",
+            "field-place_of_birth": "home",
+            "field-hospital_name": "typed before changing my mind",
+            "field-applicant_abroad": "no",
+            "field-copies": "2",
+            "field-child_name": "  ",
+            "document-parent_identity_proof": (io.BytesIO(PDF), "aadhaar.pdf"),
+            "document-birth_declaration": (io.BytesIO(PDF + b"2"), "declaration.pdf"),
+            "document-hospital_birth_report": (io.BytesIO(PDF + b"3"), "not-needed.pdf"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert sent.status_code == 303 and sent.headers["Location"] == f"/applied/{FILE_ID}"
+    assert [r.headers["Authorization"] for r in uploaded] == ["Bearer access-1"] * 2
+    assert {r.headers["Content-Type"] for r in uploaded} == {"application/octet-stream"}
+    assert sorted(r.path_url for r in uploaded) == [
+        "/api/v1/documents?filename=aadhaar.pdf",
+        "/api/v1/documents?filename=declaration.pdf",
+    ]
+    application = json.loads(next(r for r in fake.sent if r.path_url == "/api/v1/files").body)
+    assert application == {
+        "service_code": "birth-certificate",
+        "local_body": "KL-EKM-KOC",
+        "form": {"sex": "female", "place_of_birth": "home", "applicant_abroad": False, "copies": 2},
+        "documents": {
+            "parent_identity_proof": hashlib.sha256(PDF).hexdigest(),
+            "birth_declaration": hashlib.sha256(PDF + b"2").hexdigest(),
+        },
+    }
+    confirmation = client.get(sent.headers["Location"]).data.decode()
+    assert NUMBER in confirmation and f'href="/files/{FILE_ID}"' in confirmation
+    assert 'href="/files"' in confirmation
+
+
+def test_every_problem_is_shown_beside_its_field_and_the_answers_and_uploads_are_kept():
+    problems = {
+        "type": "about:blank",
+        "title": "The application has problems",
+        "status": 422,
+        "problems": [
+            {
+                "field": "documents.parent_identity_proof",
+                "code": "document_missing",
+                "message": "Identity document: upload it",
+            },
+            {
+                "field": "form.date_of_birth",
+                "code": "required",
+                "message": "Date of birth: required",
+            },
+            {"field": "form.copies", "code": "not_integer", "message": "Copies: a whole number"},
+            {"field": "form.sex", "code": "required", "message": "Sex of the child: required"},
+            {"field": "form", "code": "x", "message": "the form as a whole"},
+        ],
+    }
+    sha = hashlib.sha256(PDF).hexdigest()
+    client, fake = applying({("POST", "/files"): (422, problems)})
+    client.get("/language/ml")
+    page = post_application(
+        client,
+        {
+            "field-mother_name": "Asha <Menon>",
+            "field-copies": "two",
+            "field-place_of_birth": "home",
+            "uploaded-birth_declaration": sha,
+            "uploaded-name-birth_declaration": "declaration.pdf",
+        },
+    )
+    assert page.status_code == 400
+    filed = next(r for r in fake.sent if r.path_url == "/api/v1/files")
+    assert filed.headers["Accept-Language"] == "ml"
+    body = json.loads(filed.body)
+    assert body["form"]["copies"] == "two" and body["documents"] == {"birth_declaration": sha}
+    text = page.data.decode()
+    start = text.index('class="error-summary"')
+    summary = text[start : text.index("</ul>", start)]
+    # in the page's order, each linking to its field
+    assert re.findall(r'<a href="#([\w-]+)">', summary) == [
+        "field-sex",
+        "field-date_of_birth",
+        "field-copies",
+        "document-parent_identity_proof",
+    ]
+    assert "the form as a whole" in summary
+    for field in ("field-sex", "field-date_of_birth", "field-copies"):
+        assert f'id="{field}-error-1"' in text
+    assert 'id="document-parent_identity_proof-error-1"' in text
+    assert 'value="Asha &lt;Menon&gt;"' in text and 'value="two"' in text
+    assert 'value="home" checked' in text
+    assert f'name="uploaded-birth_declaration" value="{sha}"' in text
+    assert "declaration.pdf" in text and "access-1" not in text
+
+
+def test_no_office_chosen_is_a_problem_of_the_page_and_nothing_is_filed():
+    client, fake = applying()
+    page = post_application(client, {"local_body": ""})
+    assert page.status_code == 400
+    assert '<a href="#local_body">Choose the local body you are applying to.' in page.data.decode()
+    assert all(r.path_url != "/api/v1/files" for r in fake.sent)
+
+
+def test_a_refused_upload_goes_beside_its_document():
+    client, _ = applying(
+        {
+            ("POST", "/documents"): (
+                422,
+                {"status": 422, "problems": [{"field": "body", "message": "not a PDF"}]},
+            ),
+            ("POST", "/files"): (
+                422,
+                {
+                    "status": 422,
+                    "problems": [
+                        {"field": "documents.parent_identity_proof", "message": "missing"}
+                    ],
+                },
+            ),
+        }
+    )
+    page = post_application(
+        client,
+        {
+            "document-parent_identity_proof": (io.BytesIO(b"MZ"), "virus.exe"),
+        },
+        content_type="multipart/form-data",
+    )
+    text = page.data.decode()
+    assert '<a href="#document-parent_identity_proof">not a PDF</a>' in text
+    assert ">missing<" not in text
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read():
+    fake = FakeGateway({})
+    settings = Settings(
+        gateway_url="http://gateway.invalid",
+        secret_key="k" * 64,
+        development=True,
+        max_request_bytes=1024 * 1024,
+    )
+    app = create_app(settings, Gateway(settings.gateway_url))
+    page = app.test_client().post(
+        "/services/birth-certificate/apply",
+        data=b"x" * (2 * 1024 * 1024),
+        content_type="application/octet-stream",
+    )
+    assert page.status_code == 413
+    assert "together they may be at most 1 MB" in page.data.decode()
+    assert fake.sent == []

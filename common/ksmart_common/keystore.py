@@ -103,7 +103,8 @@ class KeyStore:
         # replica. Advisory locks are per database and need no privilege.
         self._first_key_lock = int.from_bytes(table.encode("ascii")[:7], "big")
         self._recorded: set[str] = set()
-        self._live = " AND retired_at IS NULL" if retirable else ""
+        # The keys still published: all of them, unless keys can be retired.
+        self._live = "retired_at IS NULL" if retirable else "TRUE"
 
     def environment_key(self, environ: Mapping[str, str] | None = None) -> SigningKey | None:
         pem = pem_from_environment(self.environment_variable, environ)
@@ -156,11 +157,11 @@ class KeyStore:
         before it signs anything."""
         active = self.active_key(engine, environ)
         keys = {active.kid: active.public_jwk}
-        where = " WHERE retired_at IS NULL" if self.retirable else ""
         with engine.connect() as conn:
             rows = conn.execute(
                 sa.text(
-                    f"SELECT kid, public_jwk FROM {self.table}{where} ORDER BY created_at DESC, kid"
+                    f"SELECT kid, public_jwk FROM {self.table} WHERE {self._live} "
+                    "ORDER BY created_at DESC, kid"
                 )
             )
             for kid, jwk in rows:
@@ -171,7 +172,7 @@ class KeyStore:
         row = conn.execute(
             sa.text(
                 f"SELECT kid, private_key_pem FROM {self.table} "
-                f"WHERE private_key_pem IS NOT NULL{self._live} "
+                f"WHERE private_key_pem IS NOT NULL AND {self._live} "
                 "ORDER BY created_at DESC, kid LIMIT 1"
             )
         ).one_or_none()

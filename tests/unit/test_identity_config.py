@@ -2,6 +2,7 @@
 
 import pytest
 
+from ksmart_common.keystore import pem_from_environment
 from ksmart_identity import config
 
 
@@ -22,11 +23,16 @@ def test_a_nonsensical_lifetime_is_a_startup_error(monkeypatch, value):
 def test_a_signing_key_may_be_given_on_one_line_with_escaped_newlines():
     pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n"
     one_line = pem.replace("\n", "\\n")
-    assert config.signing_key_pem({config.SIGNING_KEY_ENV: one_line}) == pem.strip()
-    assert config.signing_key_pem({config.SIGNING_KEY_ENV: pem}) == pem.strip()
+    assert (
+        pem_from_environment(config.SIGNING_KEY_ENV, {config.SIGNING_KEY_ENV: one_line})
+        == pem.strip()
+    )
+    assert (
+        pem_from_environment(config.SIGNING_KEY_ENV, {config.SIGNING_KEY_ENV: pem}) == pem.strip()
+    )
 
 
 @pytest.mark.parametrize("value", [None, "", " \n"])
 def test_no_signing_key_means_stored_keys(value):
     environ = {} if value is None else {config.SIGNING_KEY_ENV: value}
-    assert config.signing_key_pem(environ) is None
+    assert pem_from_environment(config.SIGNING_KEY_ENV, environ) is None

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from ksmart_common.config import env
-from ksmart_common.keystore import pem_from_environment
 
 SIGNING_KEY_ENV = "KSMART_IDENTITY_SIGNING_KEY"
 ACCESS_TOKEN_TTL_ENV = "KSMART_ACCESS_TOKEN_TTL_SECONDS"
@@ -20,8 +17,3 @@ def access_token_ttl_seconds() -> int:
     if ttl <= 0:
         raise ValueError(f"{ACCESS_TOKEN_TTL_ENV} must be a positive number of seconds")
     return ttl
-
-
-def signing_key_pem(environ: Mapping[str, str] | None = None) -> str | None:
-    """The Ed25519 private key (PEM) given by the operator, if any."""
-    return pem_from_environment(SIGNING_KEY_ENV, environ)

@@ -104,11 +104,25 @@ def axe() -> Axe:
 class Visit:
     """A browser page at one width, that checks accessibility on each page."""
 
-    def __init__(self, page, axe: Axe, url: str, width: int, language: str) -> None:
+    def __init__(
+        self, page, axe: Axe, url: str, width: int, language: str, javascript: bool = True
+    ) -> None:
         self.page, self.axe, self.url = page, axe, url
-        self.width, self.language = width, language
+        self.width, self.language, self.javascript = width, language, javascript
 
     def check(self, screenshot: str | None = None) -> None:
+        """axe-core on the page and, at 360 px, its screenshot. Both need the
+        page's JavaScript (axe runs in the page): a visit with JavaScript off
+        checks that the journey works, and the same pages are checked and
+        pictured on the visits with it on."""
+        if not self.javascript:
+            return
+        self._accessible()
+        if screenshot and self.width == 360:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            self.page.screenshot(path=SCREENSHOTS / f"{screenshot}-{self.language}-360.png")
+
+    def _accessible(self) -> None:
         results = self.axe.run(self.page)
         serious = [
             (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
@@ -116,20 +130,25 @@ class Visit:
             if v["impact"] in SERIOUS
         ]
         assert serious == [], f"{self.page.url}: {serious}"
-        if screenshot and self.width == 360:
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=SCREENSHOTS / f"{screenshot}-{self.language}-360.png")
 
 
-@pytest.fixture(params=[("en", 360), ("ml", 360), ("en", 1280), ("ml", 1280)], ids=str)
+# Each journey in both languages, on a phone and a desk; and once more with
+# JavaScript off, as every page must work without it.
+VISITS = [("en", 360), ("ml", 360), ("en", 1280), ("ml", 1280), ("en", 360, "no-js")]
+
+
+@pytest.fixture(params=VISITS, ids=str)
 def visit(request, browser, axe, portal_platform):
-    language, width = request.param
+    language, width, *how = request.param
+    javascript = "no-js" not in how
     url = portal_platform[0]
-    context = browser.new_context(viewport={"width": width, "height": 800})
+    context = browser.new_context(
+        viewport={"width": width, "height": 800}, java_script_enabled=javascript
+    )
     page = context.new_page()
     page.set_default_timeout(15000)
     page.goto(f"{url}/")
     if language == "ml":
         page.get_by_role("link", name="മലയാളം").click()
-    yield Visit(page, axe, url, width, language)
+    yield Visit(page, axe, url, width, language, javascript)
     context.close()

@@ -19,7 +19,9 @@ from tests.support.inbox import phone_number
 SERVICE = "birth-certificate"
 
 
-@pytest.mark.parametrize("visit", [("en", 360), ("ml", 360)], indirect=True, ids=str)
+@pytest.mark.parametrize(
+    "visit", [("en", 360), ("ml", 360), ("en", 360, "no-js")], indirect=True, ids=str
+)
 def test_a_citizen_applies_sees_every_problem_at_once_then_files(visit, portal_platform, tmp_path):
     page, language = visit.page, visit.language
     _url, inbox, platform = portal_platform

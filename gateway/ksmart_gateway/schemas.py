@@ -71,6 +71,17 @@ class LogoutResponse(Schema):
     ended = fields.Boolean(required=True)
 
 
+class CallerResponse(Schema):
+    """Who the token speaks for, as the gateway verified it: what a client
+    needs to choose which pages to offer, without reading the token itself."""
+
+    user_id = fields.String(required=True)
+    username = fields.String(required=True)
+    roles = fields.List(fields.String(), required=True)
+    local_body = fields.String(allow_none=True, required=True)
+    wards = fields.List(fields.Integer(), required=True)
+
+
 STAFF_KINDS = ("official", "auditor", "administrator")
 
 

@@ -102,3 +102,23 @@ class SessionEndpoints:
         if principal.session_id is None:
             return ApiResult({"ended": False})
         return ApiResult(call(self.identity.logout, principal.session_id))
+
+    @api(
+        "GET",
+        f"{PREFIX}/me",
+        summary="Who the caller is: user id, name, roles, local body and wards, "
+        "as the token says",
+        allowed_roles=ANY_USER,
+        response=schemas.CallerResponse,
+        tag="auth",
+    )
+    def me(self, request, principal):
+        return ApiResult(
+            {
+                "user_id": principal.user_id,
+                "username": principal.username,
+                "roles": list(principal.roles),
+                "local_body": principal.local_body,
+                "wards": list(principal.wards),
+            }
+        )

@@ -66,7 +66,7 @@ def _sign_in(page, language: str, inbox, phone: str) -> None:
         wait_for(code, timeout=30, message="the sign-in code")
     )
     page.get_by_role("button", name=text(language, "Sign in")).click()
-    expect(page.get_by_role("heading", level=1)).to_have_text(text(language, "Your account"))
+    expect(page.get_by_role("heading", level=1)).to_have_text(text(language, "Your files"))
 
 
 def test_my_files_a_files_timeline_its_certificate_and_tracking_it(visit, portal_platform):

@@ -64,6 +64,11 @@ def test_sign_in_with_a_code_sent_to_a_phone_and_sign_out(visit, portal_platform
         CODE.search(message["text"]).group(1)
     )
     page.get_by_role("button", name=text(language, "Sign in")).click()
+    # A citizen's first page is their files; the account is one link away.
+    expect(page.get_by_role("heading", level=1)).to_have_text(text(language, "Your files"))
+    page.get_by_role("navigation", name=text(language, "Account")).get_by_role(
+        "link", name=text(language, "Your account")
+    ).click()
     expect(page.get_by_role("heading", level=1)).to_have_text(text(language, "Your account"))
     visit.check("account")
     session = next(c for c in page.context.cookies() if c["name"] == SESSION_COOKIE)

@@ -235,6 +235,16 @@ def test_refresh_rotates_the_token_and_a_reused_one_ends_the_session(platform):
     assert latest.status_code == 401
 
 
+def test_me_says_who_the_token_speaks_for(platform):
+    tokens = _password_sign_in(platform, "clerk.kochi", platform.password).json()
+    me = requests.get(_url(platform, "/me"), headers=_bearer(tokens["access_token"]), timeout=10)
+    assert me.status_code == 200, me.text
+    assert me.json()["username"] == "clerk.kochi"
+    assert me.json()["roles"] == ["clerk"]
+    assert me.json()["local_body"] == "KL-EKM-KOC"
+    assert requests.get(_url(platform, "/me"), timeout=10).status_code == 401
+
+
 def test_logout_ends_the_session_and_its_tokens(platform, codes):
     tokens = _sign_in(platform, codes, phone=_phone())
     access = tokens["access_token"]

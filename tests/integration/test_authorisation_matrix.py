@@ -42,6 +42,7 @@ MATRIX = {
     ("POST", "/api/v1/auth/otp/verify"): PUBLIC,
     ("POST", "/api/v1/auth/refresh"): PUBLIC,
     ("POST", "/api/v1/auth/logout"): OFFICIALS | CITIZEN | AUDITOR | ADMINISTRATOR,
+    ("GET", "/api/v1/me"): OFFICIALS | CITIZEN | AUDITOR | ADMINISTRATOR,
     ("GET", "/api/v1/categories"): PUBLIC,
     ("GET", "/api/v1/services"): PUBLIC,
     ("GET", "/api/v1/services/{code}"): PUBLIC,

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import requests
 from babel.messages.extract import extract_from_dir
-from babel.messages.pofile import read_po
 
 from ksmart_portal import create_app, i18n
 from ksmart_portal.gateway import Gateway, Reply, forwarded_for
@@ -58,8 +57,17 @@ class FakeGateway(requests.adapters.BaseAdapter):
         pass
 
 
+CITIZEN_ME = {
+    "user_id": "u-1",
+    "username": "+971501234567",
+    "roles": ["citizen"],
+    "local_body": None,
+    "wards": [],
+}
+
+
 def portal(routes) -> tuple:
-    fake = FakeGateway(routes)
+    fake = FakeGateway({("GET", "/me"): (200, CITIZEN_ME), **routes})
 
     def session() -> requests.Session:
         made = requests.Session()
@@ -111,7 +119,9 @@ def test_signing_in_keeps_the_tokens_out_of_the_browser_and_sign_out_ends_the_se
     assert b"+97150*****67" in page.data
     signed_in = client.post("/sign-in/code", data={"code": "123 456", "csrf_token": token})
     assert signed_in.status_code == 303
-    assert json.loads(fake.sent[-1].body) == {"challenge_id": "c-1", "code": "123456"}
+    assert signed_in.headers["Location"] == "/files", "a citizen's first page is their files"
+    assert json.loads(fake.sent[-2].body) == {"challenge_id": "c-1", "code": "123456"}
+    assert fake.sent[-1].path_url == "/api/v1/me", "who signed in is asked once, kept"
     renewed = csrf_of(client.get("/account").data)
     assert renewed != token, "signing in renews the CSRF token"
     cookie = client.get_cookie(SESSION_COOKIE)
@@ -124,6 +134,33 @@ def test_signing_in_keeps_the_tokens_out_of_the_browser_and_sign_out_ends_the_se
     assert fake.sent[-1].path_url == "/api/v1/auth/logout"
     assert fake.sent[-1].headers["Authorization"] == "Bearer access-1"
     assert client.get("/account").status_code == 303
+
+
+def test_staff_sign_in_with_a_password_and_a_wrong_one_says_so_beside_the_field():
+    clerk = {**CITIZEN_ME, "username": "clerk.kochi", "roles": ["clerk"], "local_body": "KL-EKM-KOC"}
+
+    def token(request):
+        sent = json.loads(request.body)
+        if sent["password"] != "right":
+            return 401, {"title": "Unauthenticated", "detail": "bad username or password"}
+        return 200, TOKENS
+
+    client, fake = portal({("POST", "/auth/token"): token, ("GET", "/me"): (200, clerk)})
+    form = {"csrf_token": csrf_of(client.get("/staff/sign-in").data)}
+    empty = client.post("/staff/sign-in", data=form)
+    assert empty.status_code == 400 and fake.sent == []
+    assert empty.data.count(b'class="error-message"') == 2, "both fields named at once"
+    wrong = client.post("/staff/sign-in", data={**form, "username": "clerk.kochi", "password": "x"})
+    assert wrong.status_code == 400
+    assert b'aria-describedby="password-error-1"' in wrong.data
+    assert b'value="clerk.kochi"' in wrong.data and b'value="x"' not in wrong.data
+    right = client.post(
+        "/staff/sign-in", data={**form, "username": "clerk.kochi", "password": "right"}
+    )
+    assert right.status_code == 303
+    account = client.get("/account").data.decode()
+    assert "clerk.kochi" in account
+    assert 'href="/files"' not in account, "a clerk has no files of their own"
 
 
 def test_an_expired_access_token_is_refreshed_on_the_server_side():
@@ -223,8 +260,7 @@ def test_every_text_in_the_templates_and_code_is_in_both_catalogues():
         )
     }
     for language in ("en", "ml"):
-        with i18n.catalogue_path(language).open("rb") as source:
-            catalogue = read_po(source)
+        catalogue = i18n.read_catalogue(language)
         known = {m.id if isinstance(m.id, str) else m.id[0] for m in catalogue if m.id}
         assert extracted - known == set(), language
         if language == "ml":

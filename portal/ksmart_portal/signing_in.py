@@ -10,12 +10,16 @@ from ksmart_portal.language import safe_next
 from ksmart_portal.navigation import landing
 from ksmart_portal.problems import FormField, PageErrors, page_errors
 
-CONTACT_HINT = i18n.N_(
-    "A mobile number with its country code, like +971501234567, or an email address."
+# The field's hint says what to type; its errors say what was wrong, not
+# the hint again (a screen reader reads both).
+CONTACT_NEEDED = i18n.N_("Enter your mobile number or your email address.")
+PHONE_NOT_UNDERSTOOD = i18n.N_(
+    "This is not a mobile number we can send to: start with + and the country code."
 )
+EMAIL_NOT_UNDERSTOOD = i18n.N_("This is not an email address: it needs a name, @ and a domain.")
 SIGN_IN_FIELDS = {
-    "phone": FormField("contact", CONTACT_HINT),
-    "email": FormField("contact", CONTACT_HINT),
+    "phone": FormField("contact", PHONE_NOT_UNDERSTOOD),
+    "email": FormField("contact", EMAIL_NOT_UNDERSTOOD),
 }
 CODE_FIELDS = {
     "code": FormField("code", i18n.N_("Enter the 6 digits of the code we sent you.")),
@@ -40,7 +44,7 @@ def register(app: Flask) -> None:
         errors = PageErrors()
         if request.method == "POST":
             if not contact:
-                errors.add(i18n.gettext(CONTACT_HINT), "contact")
+                errors.add(i18n.gettext(CONTACT_NEEDED), "contact")
             else:
                 key = "email" if "@" in contact else "phone"
                 reply = calls.call("POST", "/auth/otp", json={key: contact, "language": g.language})

@@ -229,12 +229,17 @@ def test_problems_go_beside_their_fields_and_into_the_summary_in_the_pages_langu
     page = client.post("/sign-in", data={"contact": "12", "csrf_token": token})
     assert fake.sent[-1].headers["Accept-Language"] == "ml"
     text = page.data.decode()
-    expected = i18n.load_catalogues()["ml"].gettext(
-        "A mobile number with its country code, like +971501234567, or an email address."
+    ml = i18n.load_catalogues()["ml"]
+    expected = ml.gettext(
+        "This is not a mobile number we can send to: start with + and the country code."
     )
     assert page.status_code == 400
     assert 'class="error-summary"' in text and '<a href="#contact">' + expected in text
     assert 'id="contact-error-1"' in text and 'aria-invalid="true"' in text
+    hint = ml.gettext(
+        "A mobile number with its country code, like +971501234567, or an email address."
+    )
+    assert text.count(hint) == 1, "the error says what was wrong, not the hint again"
 
 
 def test_a_problem_no_form_field_owns_and_a_refusal_by_status_still_show():

@@ -6,16 +6,24 @@ error) and the headers the portal uses.
 The portal is a proxy for the citizen: it passes on the X-Forwarded-For it
 was given with the address it saw appended, as every proxy does, so that
 the gateway (trusting the portal's network, KSMART_TRUSTED_PROXY) counts
-each citizen's requests, not the portal's, against its per-caller limits."""
+each citizen's requests, not the portal's, against its per-caller limits.
+
+Anonymous GETs whose answers the gateway marks public (the catalogue, the
+directory) go through the process's HTTP cache (ksmart_portal.http_cache);
+a call with a token never does."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
+
+from ksmart_portal.http_cache import HttpCache, Kept, shared_lifetime
 
 API_PREFIX = "/api/v1"
 # A file name the portal passes on: plain characters only, never a header's worth.
@@ -57,10 +65,13 @@ class Gateway:
         base_url: str,
         timeout: float = 10.0,
         session_factory=requests.Session,
+        cache: HttpCache | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._session_factory = session_factory
+        # One cache for the process, shared by its threads.
+        self.cache = cache if cache is not None else HttpCache()
         self._local = threading.local()  # a requests.Session is not shared by threads
 
     def _session(self) -> requests.Session:
@@ -70,23 +81,23 @@ class Gateway:
         return session
 
     def download(
-        self, path: str, *, language: str, token: str, forwarded_for: str | None = None
+        self,
+        path: str,
+        *,
+        language: str,
+        token: str,
+        forwarded_for: str | None = None,
+        accept: str = "application/pdf",
     ) -> Download:
-        """A binary answer (a PDF), read whole: certificates are small."""
+        """A binary answer (a certificate's PDF, a file's document), read
+        whole: certificates are small, documents at most 25 MiB."""
         headers = {
             "Accept-Language": language,
-            "Accept": "application/pdf, application/problem+json",
+            "Accept": f"{accept}, application/problem+json",
             "Authorization": f"Bearer {token}",
             **_forwarding(forwarded_for),
         }
-        try:
-            response = self._session().get(
-                f"{self.base_url}{API_PREFIX}{path}", headers=headers, timeout=self.timeout
-            )
-        except requests.RequestException as error:
-            raise GatewayUnavailable(str(error)) from error
-        if response.status_code >= 500:
-            raise GatewayUnavailable(f"GET {path}: {response.status_code}")
+        response = self._send("GET", f"{self.base_url}{API_PREFIX}{path}", headers=headers)
         disposition = response.headers.get("Content-Disposition", "")
         filename = FILENAME.search(disposition)
         return Download(
@@ -120,29 +131,68 @@ class Gateway:
             headers["Content-Type"] = "application/octet-stream"
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
+        url = f"{self.base_url}{API_PREFIX}{path}"
+        if method == "GET" and "Authorization" not in headers and json is None and data is None:
+            return self._cached_get(url, params, headers)
+        return _reply(self._send(method, url, params=params, json=json, data=data, headers=headers))
+
+    def _send(self, method: str, url: str, **arguments: Any) -> requests.Response:
         try:
-            response = self._session().request(
-                method,
-                f"{self.base_url}{API_PREFIX}{path}",
-                params=params,
-                json=json,
-                data=data,
-                headers=headers,
-                timeout=self.timeout,
-            )
+            response = self._session().request(method, url, timeout=self.timeout, **arguments)
         except requests.RequestException as error:
             raise GatewayUnavailable(str(error)) from error
         if response.status_code >= 500:
-            raise GatewayUnavailable(f"{method} {path}: {response.status_code}")
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        if not isinstance(body, dict):
-            body = {}
-        retry_after = response.headers.get("Retry-After")
-        kept = {"Retry-After": retry_after} if retry_after is not None else {}
-        return Reply(response.status_code, body, kept)
+            raise GatewayUnavailable(f"{method} {url}: {response.status_code}")
+        return response
+
+    def _cached_get(
+        self, url: str, params: dict[str, str] | None, headers: dict[str, str]
+    ) -> Reply:
+        """An anonymous GET: served from the cache while fresh; once stale,
+        asked again with If-None-Match, a 304 serving what was kept."""
+        key = (
+            f"{url}?{urlencode(sorted(params.items()))}" if params else url,
+            headers["Accept-Language"],
+        )
+        kept = self.cache.get(key)
+        if kept is not None and self.cache.is_fresh(kept):
+            return _kept_reply(kept)
+        if kept is not None and kept.etag:
+            headers = {**headers, "If-None-Match": kept.etag}
+        response = self._send("GET", url, params=params, headers=headers)
+        lifetime = shared_lifetime(response.headers.get("Cache-Control"))
+        if response.status_code == 304 and kept is not None:
+            renewed = self.cache.put(
+                key,
+                kept.content,
+                response.headers.get("ETag") or kept.etag,
+                lifetime if lifetime is not None else kept.lifetime,
+            )
+            return _kept_reply(renewed)
+        if response.status_code == 200 and lifetime is not None:
+            self.cache.put(key, response.content, response.headers.get("ETag"), lifetime)
+        else:
+            self.cache.discard(key)
+        return _reply(response)
+
+
+def _reply(response: requests.Response) -> Reply:
+    retry_after = response.headers.get("Retry-After")
+    kept = {"Retry-After": retry_after} if retry_after is not None else {}
+    return Reply(response.status_code, _json_object(response.content), kept)
+
+
+def _kept_reply(kept: Kept) -> Reply:
+    # Parsed anew each time: each page gets its own objects to change.
+    return Reply(200, _json_object(kept.content))
+
+
+def _json_object(content: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def forwarded_for(received: str | None, peer: str | None) -> str | None:

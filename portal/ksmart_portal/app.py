@@ -18,6 +18,7 @@ from ksmart_portal import (
     files_text,
     i18n,
     navigation,
+    official_pages,
     public_pages,
     security,
     signing_in,
@@ -28,7 +29,7 @@ from ksmart_portal.problems import PageErrors
 from ksmart_portal.settings import Settings
 
 # Each module's register(app) adds its pages.
-PAGES = (public_pages, signing_in, citizen_pages)
+PAGES = (public_pages, signing_in, citizen_pages, official_pages)
 TOO_LARGE = i18n.N_(
     "The files you chose are too large: together they may be at most %(size)s MB. "
     "Go back and choose smaller files, such as a scan at a lower resolution."
@@ -72,7 +73,11 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
 
     @app.after_request
     def secure_headers(response):
+        # A response that set its own policy (a document's, to be viewed) keeps it.
+        own_policy = response.headers.get("Content-Security-Policy")
         response.headers.update(security.SECURITY_HEADERS)
+        if own_policy:
+            response.headers["Content-Security-Policy"] = own_policy
         response.vary.add("Cookie")
         response.vary.add("Accept-Language")
         return response

@@ -150,15 +150,18 @@ def next_step(file: Mapping[str, Any], service: Mapping[str, Any]) -> str:
     )
 
 
-def timeline(file: Mapping[str, Any], service: Mapping[str, Any]) -> list[dict[str, str]]:
-    """The file's history, newest first, in plain words."""
+def timeline(
+    file: Mapping[str, Any], service: Mapping[str, Any], for_applicant: bool = True
+) -> list[dict[str, str]]:
+    """The file's history, newest first, in plain words: the applicant's
+    steps are "You" on their own pages, "The applicant" on an official's."""
     entries = []
     for entry in reversed(file.get("timeline") or []):
         role = entry.get("role")
         entries.append(
             {
                 "what": action_label(service, str(entry.get("action", ""))),
-                "who": gettext("You") if role == APPLICANT else role_name(role),
+                "who": gettext("You") if role == APPLICANT and for_applicant else role_name(role),
                 "remarks": entry.get("remarks") or "",
                 "when": day_and_time(entry.get("at")),
                 "state": state_label(service, str(entry.get("to_state", ""))),

@@ -44,6 +44,19 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "base-uri 'none'",
     ]
 )
+# A file's document (a PDF or an image) opened in the browser: nothing
+# runs, and the browser's own viewer may show it (Chromium's PDF viewer is
+# an embedded object, which "default-src 'none'" alone would refuse).
+DOCUMENT_CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "img-src 'self'",
+        "object-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+    ]
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from flask import Flask, abort, redirect, render_template, request, session
 
 from ksmart_common.domain.vocabulary import LANGUAGES, LOCAL_BODY_KINDS, is_file_number
-from ksmart_portal import calls, files_text, i18n
+from ksmart_portal import calls, catalogue_text, files_text, i18n
 from ksmart_portal.language import LANGUAGE_COOKIE, ONE_YEAR_SECONDS, safe_next
 from ksmart_portal.problems import FormField, PageErrors, page_errors
 
@@ -135,6 +135,17 @@ def register(app: Flask) -> None:
                 verdict = reply.body if reply.ok else None
                 if not reply.ok:
                     errors = page_errors(reply, {"number": FormField("number")})
+        issuer = None
+        if verdict and verdict.get("certificate"):
+            body = calls.local_body(str(verdict["certificate"].get("local_body", "")))
+            issuer = catalogue_text.local(body.get("name")) or verdict["certificate"].get(
+                "local_body"
+            )
         return render_template(
-            "certificates.html", number=number, qr_text=qr_text, verdict=verdict, errors=errors
+            "certificates.html",
+            number=number,
+            qr_text=qr_text,
+            verdict=verdict,
+            issuer=issuer,
+            errors=errors,
         ), (400 if errors else 200)

@@ -12,6 +12,7 @@ import re
 import requests
 from playwright.sync_api import expect
 
+from ksmart_common.domain import certificate
 from ksmart_portal import i18n
 from ksmart_portal.security import SESSION_COOKIE
 from tests.support import actions, citizen
@@ -94,7 +95,7 @@ def test_my_files_a_files_timeline_its_certificate_and_tracking_it(visit, portal
     visit.check()
 
     actions.take(platform, "clerk.kochi", file["file_id"], "verify")
-    actions.take(platform, "secretary.kochi", file["file_id"], "approve")
+    granted = actions.take(platform, "secretary.kochi", file["file_id"], "approve")
     page.reload()
     expect(page.locator("#timeline")).to_contain_text(text(language, "Certificate issued"))
     with page.expect_download() as downloading:
@@ -115,3 +116,20 @@ def test_my_files_a_files_timeline_its_certificate_and_tracking_it(visit, portal
     expect(tracked).to_contain_text(text(language, "Nobody: it has been decided."))
     expect(page.get_by_role("link", name=text(language, "Sign in"), exact=True)).to_be_visible()
     visit.check("track")
+
+    # Anyone checks the certificate this journey produced: by its number,
+    # then by the text of its QR code, as a bank or a school would.
+    page.get_by_role("link", name=text(language, "K-Smart")).first.click()
+    page.get_by_role("link", name=text(language, "Check a certificate")).click()
+    page.get_by_label(text(language, "Certificate number"), exact=True).fill(file["file_number"])
+    page.get_by_role("button", name=text(language, "Check the number")).click()
+    verdict = page.locator("#verdict")
+    expect(verdict).to_contain_text(text(language, "This certificate is genuine and valid"))
+    expect(verdict).to_contain_text(file["file_number"])
+    page.get_by_label(text(language, "Text of the QR code")).fill(
+        certificate.qr_text(granted["certificate"])
+    )
+    page.get_by_role("button", name=text(language, "Check the QR code")).click()
+    expect(verdict).to_contain_text(text(language, "This certificate is genuine and valid"))
+    expect(verdict).to_contain_text(file["file_number"])
+    visit.check("certificate-genuine")

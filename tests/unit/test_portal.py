@@ -479,6 +479,32 @@ def test_a_file_changed_meanwhile_says_so_shows_it_as_it_is_and_keeps_the_answer
     assert "Submitted, awaiting the clerk" in text
 
 
+def test_a_genuine_certificate_says_what_it_is_who_issued_it_and_until_when():
+    verdict = {
+        "found": True,
+        "valid": True,
+        "problems": [],
+        "certificate": {
+            "certificate_number": NUMBER,
+            "title": {"en": "Birth certificate", "ml": "ജനന സർട്ടിഫിക്കറ്റ്"},
+            "local_body": "KL-EKM-KOC",
+            "issued_at": "2026-12-06T10:00:00Z",
+            "valid_until": None,
+        },
+    }
+    client, fake = portal(
+        {
+            ("GET", f"/certificates/{NUMBER}"): (200, verdict),
+            ("GET", "/local-bodies/KL-EKM-KOC"): (200, {"name": {"en": "Kochi Corporation"}}),
+        }
+    )
+    page = client.get("/certificates", query_string={"number": NUMBER}).data.decode()
+    for shown in ("This certificate is genuine and valid", NUMBER, "Birth certificate"):
+        assert shown in page
+    assert "Kochi Corporation" in page and "6 December 2026" in page
+    assert "No end date" in page
+
+
 def test_tracking_a_file_by_its_number_says_where_it_is_without_signing_in():
     tracked = {
         "file_number": NUMBER,

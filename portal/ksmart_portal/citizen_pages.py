@@ -1,15 +1,26 @@
 """A citizen's own pages: applying for a service, their files, a file's
-page, answering the office's question and downloading the certificate."""
+page, paying its fee, answering the office's question (with documents) and
+downloading the certificate. Their notifications are in notices_pages."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from flask import Flask, Response, abort, g, redirect, render_template, request, session, url_for
 
+from ksmart_common.domain.documents import MAX_DOCUMENT_BYTES
 from ksmart_common.domain.roles import CITIZEN
-from ksmart_portal import application, calls, catalogue_text, files_text, i18n, navigation
+from ksmart_portal import (
+    application,
+    calls,
+    catalogue_text,
+    files_text,
+    i18n,
+    navigation,
+)
+from ksmart_portal.gateway import Reply
 from ksmart_portal.navigation import NavLink
 from ksmart_portal.problems import FormField, PageErrors, page_errors
 
@@ -19,8 +30,77 @@ FILE_CHANGED = i18n.N_(
     "This file changed while you were answering: someone acted on it first. "
     "Your answer was not sent. Read the file as it is now, then answer again if you still need to."
 )
-ANSWER_FIELDS = {"remarks": FormField("remarks")}
 CHOOSE_OFFICE = i18n.N_("Choose the local body you are applying to.")
+PAYMENT_REFUSED = i18n.N_("The payment could not be started. Try again in a few minutes.")
+
+
+class SessionEnded(Exception):
+    """A call found the session over: the page sends the person to sign in."""
+
+
+def as_user(method: str, path: str, **arguments: Any) -> Reply:
+    """A call as the signed-in citizen; SessionEnded (to sign in) when
+    their session is over."""
+    reply = calls.call_as_user(method, path, **arguments)
+    if reply is None or reply.status == 401:
+        raise SessionEnded
+    return reply
+
+
+def read_page(path: str, per_page: int) -> tuple[Reply, str]:
+    """One page of a list the API pages by cursor (the page's ?cursor=),
+    and that cursor ("" for the first page)."""
+    cursor = request.args.get("cursor", "")
+    params = {"limit": str(per_page), **({"cursor": cursor} if cursor else {})}
+    return as_user("GET", path, params=params), cursor
+
+
+def _own_file(file_id) -> dict[str, Any]:
+    """The signed-in citizen's file; 404 for one that is not theirs."""
+    reply = as_user("GET", f"/files/{file_id}")
+    if not reply.ok:
+        abort(404)
+    return reply.body
+
+
+def _pinned_definition(file: Mapping[str, Any]) -> dict[str, Any]:
+    """The definition the file was filed under: what its documents are
+    checked against when attached later."""
+    reply = calls.call("GET", f"/definitions/{quote(str(file.get('definition_hash', '')))}")
+    return reply.body if reply.ok else calls.service(str(file.get("service_code", "")))
+
+
+def _upload_chosen(
+    specs: list[Mapping[str, Any]], kept: dict[str, dict[str, str]], errors: PageErrors
+) -> None:
+    """Upload each document the citizen chose, as themselves; an upload
+    kept from an earlier try is replaced by a new choice, and a refused one
+    is named beside its field."""
+    for spec in specs:
+        chosen = request.files.get(application.document_id(spec["code"]))
+        if chosen is None or not chosen.filename:
+            continue
+        uploaded = as_user(
+            "POST", "/documents", params={"filename": chosen.filename}, data=chosen.read()
+        )
+        if uploaded.ok:
+            kept[spec["code"]] = {
+                "sha256": uploaded.body["sha256"],
+                "filename": chosen.filename[:100],
+            }
+        else:
+            kept.pop(spec["code"], None)
+            for error in page_errors(uploaded).errors:
+                errors.add(error.message, application.document_id(spec["code"]))
+
+
+def _add_api_problems(errors: PageErrors, reply: Reply, fields: Mapping[str, FormField]) -> None:
+    """The API's problems, but not a second one beside a field the page
+    has already named a problem of (a refused upload says it better)."""
+    placed = {error.field for error in errors.errors}
+    for error in page_errors(reply, fields).errors:
+        if error.field is None or error.field not in placed:
+            errors.add(error.message, error.field)
 
 
 def _render_application(
@@ -50,12 +130,28 @@ def _render_application(
         ids=application,
         form_value=application.form_value,
         condition_values=application.condition_values,
+        upload_limit=upload_limit,
     )
+
+
+def upload_limit(document: Mapping[str, Any]) -> int:
+    """The most bytes a document may have (the page's script checks a
+    chosen file against it before anything is sent)."""
+    limit = int(document.get("max_bytes") or MAX_DOCUMENT_BYTES)
+    return min(limit, MAX_DOCUMENT_BYTES)
+
+
+def _answer_documents(file: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict]]:
+    """The file's definition and the documents the citizen may attach in
+    answer: those that apply to the file's answers."""
+    definition = _pinned_definition(file)
+    return definition, application.documents_that_apply(definition, file.get("form") or {})
 
 
 def _render_file(file: dict[str, Any], errors: PageErrors | None = None, **extra: Any):
     service = calls.service(str(file.get("service_code", "")))
-    errors = errors or PageErrors()
+    may_answer = files_text.may_answer(file)
+    definition, documents = _answer_documents(file) if may_answer else ({}, [])
     return render_template(
         "file.html",
         file=file,
@@ -63,14 +159,29 @@ def _render_file(file: dict[str, Any], errors: PageErrors | None = None, **extra
         state=files_text.state_label(service, str(file.get("state", ""))),
         next_step=files_text.next_step(file, service),
         timeline=files_text.timeline(file, service),
-        may_answer=files_text.may_answer(file),
-        errors=errors,
+        may_answer=may_answer,
+        may_pay=may_pay(file),
+        answer_documents=documents,
+        errors=errors or PageErrors(),
+        ids=application,
+        kept=extra.pop("kept", {}),
+        upload_limit=upload_limit,
         **extra,
     )
 
 
+def may_pay(file: Mapping[str, Any]) -> bool:
+    """A fee is due on an open file (a decided one is not paid for here)."""
+    return bool(file.get("fee_due_paise")) and bool(file.get("waits_on"))
+
+
 def register(app: Flask) -> None:
     navigation.offer(app, NavLink("my_files", i18n.N_("Your files"), (CITIZEN,)))
+
+    @app.errorhandler(SessionEnded)
+    def session_ended(_error):
+        return calls.to_sign_in()
+
     # -- apply for a service ----------------------------------------------------
 
     @app.get("/services/<code>/apply")
@@ -91,74 +202,48 @@ def register(app: Flask) -> None:
         kept = application.kept_uploads(service, sent)
         errors = PageErrors()
         applying = application.documents_that_apply(service, answers)
-        for spec in applying:
-            chosen = request.files.get(application.document_id(spec["code"]))
-            if chosen is None or not chosen.filename:
-                continue
-            uploaded = calls.call_as_user(
-                "POST", "/documents", params={"filename": chosen.filename}, data=chosen.read()
-            )
-            if uploaded is None or uploaded.status == 401:
-                return calls.to_sign_in()
-            if uploaded.ok:
-                kept[spec["code"]] = {
-                    "sha256": uploaded.body["sha256"],
-                    "filename": chosen.filename[:100],
-                }
-            else:
-                kept.pop(spec["code"], None)
-                for error in page_errors(uploaded).errors:
-                    errors.add(error.message, application.document_id(spec["code"]))
+        _upload_chosen(applying, kept, errors)
+        codes = {spec["code"] for spec in applying}
+        body = {
+            "form": answers,
+            "documents": {c: kept[c]["sha256"] for c in kept if c in codes},
+        }
         local_body = sent.get(application.LOCAL_BODY, "")
+        fields = application.problem_fields(service)
         if not local_body:
+            # The API files nothing without an office; its check of the rest
+            # still names every other problem now, not on the next try.
             errors.add(i18n.gettext(CHOOSE_OFFICE), application.LOCAL_BODY)
+            checked = as_user("POST", f"/services/{quote(code, safe='')}/validation", json=body)
+            if checked.ok and checked.body.get("problems"):
+                _add_api_problems(errors, checked, fields)
         else:
-            codes = {spec["code"] for spec in applying}
-            reply = calls.call_as_user(
+            filed = as_user(
                 "POST",
                 "/files",
-                json={
-                    "service_code": service["code"],
-                    "local_body": local_body,
-                    "form": answers,
-                    "documents": {c: kept[c]["sha256"] for c in kept if c in codes},
-                },
+                json={"service_code": service["code"], "local_body": local_body, **body},
             )
-            if reply is None or reply.status == 401:
-                return calls.to_sign_in()
-            if reply.ok:
-                return redirect(url_for("applied", file_id=reply.body["file_id"]), code=303)
-            placed = {error.field for error in errors.errors}
-            for error in page_errors(reply, application.problem_fields(service)).errors:
-                if error.field is None or error.field not in placed:
-                    errors.add(error.message, error.field)
+            if filed.ok:
+                return redirect(url_for("applied", file_id=filed.body["file_id"]), code=303)
+            _add_api_problems(errors, filed, fields)
         return _render_application(service, sent, kept, errors), 400
 
     @app.get("/applied/<uuid:file_id>")
     def applied(file_id):
-        reply = calls.call_as_user("GET", f"/files/{file_id}")
-        if reply is None or reply.status == 401:
-            return calls.to_sign_in()
-        if not reply.ok:
-            abort(404)
-        service = calls.service(str(reply.body.get("service_code", "")))
+        file = _own_file(file_id)
+        service = calls.service(str(file.get("service_code", "")))
         return render_template(
             "applied.html",
-            file=reply.body,
-            service_name=catalogue_text.local(service.get("name"))
-            or reply.body.get("service_code"),
-            next_step=files_text.next_step(reply.body, service),
+            file=file,
+            service_name=catalogue_text.local(service.get("name")) or file.get("service_code"),
+            next_step=files_text.next_step(file, service),
         )
 
     # -- a citizen's own files ---------------------------------------------------
 
     @app.get("/files")
     def my_files():
-        cursor = request.args.get("cursor", "")
-        params = {"limit": str(FILES_PER_PAGE), **({"cursor": cursor} if cursor else {})}
-        reply = calls.call_as_user("GET", "/files", params=params)
-        if reply is None or reply.status == 401:
-            return calls.to_sign_in()
+        reply, cursor = read_page("/files", FILES_PER_PAGE)
         if not reply.ok:
             return render_template("error.html", errors=page_errors(reply)), 400
         files = [
@@ -174,9 +259,7 @@ def register(app: Flask) -> None:
 
     @app.get("/files/<uuid:file_id>")
     def file_page(file_id):
-        reply = calls.call_as_user("GET", f"/files/{file_id}")
-        if reply is None or reply.status == 401:
-            return calls.to_sign_in()
+        reply = as_user("GET", f"/files/{file_id}")
         if reply.status in (403, 404):
             abort(404)
         if not reply.ok:
@@ -189,35 +272,90 @@ def register(app: Flask) -> None:
         version = request.form.get("version", "")
         if not version.isdigit():
             abort(400)
+        file = _own_file(file_id)
+        if file.get("version") != int(version) or not files_text.may_answer(file):
+            return _changed_meanwhile(file, remarks)
+        definition, documents = _answer_documents(file)
+        kept = application.kept_uploads(definition, request.form.to_dict())
         errors = PageErrors()
+        _upload_chosen(documents, kept, errors)
         if not remarks:
             errors.add(i18n.gettext(ANSWER_NEEDED), "remarks")
-            status = 400
-        else:
-            sent = calls.call_as_user(
+        if errors:
+            return _render_file(file, errors=errors, remarks=remarks, kept=kept), 400
+        # Each document joins the file (a new version each), then the answer
+        # goes with the version the last one made.
+        fields = application.problem_fields(definition)
+        for code in list(kept):
+            attached = as_user(
                 "POST",
-                f"/files/{file_id}/actions",
-                json={"action": files_text.RESUBMIT, "remarks": remarks},
-                headers={"If-Match": f'"{version}"'},
+                f"/files/{file_id}/documents",
+                json={"code": code, "sha256": kept[code]["sha256"]},
             )
-            if sent is None or sent.status == 401:
-                return calls.to_sign_in()
-            if sent.ok:
-                session["file_notice"] = "answered"
-                return redirect(url_for("file_page", file_id=file_id), code=303)
-            if sent.status in (403, 404):
-                abort(404)
-            status = sent.status
-            if sent.status in (409, 412):
-                errors.add(i18n.gettext(FILE_CHANGED))
+            if attached.ok:
+                kept.pop(code)
+                file = attached.body
             else:
-                errors = page_errors(sent, ANSWER_FIELDS)
-        current = calls.call_as_user("GET", f"/files/{file_id}")
-        if current is None or current.status == 401:
-            return calls.to_sign_in()
-        if not current.ok:
+                for error in page_errors(attached, fields).errors:
+                    errors.add(error.message, error.field or application.document_id(code))
+        if errors:
+            return _render_file(file, errors=errors, remarks=remarks, kept=kept), 400
+        sent = as_user(
+            "POST",
+            f"/files/{file_id}/actions",
+            json={"action": files_text.RESUBMIT, "remarks": remarks},
+            headers={"If-Match": f'"{file["version"]}"'},
+        )
+        if sent.ok:
+            session["file_notice"] = "answered"
+            return redirect(url_for("file_page", file_id=file_id), code=303)
+        if sent.status in (403, 404):
             abort(404)
-        return _render_file(current.body, errors=errors, remarks=remarks), status
+        if sent.status in (409, 412):
+            return _changed_meanwhile(_own_file(file_id), remarks)
+        errors = page_errors(sent, {"remarks": FormField("remarks")})
+        return _render_file(file, errors=errors, remarks=remarks), sent.status
+
+    def _changed_meanwhile(file: dict[str, Any], remarks: str):
+        errors = PageErrors()
+        errors.add(i18n.gettext(FILE_CHANGED))
+        return _render_file(file, errors=errors, remarks=remarks), 409
+
+    # -- paying a fee ------------------------------------------------------------
+
+    @app.post("/files/<uuid:file_id>/pay")
+    def pay_fee(file_id):
+        """Start paying what the file owes, then off to the provider's page;
+        a provider with no page of its own (the development one) comes
+        straight back to the payment's page here."""
+        started = as_user("POST", f"/files/{file_id}/payments")
+        if started.status in (403, 404):
+            abort(404)
+        if not started.ok:
+            file = _own_file(file_id)
+            if not may_pay(file):  # paid meanwhile, or decided: the file says so
+                return redirect(url_for("file_page", file_id=file_id), code=303)
+            errors = PageErrors()
+            errors.add(i18n.gettext(PAYMENT_REFUSED))
+            return _render_file(file, errors=errors), 400
+        here = url_for("payment", file_id=file_id, payment_id=started.body["payment_id"])
+        return redirect(started.body.get("checkout_url") or here, code=303)
+
+    @app.get("/files/<uuid:file_id>/payments/<payment_id>")
+    def payment(file_id, payment_id: str):
+        """Where the provider sends the citizen back: the payment's state as
+        the platform has recorded it. Whatever the address says (a provider
+        adds its own words to it) is never taken as the payment's outcome."""
+        file = _own_file(file_id)
+        service = calls.service(str(file.get("service_code", "")))
+        recorded = payment_id in (file.get("payments") or [])
+        paid = recorded or (not file.get("fee_due_paise") and bool(file.get("paid_paise")))
+        return render_template(
+            "payment.html",
+            file=file,
+            paid=paid,
+            service_name=catalogue_text.local(service.get("name")) or file.get("service_code"),
+        )
 
     @app.get("/files/<uuid:file_id>/certificate")
     def download_certificate(file_id):

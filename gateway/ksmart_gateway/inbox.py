@@ -94,6 +94,20 @@ class InboxEndpoints:
 
     @api(
         "GET",
+        f"{PREFIX}/inbox/officials",
+        summary="The active officials of the caller's local body who hold a role: whom a "
+        "file waiting on that role may be given to (POST /files/{id}/assignment)",
+        allowed_roles=OFFICIAL_ROLES,
+        query=schemas.ColleaguesQuery,
+        response=schemas.Colleagues,
+        tag="inbox",
+    )
+    def colleagues(self, request, principal, query):
+        officials = call(self.identity.colleagues, query["role"], principal.as_actor())
+        return ApiResult({"officials": officials})
+
+    @api(
+        "GET",
         f"{PREFIX}/statistics",
         summary="For the public and managers: files received, decided, pending and overdue, "
         "and the median days to a decision, per local body and service",

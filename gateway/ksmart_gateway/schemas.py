@@ -6,6 +6,7 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, fields, validate
 
 from ksmart_common.domain.documents import MAX_FILENAME_LENGTH, SHA256_PATTERN
+from ksmart_common.domain.roles import OFFICIAL_ROLES
 from ksmart_common.domain.vocabulary import (
     DEFAULT_LANGUAGE,
     LANGUAGES,
@@ -398,6 +399,24 @@ class RoleCounts(Schema):
     pending = fields.Integer()
     overdue = fields.Integer()
     unassigned = fields.Integer()
+
+
+class ColleaguesQuery(StrictSchema):
+    role = fields.String(
+        required=True,
+        validate=validate.OneOf(OFFICIAL_ROLES),
+        metadata={"description": "the role a file waits on"},
+    )
+
+
+class Colleague(Schema):
+    user_id = fields.String()
+    username = fields.String()
+    display_name = fields.String()
+
+
+class Colleagues(Schema):
+    officials = fields.List(fields.Nested(Colleague))
 
 
 class OfficeCounts(Schema):

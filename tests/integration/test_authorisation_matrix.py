@@ -69,6 +69,7 @@ MATRIX = {
     ("POST", "/api/v1/files/{file_id}/payments"): CITIZEN,
     ("GET", "/api/v1/inbox"): OFFICIALS | CITIZEN,
     ("GET", "/api/v1/inbox/counts"): OFFICIALS,
+    ("GET", "/api/v1/inbox/officials"): OFFICIALS,
     ("GET", "/api/v1/notification-preferences"): CITIZEN,
     ("PATCH", "/api/v1/notification-preferences"): CITIZEN,
     ("GET", "/api/v1/notifications"): CITIZEN,

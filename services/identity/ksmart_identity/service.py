@@ -185,6 +185,20 @@ class IdentityService:
         return staff.list_staff(self.db, local_body, kind)
 
     @rpc(expected_exceptions=CALLER_ERRORS)
+    def colleagues(self, role: str, actor: dict[str, Any]) -> list[dict[str, Any]]:
+        """The active officials of the caller's own local body who hold
+        `role`: whom a file waiting on that role may be given to. Names
+        only; an official outside any body has none."""
+        local_body = actor.get("local_body")
+        if local_body is None:
+            return []
+        return [
+            {key: person[key] for key in ("user_id", "username", "display_name")}
+            for person in staff.list_staff(self.db, local_body, "official")
+            if role in person["roles"] and not person["disabled"]
+        ]
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
     def get_official(self, user_id: str) -> dict[str, Any]:
         """An active official's roles and jurisdiction (for assigning files)."""
         user = get_user(self.db, user_id) if is_uuid(user_id) else None

@@ -186,7 +186,7 @@ def start(
         process = subprocess.Popen(
             argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        (run_dir / f"{name}.pid").write_text(str(process.pid))
+        _write_pid_file(run_dir / f"{name}.pid", process.pid)
         started[name] = process
     return started
 
@@ -253,8 +253,8 @@ def stop(
     own = {process.pid: process for process in (processes or {}).values()}
     running = {}
     for pid_file in sorted(run_dir.glob("*.pid")):
-        pid = int(pid_file.read_text())
-        if _signal_group(pid, signal.SIGTERM):
+        pid = _live_pid(pid_file)
+        if pid is not None and _signal_group(pid, signal.SIGTERM):
             running[pid_file] = pid
         else:
             pid_file.unlink()
@@ -263,6 +263,38 @@ def stop(
         _signal_group(pid, signal.SIGKILL)
     _forget_when_ended(running, own, 10.0)
     return [pid_file.stem for pid_file in running]
+
+
+def _write_pid_file(path: Path, pid: int) -> None:
+    """The pid and the moment its process started, so that a later stop can
+    tell our process from another that was given the same pid since (after
+    a reboot, or a long while)."""
+    path.write_text(f"{pid} {_start_time(pid) or ''}".strip())
+
+
+def _live_pid(pid_file: Path) -> int | None:
+    """The pid file's process if it is still the one we started; None for a
+    stale file (gone, or the pid now belongs to another process)."""
+    try:
+        pid_text, _, started = pid_file.read_text().strip().partition(" ")
+        pid = int(pid_text)
+    except ValueError:
+        return None
+    now = _start_time(pid)
+    if now is None or (started and now != started):
+        return None
+    return pid
+
+
+def _start_time(pid: int) -> str | None:
+    """When a process started, in clock ticks since boot (/proc/<pid>/stat,
+    field 22); None when there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces.
+    return stat.rpartition(")")[2].split()[19]
 
 
 def _forget_when_ended(

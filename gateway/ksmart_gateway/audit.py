@@ -1,18 +1,37 @@
-"""The gateway's audit endpoints: an auditor reads a file's events, with
-its hash chain verified here, or every event after a position, to verify
-and replay offline. A mixin of GatewayService (service.py), which holds the
-applications proxy they call (the applications service keeps the events)."""
+"""The gateway's audit endpoints: an auditor finds a file by its number,
+reads a file's events, with its hash chain verified here, or every event
+after a position, to verify and replay offline. A mixin of GatewayService
+(service.py), which holds the applications proxy they call (the
+applications service keeps the events); the number is looked up in the
+workflow service's projection, through the proxy InboxEndpoints declares."""
 
 from __future__ import annotations
 
 from ksmart_common.domain.roles import AUDITOR
+from ksmart_common.domain.vocabulary import is_file_number
 from ksmart_common.envelope import from_json, verify_chain
+from ksmart_common.errors import NotFound
 from ksmart_common.rpc import call
 from ksmart_gateway import schemas
 from ksmart_gateway.api import PREFIX, ApiResult, api
 
 
 class AuditEndpoints:
+    @api(
+        "GET",
+        f"{PREFIX}/audit/files",
+        summary="The file with this number: its id, to read its events by",
+        allowed_roles=(AUDITOR,),
+        query=schemas.AuditFileQuery,
+        response=schemas.AuditFileFound,
+        tag="audit",
+    )
+    def audit_find_file(self, request, principal, query):
+        if not is_file_number(query["number"]):
+            # No file has a number of another shape: answered without a call.
+            raise NotFound("no file has this number")
+        return ApiResult(call(self.workflow.file_by_number, query["number"]))
+
     @api(
         "GET",
         f"{PREFIX}/audit/files/<uuid:file_id>/events",

@@ -439,6 +439,19 @@ class AuditEventsResponse(Schema):
     next_position = fields.Integer()
 
 
+class AuditFileQuery(StrictSchema):
+    number = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "a file's number, as its notices print it"},
+    )
+
+
+class AuditFileFound(Schema):
+    file_id = fields.String()
+    file_number = fields.String()
+
+
 class AuditFileResponse(Schema):
     file_id = fields.String()
     verified = fields.Boolean(metadata={"description": "the hash chain verifies end to end"})

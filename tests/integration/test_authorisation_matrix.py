@@ -14,6 +14,7 @@ import requests
 
 from tests.support import actions, citizen
 from tests.support.platform import running_platform
+from tests.support.waiting import wait_for
 
 OFFICIALS = frozenset(
     {
@@ -75,6 +76,7 @@ MATRIX = {
     ("GET", "/api/v1/notifications"): CITIZEN,
     ("POST", "/api/v1/notifications/read"): CITIZEN,
     ("GET", "/api/v1/audit/events"): AUDITOR,
+    ("GET", "/api/v1/audit/files"): AUDITOR,
     ("GET", "/api/v1/audit/files/{file_id}/events"): AUDITOR,
     ("GET", "/api/v1/admin/staff"): ADMINISTRATOR,
     ("POST", "/api/v1/admin/staff"): ADMINISTRATOR,
@@ -231,3 +233,27 @@ def test_only_the_role_the_file_waits_on_in_its_body_acts_and_the_auditor_change
     metadata = events[-1]["metadata"]
     assert metadata["actor_roles"] == ["clerk"] and metadata["local_body"] == "KL-EKM-KOC"
     assert metadata["wards"] == []
+
+
+def test_an_auditor_finds_a_file_by_its_number_to_read_its_events(platform, kochi_file):
+    """The number every notice prints is how a file is spoken of; the
+    auditor turns it into the id the events are read by. Nobody else may."""
+    file, _ = kochi_file
+
+    def find(number: str, user: str = "auditor") -> requests.Response:
+        return requests.get(
+            f"{platform.base_url}/api/v1/audit/files",
+            params={"number": number},
+            headers=platform.as_user(user),
+            timeout=10,
+        )
+
+    found = wait_for(
+        lambda: (reply := find(file["file_number"])).status_code == 200 and reply.json(),
+        timeout=30,
+        message="the file's number in the projection",
+    )
+    assert found == {"file_id": file["file_id"], "file_number": file["file_number"]}
+    assert find("KL-EKM-KOC/BR/1999/999999").status_code == 404
+    assert find("not a number").status_code == 404
+    assert find(file["file_number"], user="clerk.kochi").status_code == 403

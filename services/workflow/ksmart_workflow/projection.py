@@ -278,6 +278,16 @@ def tracked_file(engine: sa.Engine, file_number: str, now: datetime) -> dict[str
     return public_progress(row, now) if row is not None else None
 
 
+def file_id_of_number(engine: sa.Engine, file_number: str) -> str | None:
+    """The id of the file with this number (an auditor looks a file's
+    events up by the number its notices print); None if no file has it."""
+    files = files_table.c
+    query = sa.select(files.file_id).where(files.file_number == file_number).limit(1)
+    with engine.connect() as conn:
+        file_id = conn.execute(query).scalar_one_or_none()
+    return str(file_id) if file_id is not None else None
+
+
 def public_progress(row: Any, now: datetime) -> dict[str, Any]:
     """What anyone holding a file's number may learn of it: its state, the
     service and office, the role it waits on and by when, and when it last

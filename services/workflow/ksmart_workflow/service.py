@@ -133,6 +133,15 @@ class WorkflowService:
         return progress
 
     @rpc
+    def file_by_number(self, file_number: str) -> dict:
+        """The id of the file with this number, for an auditor (the gateway
+        lets no one else ask); NotFound if no file has it."""
+        file_id = projection.file_id_of_number(self.db, file_number)
+        if file_id is None:
+            raise NotFound("no file has this number")
+        return {"file_id": file_id, "file_number": file_number}
+
+    @rpc
     def projected_file(self, file_id: str) -> dict | None:
         state = projection.projected_file(self.db, file_id)
         return state.to_dict() if state else None

@@ -1,6 +1,9 @@
-"""Run one K-Smart service (or several) in a nameko container.
+"""Run one K-Smart service in a nameko container.
 
-    python -m ksmart_common.runner applications workflow
+    python -m ksmart_common.runner applications
+
+One service a process: each has a database and settings of its own, and
+each is scaled on its own (k8s/, docker-compose.yml, `make run`).
 
 Configuration comes from the environment (ksmart_common.config); there is no
 config file to keep in step. eventlet must patch the standard library before
@@ -38,22 +41,13 @@ def main(argv: list[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "services",
-        nargs="*",
-        metavar="SERVICE",
-        help=f"one or more of {', '.join(SERVICES)} (default: all of them in one process)",
+        "service", metavar="SERVICE", choices=list(SERVICES), help=", ".join(SERVICES)
     )
-    names = parser.parse_args(argv).services or list(SERVICES)
-    unknown = [name for name in names if name not in SERVICES]
-    if unknown:
-        parser.error(f"unknown service(s): {', '.join(unknown)}; known: {', '.join(SERVICES)}")
-    configure_logging(service="+".join(names))
+    name = parser.parse_args(argv).service
+    configure_logging(service=name)
     from nameko.cli.run import run
 
-    # One process may host several services only when they share a database
-    # config; in practice `make run` starts one process per service.
-    config = ksmart_config.nameko_config(names[0])
-    run([load_service(name) for name in names], config)
+    run([load_service(name)], ksmart_config.nameko_config(name))
 
 
 if __name__ == "__main__":

@@ -93,3 +93,17 @@ def test_every_command_answers_help_with_its_usage_and_starts_nothing(tmp_path):
         os.kill(pid, signal.SIGKILL)
         problems.append(f"still running after --help: {pid} {command}")
     assert not problems, "\n".join(problems)
+
+
+def test_the_runner_runs_exactly_one_named_service():
+    """Each service has its own database and settings: none named, two, or
+    an unknown one is a usage error, before anything starts."""
+    for arguments in ([], ["applications", "workflow"], ["nonesuch"]):
+        ran = subprocess.run(
+            [sys.executable, "-m", "ksmart_common.runner", *arguments],
+            capture_output=True,
+            text=True,
+            timeout=PROMPTLY_SECONDS,
+        )
+        assert ran.returncode == 2, (arguments, ran.stderr)
+        assert "usage: python -m ksmart_common.runner" in ran.stderr

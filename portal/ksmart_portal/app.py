@@ -20,6 +20,7 @@ from ksmart_portal import (
     navigation,
     notices_pages,
     official_pages,
+    oversight_pages,
     public_pages,
     security,
     signing_in,
@@ -30,7 +31,7 @@ from ksmart_portal.problems import PageErrors
 from ksmart_portal.settings import Settings
 
 # Each module's register(app) adds its pages.
-PAGES = (public_pages, signing_in, citizen_pages, notices_pages, official_pages)
+PAGES = (public_pages, signing_in, citizen_pages, notices_pages, official_pages, oversight_pages)
 TOO_LARGE = i18n.N_(
     "The files you chose are too large: together they may be at most %(size)s MB. "
     "Go back and choose smaller files, such as a scan at a lower resolution."

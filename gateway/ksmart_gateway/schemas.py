@@ -638,3 +638,21 @@ class DeliveryLog(Schema):
 
 class ReceiptResponse(Schema):
     recorded = fields.Boolean(required=True)
+
+
+class ApplicationCheckRequest(SubmitApplicationRequest):
+    """An application as POST /files takes it (its service is in the path),
+    but the office may be left out."""
+
+    class Meta(StrictSchema.Meta):
+        exclude = ("service_code",)
+
+    local_body = fields.String(load_default=None, allow_none=True, validate=LOCAL_BODY_CODE)
+
+
+class ApplicationCheckResponse(Schema):
+    problems = fields.List(
+        fields.Dict(),
+        required=True,
+        metadata={"description": "as a problem document lists them; empty: it may be filed"},
+    )

@@ -27,6 +27,7 @@ from ksmart_gateway.notifications import NotificationEndpoints
 from ksmart_gateway.openapi import openapi_document
 from ksmart_gateway.sessions import SessionEndpoints
 from ksmart_gateway.staff import StaffEndpoints
+from ksmart_gateway.validation import ApplicationCheckEndpoints
 
 
 class GatewayService(
@@ -38,6 +39,7 @@ class GatewayService(
     CertificateEndpoints,
     FeeEndpoints,
     FileEndpoints,
+    ApplicationCheckEndpoints,
     InboxEndpoints,
     AuditEndpoints,
     NotificationEndpoints,

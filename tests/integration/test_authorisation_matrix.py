@@ -61,6 +61,7 @@ MATRIX = {
     ("POST", "/api/v1/documents"): CITIZEN,
     ("GET", "/api/v1/files"): CITIZEN,
     ("POST", "/api/v1/files"): CITIZEN,
+    ("POST", "/api/v1/services/{code}/validation"): CITIZEN,
     ("GET", "/api/v1/files/{file_id}"): READERS_OF_FILES,
     ("POST", "/api/v1/files/{file_id}/actions"): OFFICIALS | CITIZEN,
     ("POST", "/api/v1/files/{file_id}/assignment"): OFFICIALS,

@@ -14,7 +14,7 @@ from typing import Any
 
 from nameko.rpc import RpcProxy
 
-from ksmart_applications import commands
+from ksmart_applications import checks, commands
 from ksmart_applications.command_types import (
     AssignFile,
     AttachDocument,
@@ -130,6 +130,19 @@ class ApplicationsService:
             local_body_entry=self._local_body,
         )
         return {"file": state.view(), "created": created}
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
+    def check_application(self, application: dict, actor: dict, request: dict) -> list[dict]:
+        """Every problem submit_application would name, without filing
+        (checks.application_problems); no local_body: the office unchecked."""
+        return checks.application_problems(
+            self.store.engine,
+            application,
+            actor_from(actor),
+            RequestContext.from_rpc(request).lang,
+            latest_definition=self._latest_definition,
+            local_body_entry=self._local_body,
+        )
 
     @rpc(expected_exceptions=CALLER_ERRORS)
     def record_upload(

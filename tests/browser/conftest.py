@@ -7,20 +7,15 @@ missing and this runs as root; otherwise says how."""
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-import requests
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import sync_playwright
 
-from ksmart_ops import devserver
-from tests.support.inbox import served_inbox
-from tests.support.platform import free_port, running_platform
-from tests.support.waiting import wait_for
+from tests.support.portal import portal_over_platform
 
 CHROMIUM = "/usr/bin/chromium"
 PACKAGES = ("chromium", "fonts-smc-manjari")
@@ -58,34 +53,8 @@ def browser_installed() -> None:
 @pytest.fixture(scope="session")
 def portal_platform(tmp_path_factory, browser_installed):
     """(the portal's URL, the dev inbox, the platform)."""
-    # Every citizen of these tests asks for codes from one address (as from
-    # an Akshaya centre): more than the default limit per client address.
-    with served_inbox() as (inbox, inbox_environ):
-        with running_platform(
-            tmp_path_factory.mktemp("platform"),
-            environ={**inbox_environ, "KSMART_OTP_PER_CLIENT": "100"},
-        ) as platform:
-            run_dir = tmp_path_factory.mktemp("portal")
-            environ = {
-                devserver.PORTAL_ADDRESS_ENV: f"127.0.0.1:{free_port()}",
-                "KSMART_PORTAL_GATEWAY_URL": platform.base_url,
-                "KSMART_PORTAL_SECRET_KEY": secrets.token_hex(32),
-                "KSMART_PORTAL_DEVELOPMENT": "1",
-            }
-            processes = devserver.start(
-                run_dir, environ, names=[devserver.PORTAL], extra=devserver.portal(environ)
-            )
-            url = f"http://{environ[devserver.PORTAL_ADDRESS_ENV]}"
-            try:
-                wait_for(
-                    lambda: requests.get(f"{url}/health", timeout=2).ok,
-                    timeout=30,
-                    message="the portal to answer",
-                )
-                yield url, inbox, platform
-            finally:
-                devserver.stop(run_dir)
-                devserver.wait_for_exit(processes)
+    with portal_over_platform(tmp_path_factory.mktemp("portal")) as served:
+        yield served
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,8 @@ is a clock the test moves, never a sleep."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import pytest
 import requests
 
@@ -13,7 +15,15 @@ from ksmart_portal import create_app
 from ksmart_portal.gateway import Gateway
 from ksmart_portal.http_cache import HttpCache, shared_lifetime
 from ksmart_portal.settings import Settings
-from tests.unit.test_portal import DEFINITION, FakeGateway
+from tests.unit.test_portal import (
+    DEFINITION,
+    FILE_ID,
+    LISTED,
+    NUMBER,
+    FakeGateway,
+    _file,
+    signed_in,
+)
 
 GATEWAY_URL = "http://gateway.invalid"
 PUBLIC = "public, max-age=300"
@@ -240,3 +250,43 @@ def test_a_services_checklist_read_again_costs_the_gateway_nothing():
         assert DEFINITION["name"]["en"] in page.data.decode()
     assert len(fake.reached("/services/birth-certificate")) == 1
     assert len(fake.reached("/categories")) == 1
+
+
+def test_the_benchmarks_reference_makes_the_calls_each_page_makes():
+    """bench/portal.py times each page against its gateway calls made
+    directly: they must be the calls the page makes (with a cold cache)."""
+    from bench.portal import Citizen, pages_of
+
+    office = {"code": "KL-EKM-KOC", "type": "corporation", "name": {"en": "Kochi Corporation"}}
+    verdict = {
+        "found": True,
+        "valid": True,
+        "problems": [],
+        "certificate": {"local_body": "KL-EKM-KOC"},
+    }
+    client, fake = signed_in(
+        {
+            ("GET", "/categories"): (200, CATEGORIES),
+            ("GET", "/services"): (200, {"services": []}),
+            ("GET", "/services/birth-certificate"): (200, DEFINITION),
+            ("GET", "/local-bodies"): (200, {"local_bodies": [office]}),
+            ("GET", "/local-bodies/KL-EKM-KOC"): (200, office),
+            ("GET", "/files"): (200, {"files": [LISTED], "next_cursor": None}),
+            ("GET", f"/files/{FILE_ID}"): (200, _file()),
+            ("GET", f"/track/{NUMBER}"): (200, _file()),
+            ("GET", f"/certificates/{NUMBER}"): (200, verdict),
+        }
+    )
+    person = Citizen("+971501234567", "access-1", FILE_ID, NUMBER)
+    for page in pages_of(person, NUMBER):
+        fake.sent.clear()
+        assert client.get(page.path).status_code == 200, page.name
+        made = [
+            (sent.path_url.removeprefix("/api/v1"), "Authorization" in sent.headers)
+            for sent in fake.sent
+        ]
+        expected = [
+            (call.path + (f"?{urlencode(call.params)}" if call.params else ""), call.as_user)
+            for call in page.calls
+        ]
+        assert made == expected, page.name

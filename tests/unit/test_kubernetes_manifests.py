@@ -71,7 +71,7 @@ COMMANDS = {
     PORTAL: [
         "/bin/sh",
         "-c",
-        'exec gunicorn --bind "$KSMART_PORTAL_ADDRESS" --workers 2 --worker-tmp-dir /tmp'
+        'exec gunicorn --bind "$KSMART_PORTAL_ADDRESS" --workers 2 --threads 8 --worker-tmp-dir /tmp'
         " --no-control-socket --access-logfile - ksmart_portal.wsgi:app",
     ],
 }

@@ -1,5 +1,6 @@
 """The gateway's document endpoints: a citizen uploads a document and
-attaches it to a file, and those who may read the file download it. A
+attaches it to a file (or counter staff upload the scans of one they file
+for a citizen), and those who may read the file download it. A
 mixin of GatewayService (service.py), which holds the applications proxy
 they call.
 
@@ -26,7 +27,7 @@ from ksmart_common.domain.documents import (
     MAX_FILENAME_LENGTH,
     check_sha256,
 )
-from ksmart_common.domain.roles import CITIZEN
+from ksmart_common.domain.roles import CITIZEN, COUNTER_ROLES
 from ksmart_common.errors import PayloadTooLarge
 from ksmart_common.rpc import call
 from ksmart_gateway import schemas
@@ -76,8 +77,9 @@ class DocumentEndpoints:
         "POST",
         f"{PREFIX}/documents",
         summary="Upload a document (the raw bytes as the body: PDF, JPEG or PNG, judged by "
-        "content, at most 25 MiB); attach it by its sha256 when applying",
-        allowed_roles=(CITIZEN,),
+        "content, at most 25 MiB); attach it by its sha256 when applying (a citizen) or "
+        "when filing for a citizen at a counter (counter staff's scans)",
+        allowed_roles=(CITIZEN, *COUNTER_ROLES),
         query=schemas.UploadQuery,
         response=schemas.UploadResponse,
         status=201,

@@ -11,15 +11,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ksmart_common.domain.roles import AUDITOR, CITIZEN, OFFICIAL_ROLES
+from ksmart_common.domain.roles import AKSHAYA_OPERATOR, AUDITOR, CITIZEN, OFFICIAL_ROLES
 from ksmart_common.errors import InvalidInput
 from ksmart_common.rpc import call
 from ksmart_gateway import schemas
 from ksmart_gateway.api import PREFIX, ApiResult, api, instance, request_meta
 
 # Who may read files (each service then decides which files): citizens,
-# officials and auditors; administrators manage people, not files.
-FILE_READERS = (CITIZEN, *OFFICIAL_ROLES, AUDITOR)
+# officials, auditors and Akshaya operators (the files they filed, for the
+# acknowledgement they print); administrators manage people, not files.
+FILE_READERS = (CITIZEN, *OFFICIAL_ROLES, AUDITOR, AKSHAYA_OPERATOR)
 
 
 def file_answer(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, fields, validate
 
 from ksmart_common.domain.documents import MAX_FILENAME_LENGTH, SHA256_PATTERN
-from ksmart_common.domain.roles import OFFICIAL_ROLES
+from ksmart_common.domain.roles import OFFICIAL_ROLES, STAFF_KINDS
 from ksmart_common.domain.vocabulary import (
     DEFAULT_LANGUAGE,
     LANGUAGES,
@@ -81,9 +81,6 @@ class CallerResponse(Schema):
     roles = fields.List(fields.String(), required=True)
     local_body = fields.String(allow_none=True, required=True)
     wards = fields.List(fields.Integer(), required=True)
-
-
-STAFF_KINDS = ("official", "auditor", "administrator")
 
 
 class StaffCreateRequest(StrictSchema):
@@ -185,6 +182,34 @@ class SubmitApplicationRequest(StrictSchema):
     )
 
 
+class CitizensConsent(StrictSchema):
+    consent_id = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "from POST /counter/consents"},
+    )
+    code = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[0-9]{6}$", error="6 digits"),
+        metadata={"description": "the code the citizen received and read out"},
+    )
+
+
+class CounterFilingRequest(SubmitApplicationRequest):
+    """An application with the citizen's consent; the documents are the
+    counter's own uploads (the scans)."""
+
+    consent = fields.Nested(CitizensConsent, required=True)
+
+
+class ConsentResponse(Schema):
+    consent_id = fields.String(required=True)
+    channel = fields.String(required=True, metadata={"description": "sms or email"})
+    sent_to = fields.String(required=True, metadata={"description": "masked"})
+    expires_in = fields.Integer(required=True, metadata={"description": "seconds"})
+    expires_at = fields.String(required=True)
+
+
 class AttachDocumentRequest(StrictSchema):
     code = fields.String(required=True, validate=DOCUMENT_CODE)
     sha256 = fields.String(required=True, validate=SHA256)
@@ -243,6 +268,34 @@ class TimelineEntry(Schema):
     at = fields.String()
 
 
+class FilingOffice(Schema):
+    local_body = fields.String(
+        allow_none=True, metadata={"description": "the body's code; none for an Akshaya centre"}
+    )
+    name = fields.Dict(
+        keys=fields.String(), values=fields.String(), metadata={"description": "{en, ml}"}
+    )
+
+
+class FiledBy(Schema):
+    """Counter staff who filed a file in its applicant's name."""
+
+    actor_id = fields.String(required=True)
+    role = fields.String(required=True, metadata={"description": "clerk or akshaya_operator"})
+    office = fields.Nested(FilingOffice, required=True)
+    consent_id = fields.String(required=True)
+
+
+FILED_BY = fields.Nested(
+    FiledBy,
+    allow_none=True,
+    metadata={
+        "description": "counter staff who filed it in the applicant's name; none "
+        "when the applicant filed it"
+    },
+)
+
+
 class FileResponse(Schema):
     file_id = fields.String(required=True)
     file_number = fields.String(allow_none=True)
@@ -274,6 +327,7 @@ class FileResponse(Schema):
     certificate = fields.Dict(
         allow_none=True, metadata={"description": "the signed certificate a granted file yields"}
     )
+    filed_by = FILED_BY
 
 
 class FileSummary(Schema):
@@ -334,6 +388,7 @@ class ApplicantFile(Schema):
     submitted_at = fields.String()
     updated_at = fields.String()
     version = fields.Integer()
+    filed_by = FILED_BY
 
 
 class ApplicantFiles(Schema):

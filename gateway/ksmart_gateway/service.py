@@ -18,6 +18,7 @@ from ksmart_gateway.api import PREFIX, PUBLIC, ApiResult, api
 from ksmart_gateway.audit import AuditEndpoints
 from ksmart_gateway.catalogue import CatalogueEndpoints
 from ksmart_gateway.certificates import CertificateEndpoints
+from ksmart_gateway.counter import CounterEndpoints
 from ksmart_gateway.directory import DirectoryEndpoints
 from ksmart_gateway.documents import DocumentEndpoints
 from ksmart_gateway.fees import FeeEndpoints
@@ -40,6 +41,7 @@ class GatewayService(
     FeeEndpoints,
     FileEndpoints,
     ApplicationCheckEndpoints,
+    CounterEndpoints,
     InboxEndpoints,
     AuditEndpoints,
     NotificationEndpoints,
@@ -49,8 +51,8 @@ class GatewayService(
     # Health, readiness and metrics on the operations port; times every worker.
     ops = Operations()
 
-    # Called by several areas: identity by sessions, staff and the directory;
-    # applications by files, documents, certificates, fees and audit.
+    # Called by several areas: identity by sessions, staff, the directory and the counter;
+    # applications by files, the counter, documents, certificates, fees and audit.
     identity = RpcProxy("identity")
     applications = RpcProxy("applications")
 

@@ -39,6 +39,7 @@ CALLERS: dict[str, str | None] = {
     **{role: f"{role}.kochi" for role in OFFICIAL_ROLES},
     "auditor": "auditor",
     "administrator": "admin",
+    "akshaya_operator": "akshaya.edappally",
 }
 
 # No 5xx; the status is one the operation documents; the body has the

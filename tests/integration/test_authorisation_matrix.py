@@ -31,7 +31,12 @@ PUBLIC = frozenset({"public"})
 CITIZEN = frozenset({"citizen"})
 AUDITOR = frozenset({"auditor"})
 ADMINISTRATOR = frozenset({"administrator"})
-READERS_OF_FILES = OFFICIALS | CITIZEN | AUDITOR
+AKSHAYA = frozenset({"akshaya_operator"})
+# Counter staff, who file for citizens with their consent: a body's clerks
+# (to their own body) and Akshaya operators (to any).
+COUNTER = frozenset({"clerk"}) | AKSHAYA
+READERS_OF_FILES = OFFICIALS | CITIZEN | AUDITOR | AKSHAYA
+ANY_USER = READERS_OF_FILES | ADMINISTRATOR
 
 # Every endpoint and the roles it is for. A new endpoint is added here by
 # hand, with who may call it; the document must say the same.
@@ -42,8 +47,8 @@ MATRIX = {
     ("POST", "/api/v1/auth/otp"): PUBLIC,
     ("POST", "/api/v1/auth/otp/verify"): PUBLIC,
     ("POST", "/api/v1/auth/refresh"): PUBLIC,
-    ("POST", "/api/v1/auth/logout"): OFFICIALS | CITIZEN | AUDITOR | ADMINISTRATOR,
-    ("GET", "/api/v1/me"): OFFICIALS | CITIZEN | AUDITOR | ADMINISTRATOR,
+    ("POST", "/api/v1/auth/logout"): ANY_USER,
+    ("GET", "/api/v1/me"): ANY_USER,
     ("GET", "/api/v1/categories"): PUBLIC,
     ("GET", "/api/v1/services"): PUBLIC,
     ("GET", "/api/v1/services/{code}"): PUBLIC,
@@ -58,7 +63,9 @@ MATRIX = {
     ("POST", "/api/v1/payments/callback"): PUBLIC,
     ("POST", "/api/v1/notifications/sms-receipts"): PUBLIC,
     ("GET", "/api/v1/track/{number}"): PUBLIC,
-    ("POST", "/api/v1/documents"): CITIZEN,
+    ("POST", "/api/v1/documents"): CITIZEN | COUNTER,
+    ("POST", "/api/v1/counter/consents"): COUNTER,
+    ("POST", "/api/v1/counter/files"): COUNTER,
     ("GET", "/api/v1/files"): CITIZEN,
     ("POST", "/api/v1/files"): CITIZEN,
     ("POST", "/api/v1/services/{code}/validation"): CITIZEN,
@@ -93,6 +100,7 @@ CALLERS = {
     **{role: f"{role}.kochi" for role in sorted(OFFICIALS)},
     "auditor": "auditor",
     "administrator": "admin",
+    "akshaya_operator": "akshaya.edappally",
 }
 # Ending the caller's own session would end the token the matrix reuses;
 # logout has its own tests (test_access_http.py).
@@ -187,6 +195,7 @@ def test_a_file_is_read_only_by_its_applicant_its_bodys_officials_and_auditors(
         "clerk.tvm": 404,  # outside it
         "auditor": 200,  # reads everything
         "admin": 403,  # administers people, not files
+        "akshaya.edappally": 404,  # reads only the files it filed
     }
     seen = {user: _get_file(platform, user, file["file_id"]).status_code for user in expected}
     assert seen == expected

@@ -24,6 +24,7 @@ APPLICANT_FILE_KEYS = {
     "submitted_at",
     "updated_at",
     "version",
+    "filed_by",
 }
 # All that anyone holding a number learns: nothing about a person.
 TRACKED_KEYS = {

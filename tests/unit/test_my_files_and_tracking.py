@@ -57,7 +57,11 @@ def test_a_citizen_sees_where_a_file_stands_and_whether_it_waits_on_them():
         "submitted_at": "2026-03-01T10:00:00.000000Z",
         "updated_at": "2026-03-01T11:00:00.000000Z",
         "version": 1,
+        "filed_by": None,
     }
+    counter = {"actor_id": "a-clerk", "role": "clerk", "office": {}, "consent_id": "c"}
+    filed = _row(projected={**_row().projected, "filed_by": counter})
+    assert applicant_summary(filed)["filed_by"] == counter
     returned = applicant_summary(
         _row(state="clarification_requested", waits_on="applicant", state_due_at=None)
     )

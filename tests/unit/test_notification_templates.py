@@ -37,6 +37,7 @@ FILE_NUMBER = "KL-EKM-KOC/BR/2026/000123"
 # What each template takes, and its flags: (parameters, urgent, statutory, in_app).
 EXPECTED = {
     "one_time_code": ({"code", "minutes"}, True, True, False),
+    "counter_consent_code": ({"code", "minutes", "office"}, True, True, False),
     "application_received": (
         {"service_name", "file_number", "local_body_name", "due_date"},
         False,
@@ -74,6 +75,7 @@ SAMPLES = {
     "en": {
         "code": "482913",
         "minutes": "10",
+        "office": "Kochi Municipal Corporation",
         "service_name": "Birth registration and certificate",
         "file_number": FILE_NUMBER,
         "local_body_name": "Kochi Municipal Corporation",
@@ -89,6 +91,7 @@ SAMPLES = {
     "ml": {
         "code": "482913",
         "minutes": "10",
+        "office": "കൊച്ചി മുനിസിപ്പൽ കോർപ്പറേഷൻ",
         "service_name": "ജനന രജിസ്ട്രേഷനും സർട്ടിഫിക്കറ്റും",
         "file_number": FILE_NUMBER,
         "local_body_name": "കൊച്ചി മുനിസിപ്പൽ കോർപ്പറേഷൻ",
@@ -160,9 +163,22 @@ def test_parameters_and_flags(name):
     assert (loaded.urgent, loaded.statutory, loaded.in_app) == (urgent, statutory, in_app)
 
 
-def test_only_the_one_time_code_is_urgent_and_kept_out_of_the_feed():
-    assert [name for name in template_names() if template(name).urgent] == ["one_time_code"]
-    assert [name for name in template_names() if not template(name).in_app] == ["one_time_code"]
+def test_only_the_codes_are_urgent_and_kept_out_of_the_feed():
+    codes = ["counter_consent_code", "one_time_code"]
+    assert [name for name in template_names() if template(name).urgent] == codes
+    assert [name for name in template_names() if not template(name).in_app] == codes
+
+
+@pytest.mark.parametrize("language", ["en", "ml"])
+def test_a_consent_code_names_the_counter_and_says_to_give_it_only_if_asked(language):
+    rendered = render("counter_consent_code", language, SAMPLES[language])
+    for text in (rendered.sms, rendered.text):
+        assert SAMPLES[language]["office"] in text and "482913" in text
+    if language == "en":
+        assert "file an application in your name" in rendered.sms
+        assert "only if you asked them" in rendered.sms
+    else:
+        assert "നിങ്ങളുടെ പേരിൽ" in rendered.sms and "ആവശ്യപ്പെട്ടെങ്കിൽ മാത്രം" in rendered.sms
 
 
 def test_informational_templates_are_the_ones_a_citizen_may_turn_off():

@@ -10,7 +10,10 @@ The first event, ApplicationSubmitted, carries the catalogue definition's
 content hash, version and workflow section, so a file is always replayed
 against the workflow it was filed under, never against today's catalogue.
 It also carries the file's number, the documents filed with it and the fee
-demanded; DocumentAttached and FeePaid add to those later.
+demanded; DocumentAttached and FeePaid add to those later. A file counter
+staff filed in a citizen's name also carries `filed_by`: who filed it, in
+which counter role, at which office, and the citizen's consent; its
+metadata's actor is the filer, its `applicant_id` the citizen.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from ksmart_common.domain import certificate, intake
 from ksmart_common.domain.intake import Upload
 from ksmart_common.domain.roles import AUDITOR as AUDITOR_ROLE
 from ksmart_common.domain.roles import CITIZEN as CITIZEN_ROLE
+from ksmart_common.domain.roles import CLERK, counter_role
 from ksmart_common.domain.vocabulary import DEFAULT_LANGUAGE
 from ksmart_common.domain.workflow import APPLICANT, Workflow
 from ksmart_common.envelope import Envelope, NewEvent, format_timestamp
@@ -111,6 +115,9 @@ class FileState:
     decided_at: str | None = None
     # The signed certificate a granted file yields, if its service gives one.
     certificate: Mapping[str, Any] | None = None
+    # Counter staff who filed it in the applicant's name (actor_id, role,
+    # office, consent_id); None when the applicant filed it themselves.
+    filed_by: Mapping[str, Any] | None = None
 
     @property
     def fee_due_paise(self) -> int:
@@ -239,27 +246,23 @@ def submit_application(
     documents: Mapping[str, Upload | None] | None = None,
     lang: str = DEFAULT_LANGUAGE,
     directory_entry: Mapping[str, Any] | None | bool = False,
+    filed_by: Mapping[str, Any] | None = None,
 ) -> list[NewEvent]:
     """The events of a new application, or InvalidInput naming every problem
     of it at once, in `lang`. The event store adds the file number.
 
     directory_entry: the local-body directory's entry for `local_body`
-    (None if it has none); left out (False), the body is not checked."""
+    (None if it has none); left out (False), the body is not checked.
+    filed_by: counter staff filing in the applicant's name (their
+    actor_id, counter role, office and the citizen's consent id), recorded
+    in the event; None when the applicant files themselves."""
     if CITIZEN_ROLE not in applicant.roles:
         raise Forbidden("only a citizen may file an application")
-    documents = documents or {}
-    checked = directory_entry is not False
-    problems = intake.application_problems(
-        definition,
-        form,
-        documents,
-        lang,
-        local_body=directory_entry if checked else None,
-        local_body_code=local_body if checked else None,
-    )
+    problems = application_problems(definition, local_body, form, documents, lang, directory_entry)
     if problems:
-        raise InvalidInput(_incomplete(len(problems), lang), problems)
+        raise InvalidInput(incomplete(len(problems), lang), problems)
     Workflow.from_definition(definition["workflow"])  # refuse a broken definition early
+    documents = documents or {}
     return [
         NewEvent(
             APPLICATION_SUBMITTED,
@@ -279,12 +282,49 @@ def submit_application(
                     code: upload.to_dict() for code, upload in documents.items() if upload
                 },
                 "fee_demand": intake.fee_demand(definition, form),
+                # Only on a counter's filing, so a citizen's own is as it always was.
+                **({"filed_by": dict(filed_by)} if filed_by is not None else {}),
             },
         )
     ]
 
 
-def _incomplete(count: int, lang: str) -> str:
+def application_problems(
+    definition: Mapping[str, Any],
+    local_body: str,
+    form: Mapping[str, Any],
+    documents: Mapping[str, Upload | None] | None,
+    lang: str = DEFAULT_LANGUAGE,
+    directory_entry: Mapping[str, Any] | None | bool = False,
+) -> list[dict[str, str]]:
+    """Every problem of an application (submit_application's check), so a
+    counter can learn them together with its consent's before filing."""
+    checked = directory_entry is not False
+    return intake.application_problems(
+        definition,
+        form,
+        documents or {},
+        lang,
+        local_body=directory_entry if checked else None,
+        local_body_code=local_body if checked else None,
+    )
+
+
+def check_counter_filing(filer: Actor, local_body: str) -> str:
+    """The counter role `filer` files for a citizen in, to `local_body`:
+    an Akshaya operator files to any body, a clerk (the front office) to
+    their own body only. Forbidden otherwise."""
+    role = counter_role(filer.roles)
+    if role is None:
+        raise Forbidden("only counter staff file applications for citizens")
+    if role == CLERK and filer.local_body != local_body:
+        raise Forbidden(
+            f"a clerk files for citizens to their own local body ({filer.local_body}) only"
+        )
+    return role
+
+
+def incomplete(count: int, lang: str) -> str:
     if lang == "ml":
         return f"അപേക്ഷയിൽ {count} പ്രശ്നങ്ങളുണ്ട്; എല്ലാം താഴെ കൊടുത്തിരിക്കുന്നു"
     noun = "problem" if count == 1 else "problems"
@@ -330,7 +370,7 @@ def attach_document(
     else:
         problems = intake.upload_problems(spec, upload, lang)
     if problems:
-        raise InvalidInput(_incomplete(len(problems), lang), problems)
+        raise InvalidInput(incomplete(len(problems), lang), problems)
     return [
         NewEvent(
             DOCUMENT_ATTACHED,
@@ -442,7 +482,7 @@ def _checked_answers(
             }
         )
     if problems:
-        raise InvalidInput(_incomplete(len(problems), lang), problems)
+        raise InvalidInput(incomplete(len(problems), lang), problems)
     return {name: value for name, value in answers.items() if state.form.get(name) != value}
 
 
@@ -594,6 +634,7 @@ def project(state: FileState | None, envelope: Envelope) -> FileState:
             file_number=data.get(FILE_NUMBER_KEY),
             documents=data.get("documents", {}),
             fee_demand=data.get("fee_demand", NO_FEE),
+            filed_by=data.get("filed_by"),
             sla_days=service.get("sla_days"),
             state_entered_at=at,
             state=machine.initial_state,
@@ -607,7 +648,8 @@ def project(state: FileState | None, envelope: Envelope) -> FileState:
                     "action": SUBMIT_ACTION,
                     "event_type": envelope.event_type,
                     "actor_id": actor_id,
-                    "role": APPLICANT,
+                    # Who filed: the applicant, or counter staff in their name.
+                    "role": data["filed_by"]["role"] if data.get("filed_by") else APPLICANT,
                     "remarks": None,
                     "from_state": None,
                     "to_state": machine.initial_state,
@@ -768,10 +810,14 @@ def catch_up(
 
 
 def may_read(state: FileState, actor: Actor) -> bool:
-    """The applicant, officials of the file's local body, and auditors."""
+    """The applicant, officials of the file's local body, auditors, and the
+    counter staff who filed it (in the counter role they filed it in)."""
     if AUDITOR_ROLE in actor.roles:
         return True
     if CITIZEN_ROLE in actor.roles and actor.actor_id == state.applicant_id:
+        return True
+    filer = state.filed_by
+    if filer and actor.actor_id == filer["actor_id"] and filer["role"] in actor.roles:
         return True
     return (
         actor.local_body is not None

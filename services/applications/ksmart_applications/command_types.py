@@ -47,16 +47,39 @@ class RequestContext:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SubmitApplication:
-    """A citizen files an application: it becomes a new file."""
+class Application:
+    """An application to file, by whoever files it (the actor)."""
 
     service_code: str
     local_body: str
     form: Mapping[str, Any]
-    # Document code -> sha256 of the applicant's upload.
+    # Document code -> sha256 of the actor's upload.
     documents: Mapping[str, str]
     actor: Actor
     request: RequestContext
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubmitApplication(Application):
+    """A citizen files an application: it becomes a new file."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CitizensConsent:
+    """The consent a citizen gave counter staff: the identity service's
+    consent id and the one-time code the citizen read out."""
+
+    consent_id: str
+    code: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileForCitizen(Application):
+    """Counter staff (the actor) file an application in a citizen's name,
+    with the citizen's consent; the citizen becomes the file's applicant.
+    The documents are the filer's uploads (scanned at the counter)."""
+
+    consent: CitizensConsent
 
 
 class FileCommand(Protocol):

@@ -19,10 +19,12 @@ import sqlalchemy as sa
 from ksmart_applications import certificate_keys as certificates
 from ksmart_applications.certificate_keys import CertificateKeys
 from ksmart_applications.command_types import (
+    Application,
     AssignFile,
     AttachDocument,
     EscalateFile,
     FileCommand,
+    FileForCitizen,
     PaymentCallback,
     RecordPayment,
     RequestContext,
@@ -35,6 +37,7 @@ from ksmart_common.canonical import canonical_json
 from ksmart_common.domain import file as files
 from ksmart_common.domain.file import FILE_NUMBER_KEY, Actor, FileState
 from ksmart_common.domain.local_time import IST
+from ksmart_common.domain.roles import CITIZEN
 from ksmart_common.domain.vocabulary import FILE_NUMBER_DIGITS, file_number_series
 from ksmart_common.envelope import Envelope, NewEvent, file_stream_id
 from ksmart_common.errors import (
@@ -126,16 +129,7 @@ def submit(
     Idempotency-Key retry, or a second delivery of the command, found the
     file it made before)."""
     actor, request = command.actor, command.request
-    fingerprint = hashlib.sha256(
-        canonical_json(
-            {
-                "service": command.service_code,
-                "local_body": command.local_body,
-                "form": command.form,
-                "documents": command.documents,
-            }
-        )
-    ).hexdigest()
+    fingerprint = _fingerprint(command)
     key, command_id = request.idempotency_key, request.command_id
     scope = f"{actor.actor_id}\n{key}" if key else f"command\n{command_id}" if command_id else None
     if scope:
@@ -158,6 +152,106 @@ def submit(
         local_body_entry(command.local_body),
     )
     metadata = event_metadata(actor, request, request_fingerprint=fingerprint)
+    try:
+        return _append_new_file(store, file_id, events, metadata, command, definition), True
+    except VersionConflict:
+        if not scope:
+            raise
+        # The same key (or command) raced itself: the other request stored first.
+        earlier = store.read_stream(file_stream_id(file_id))
+        return _same_request_or_refuse(earlier, fingerprint), False
+
+
+# (consent id, code, consume) -> {"citizen_id", "filed_by"}: the identity
+# service's answer on a citizen's consent (InvalidInput naming what is wrong).
+VerifyConsent = Callable[[str, str, bool], Mapping[str, Any]]
+
+
+def file_for_citizen(
+    store: EventStore,
+    command: FileForCitizen,
+    *,
+    latest_definition: Callable[[str], Mapping[str, Any]],
+    local_body_entry: Callable[[str], Mapping[str, Any] | None],
+    verify_consent: VerifyConsent,
+) -> tuple[FileState, bool]:
+    """Counter staff file in a citizen's name, the citizen consenting with a
+    one-time code. Returns the file and whether it was created now.
+
+    - Who: a clerk to their own body, an Akshaya operator to any
+      (files.check_counter_filing), refused before the consent is tried.
+    - One consent, one file: the file's id derives from the consent's, so
+      the append's expected version 0 lets a consent make one file however
+      requests race, and a retry of the same request (its reply lost) finds
+      the file it made. The same consent with another application, or from
+      another operator, is refused.
+    - Every problem at once: the application's problems and the consent's
+      are answered together. The consent is used up only when the
+      application has none (a right code stays usable while the counter
+      corrects the form; a wrong one counts against its five tries).
+    - The event's metadata names the filer as its actor; its data names the
+      citizen as the applicant and records `filed_by` (who, counter role,
+      office, consent id). Documents are the filer's uploads."""
+    actor, request = command.actor, command.request
+    files.check_counter_filing(actor, command.local_body)
+    fingerprint = _fingerprint(command)
+    consent_id = command.consent.consent_id
+    file_id = str(uuid.uuid5(IDEMPOTENT_FILE_NAMESPACE, f"consent\n{consent_id}"))
+    earlier = store.read_stream(file_stream_id(file_id))
+    if earlier:
+        return _consent_used(earlier, actor, fingerprint), False
+    definition = latest_definition(command.service_code)
+    uploads = find_uploads(store.engine, actor.actor_id, command.documents)
+    directory_entry = local_body_entry(command.local_body)
+    problems = files.application_problems(
+        definition, command.local_body, command.form, uploads, request.lang, directory_entry
+    )
+    consent: Mapping[str, Any] = {}
+    try:
+        consent = verify_consent(consent_id, command.consent.code, not problems)
+    except InvalidInput as refused:
+        problems = [*problems, *refused.problems]
+    if problems:
+        raise InvalidInput(files.incomplete(len(problems), request.lang), problems)
+    events = files.submit_application(
+        file_id,
+        definition,
+        command.local_body,
+        Actor(consent["citizen_id"], (CITIZEN,)),
+        command.form,
+        uploads,
+        request.lang,
+        directory_entry,
+        filed_by=consent["filed_by"],
+    )
+    metadata = event_metadata(actor, request, request_fingerprint=fingerprint)
+    return _append_new_file(store, file_id, events, metadata, command, definition), True
+
+
+def _fingerprint(command: Application) -> str:
+    """What an application asked for, to tell a retry from another request."""
+    return hashlib.sha256(
+        canonical_json(
+            {
+                "service": command.service_code,
+                "local_body": command.local_body,
+                "form": command.form,
+                "documents": command.documents,
+            }
+        )
+    ).hexdigest()
+
+
+def _append_new_file(
+    store: EventStore,
+    file_id: str,
+    events: list[NewEvent],
+    metadata: dict[str, Any],
+    command: Application,
+    definition: Mapping[str, Any],
+) -> FileState:
+    """Store a new file's first events with its number (VersionConflict if
+    its stream exists already)."""
     # File numbers count per calendar year in Kerala's time.
     year = datetime.now(IST).year
     number = NumberRequest(
@@ -165,15 +259,33 @@ def submit(
         FILE_NUMBER_KEY,
         FILE_NUMBER_DIGITS,
     )
-    try:
-        envelopes = store.append(file_stream_id(file_id), events, 0, metadata, number)
-    except VersionConflict:
-        if not scope:
-            raise
-        # The same key (or command) raced itself: the other request stored first.
-        earlier = store.read_stream(file_stream_id(file_id))
-        return _same_request_or_refuse(earlier, fingerprint), False
-    return files.replay(envelopes), True
+    envelopes = store.append(file_stream_id(file_id), events, 0, metadata, number)
+    return files.replay(envelopes)
+
+
+def _consent_used(earlier: list[Envelope], actor: Actor, fingerprint: str) -> FileState:
+    """A consent that made a file already: the same operator's same request
+    again finds that file; anything else is refused, and another operator
+    is not told the consent exists."""
+    first = earlier[0]
+    if first.metadata.get("actor_id") != actor.actor_id:
+        raise InvalidInput(
+            "the citizen's consent is not given",
+            [{"field": "consent.consent_id", "message": "no such consent was requested"}],
+        )
+    if first.metadata.get("request_fingerprint") != fingerprint:
+        number = first.data.get(FILE_NUMBER_KEY)
+        raise InvalidInput(
+            "the citizen's consent is not given",
+            [
+                {
+                    "field": "consent.code",
+                    "message": f"this consent was used already, for file {number};"
+                    " ask for a new one",
+                }
+            ],
+        )
+    return files.replay(earlier)
 
 
 def _same_request_or_refuse(earlier: list[Envelope], fingerprint: str) -> FileState:

@@ -18,7 +18,9 @@ from ksmart_applications import checks, commands
 from ksmart_applications.command_types import (
     AssignFile,
     AttachDocument,
+    CitizensConsent,
     EscalateFile,
+    FileForCitizen,
     PaymentCallback,
     RequestContext,
     SubmitApplication,
@@ -128,6 +130,37 @@ class ApplicationsService:
             command,
             latest_definition=self._latest_definition,
             local_body_entry=self._local_body,
+        )
+        return {"file": state.view(), "created": created}
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
+    def file_for_citizen(
+        self,
+        application: dict,
+        consent: dict,
+        actor: dict,
+        request: dict,
+    ) -> dict:
+        """Counter staff file in a citizen's name with their consent.
+        application: service_code, local_body, form, documents (document
+        code -> sha256 of the filer's upload); consent: consent_id, code."""
+        command = FileForCitizen(
+            service_code=application["service_code"],
+            local_body=application["local_body"],
+            form=application["form"],
+            documents=application.get("documents") or {},
+            consent=CitizensConsent(consent_id=consent["consent_id"], code=consent["code"]),
+            actor=actor_from(actor),
+            request=RequestContext.from_rpc(request),
+        )
+        state, created = commands.file_for_citizen(
+            self.store,
+            command,
+            latest_definition=self._latest_definition,
+            local_body_entry=self._local_body,
+            verify_consent=lambda consent_id, code, consume: call(
+                self.identity.verify_consent, consent_id, code, actor, consume
+            ),
         )
         return {"file": state.view(), "created": created}
 

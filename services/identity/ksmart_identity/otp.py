@@ -12,6 +12,13 @@ requests at once cannot both slip under the limit.
 
 The identity service never sends the code itself: it hands it to the
 notifications service as an OtpRequested event. The code is never logged.
+
+A code has a purpose: signing in, or a citizen's consent to an application
+counter staff file in their name (ksmart_identity.consent). A consent's
+challenge names the operator who asked for it. Neither kind of code
+passes for the other, and a consent is checked only for its operator, so
+a code a citizen reads out at a counter cannot sign the counter in as the
+citizen, nor serve another operator.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ MAX_FAILED_ATTEMPTS = 5
 # hash is enough online; these parameters make an offline search of all
 # million codes cost minutes per challenge, longer than it lives.
 _hasher = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
+SIGN_IN = "sign_in"
+COUNTER_CONSENT = "counter_consent"
 
 
 @dataclass(frozen=True)
@@ -99,8 +108,14 @@ def request_code(
     now: datetime,
     settings: OtpSettings,
     offload: Offload = call_directly,
+    purpose: str = SIGN_IN,
+    requested_by: str | None = None,
 ) -> Challenge:
-    """A new challenge, or TooManyRequests with the seconds to wait."""
+    """A new challenge, or TooManyRequests with the seconds to wait.
+
+    client_address is whom the per-caller limit counts (an address, or a
+    counter operator's id); the per-destination limit counts every code a
+    destination was sent, whatever its purpose, so nobody floods one phone."""
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     code_hash = offload(_hasher.hash, code)
     since = now - timedelta(seconds=settings.window_seconds)
@@ -133,8 +148,9 @@ def request_code(
         conn.execute(
             sa.text(
                 "INSERT INTO otp_challenges (challenge_id, destination, channel, code_hash,"
-                " client_address, created_at, expires_at) VALUES (:id, :destination, :channel,"
-                " :code_hash, :client, :now, :expires_at)"
+                " client_address, created_at, expires_at, purpose, requested_by) VALUES (:id,"
+                " :destination, :channel, :code_hash, :client, :now, :expires_at, :purpose,"
+                " :requested_by)"
             ),
             {
                 "id": challenge_id,
@@ -144,6 +160,8 @@ def request_code(
                 "client": client_address,
                 "now": now,
                 "expires_at": expires_at,
+                "purpose": purpose,
+                "requested_by": requested_by,
             },
         )
     return Challenge(challenge_id, destination, channel, code, expires_at)
@@ -155,22 +173,34 @@ def verify_code(
     code: str,
     now: datetime,
     offload: Offload = call_directly,
+    purpose: str = SIGN_IN,
+    requested_by: str | None = None,
+    consume: bool = True,
 ) -> str:
     """The destination the code was sent to, if `code` is right; the code is
-    used up. Unauthenticated otherwise, saying why (wrong, expired, used,
-    void); a fifth wrong try voids the challenge."""
+    used up (unless `consume` is false: a right code is then only
+    confirmed). Unauthenticated otherwise, saying why (wrong, expired, used,
+    void); a fifth wrong try voids the challenge. A challenge of another
+    purpose, or (a consent) asked for by another operator, is no such
+    challenge, and a try on it counts nothing."""
+    unknown = Unauthenticated(f"no such {_NAMES[purpose]} was requested")
     if not is_uuid(challenge_id):
-        raise Unauthenticated("no such sign-in code was requested")
+        raise unknown
     with engine.begin() as conn:
         row = conn.execute(
             sa.text(
                 "SELECT destination, code_hash, expires_at, failed_attempts, consumed_at,"
-                " voided_at FROM otp_challenges WHERE challenge_id = :id FOR UPDATE"
+                " voided_at, purpose, requested_by FROM otp_challenges"
+                " WHERE challenge_id = :id FOR UPDATE"
             ),
             {"id": challenge_id},
         ).one_or_none()
-        if row is None:
-            raise Unauthenticated("no such sign-in code was requested")
+        if (
+            row is None
+            or row.purpose != purpose
+            or (str(row.requested_by) if row.requested_by else None) != requested_by
+        ):
+            raise unknown
         if row.consumed_at is not None:
             raise Unauthenticated("this code was used already; ask for a new one")
         if row.voided_at is not None:
@@ -178,10 +208,13 @@ def verify_code(
         if now >= row.expires_at:
             raise Unauthenticated("the code has expired; ask for a new one")
         if isinstance(code, str) and offload(_matches, row.code_hash, code):
-            conn.execute(
-                sa.text("UPDATE otp_challenges SET consumed_at = :now WHERE challenge_id = :id"),
-                {"now": now, "id": challenge_id},
-            )
+            if consume:
+                conn.execute(
+                    sa.text(
+                        "UPDATE otp_challenges SET consumed_at = :now WHERE challenge_id = :id"
+                    ),
+                    {"now": now, "id": challenge_id},
+                )
             return row.destination
         failed = row.failed_attempts + 1
         conn.execute(
@@ -196,6 +229,9 @@ def verify_code(
     if left <= 0:
         raise Unauthenticated("too many wrong tries; ask for a new code")
     raise Unauthenticated(f"the code is wrong; {left} tries left")
+
+
+_NAMES = {SIGN_IN: "sign-in code", COUNTER_CONSENT: "consent"}
 
 
 def _matches(code_hash: str, code: str) -> bool:

@@ -3,8 +3,11 @@ function that tests can call without a container.
 
 Events it emits (nameko events on the `identity.events` exchange, routing
 key the event type, persistent, published with confirms): OtpRequested,
-which carries a one-time code to the notifications service (never logged),
-and UserRegistered when a citizen's first sign-in registers them.
+which carries a one-time code to the notifications service (never logged;
+its `purpose` says whether it signs a citizen in or is their consent to an
+application counter staff file for them, and then names the counter's
+`office`), and UserRegistered when a citizen's first sign-in (or first
+consent) registers them.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from ksmart_common.identifiers import is_uuid
 from ksmart_common.messaging import OTP_REQUESTED
 from ksmart_common.operations import Operations
 from ksmart_common.rpc import rpc
-from ksmart_identity import directory, keys, otp, sessions, staff
+from ksmart_identity import consent, directory, keys, otp, sessions, staff
 from ksmart_identity.config import access_token_ttl_seconds
 from ksmart_identity.signin import code_sign_in, password_sign_in, refresh
 from ksmart_identity.users import get_user
@@ -95,26 +98,77 @@ class IdentityService:
             otp.OtpSettings.from_environment(),
             offload=tpool.execute,
         )
-        try:
-            self.send_code(
-                OTP_REQUESTED,
-                {
-                    "challenge_id": challenge.challenge_id,
-                    "channel": channel,
-                    "destination": destination,
-                    "code": challenge.code,
-                    "language": language if language in LANGUAGES else DEFAULT_LANGUAGE,
-                    "expires_at": challenge.expires_at.isoformat(),
-                },
-            )
-        except UndeliverableMessage:
-            raise ServiceUnavailable("codes cannot be sent just now; try again") from None
+        self._send(challenge, language, {"purpose": otp.SIGN_IN})
         return {
             "challenge_id": challenge.challenge_id,
             "channel": channel,
             "sent_to": mask(destination),
             "expires_in": int((challenge.expires_at - now()).total_seconds()),
         }
+
+    def _send(self, challenge: otp.Challenge, language: str, purpose: dict[str, Any]) -> None:
+        """Hand the code to the notifications service (OtpRequested)."""
+        try:
+            self.send_code(
+                OTP_REQUESTED,
+                {
+                    "challenge_id": challenge.challenge_id,
+                    "channel": challenge.channel,
+                    "destination": challenge.destination,
+                    "code": challenge.code,
+                    "language": language if language in LANGUAGES else DEFAULT_LANGUAGE,
+                    "expires_at": challenge.expires_at.isoformat(),
+                    **purpose,
+                },
+            )
+        except UndeliverableMessage:
+            raise ServiceUnavailable("codes cannot be sent just now; try again") from None
+
+    # -- a citizen's consent to an application filed for them at a counter --
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
+    def request_consent(
+        self, phone: str | None, email: str | None, language: str, actor: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Counter staff ask the citizen for a consent code (consent.py)."""
+        challenge, office = consent.request_consent(
+            self.db,
+            phone,
+            email,
+            actor,
+            now(),
+            otp.OtpSettings.from_environment(),
+            offload=tpool.execute,
+        )
+        self._send(challenge, language, {"purpose": otp.COUNTER_CONSENT, "office": office})
+        return {
+            "consent_id": challenge.challenge_id,
+            "channel": challenge.channel,
+            "sent_to": mask(challenge.destination),
+            "expires_in": int((challenge.expires_at - now()).total_seconds()),
+            "expires_at": challenge.expires_at.isoformat(),
+        }
+
+    @rpc(expected_exceptions=CALLER_ERRORS)
+    def verify_consent(
+        self, consent_id: str, code: str, actor: dict[str, Any], consume: bool
+    ) -> dict[str, Any]:
+        """For the applications service: whether the citizen consented to
+        the operator's filing, who the citizen is (consume: the consent is
+        used up) and who files (consent.verify_consent)."""
+        answer = consent.verify_consent(
+            self.db, consent_id, code, actor, now(), consume, offload=tpool.execute
+        )
+        if answer["registered"]:
+            self.announce(
+                USER_REGISTERED,
+                {
+                    "user_id": answer["citizen_id"],
+                    "kind": "citizen",
+                    "username": answer["username"],
+                },
+            )
+        return {"citizen_id": answer["citizen_id"], "filed_by": answer["filed_by"]}
 
     @rpc(expected_exceptions=CALLER_ERRORS)
     def sign_in_with_code(self, challenge_id: str, code: str) -> dict[str, Any]:

@@ -1,7 +1,9 @@
-"""Officials, auditors and administrators, as administrators manage them.
+"""Officials, Akshaya operators, auditors and administrators, as
+administrators manage them.
 
 An official holds roles in one jurisdiction: a local body of the directory
-and, optionally, some of its wards. Changing a person's roles or
+and, optionally, some of its wards. The other kinds have none (an Akshaya
+operator files for citizens to any body). Changing a person's roles or
 jurisdiction, or disabling them, ends their sessions: the tokens they hold
 were issued for what they were, not what they are.
 """
@@ -14,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ksmart_common.domain.roles import ADMINISTRATOR, AUDITOR, OFFICIAL_ROLES
+from ksmart_common.domain.roles import ADMINISTRATOR, ROLES_OF_STAFF_KIND, STAFF_KINDS
 from ksmart_common.errors import Forbidden, InvalidInput, NotFound
 from ksmart_identity import directory
 from ksmart_identity.sessions import revoke_user_sessions
@@ -27,12 +29,6 @@ from ksmart_identity.users import (
     normalise_username,
 )
 
-STAFF_KINDS = ("official", "auditor", "administrator")
-ROLES_OF_KIND = {
-    "official": OFFICIAL_ROLES,
-    "auditor": (AUDITOR,),
-    "administrator": (ADMINISTRATOR,),
-}
 MIN_PASSWORD_LENGTH = 12
 
 
@@ -62,7 +58,7 @@ def jurisdiction_problems(
 
 
 def roles_problems(kind: str, roles: Sequence[str]) -> list[dict[str, str]]:
-    allowed = ROLES_OF_KIND.get(kind)
+    allowed = ROLES_OF_STAFF_KIND.get(kind)
     if allowed is None:
         return [{"field": "kind", "message": f"one of {', '.join(STAFF_KINDS)}"}]
     if not roles:

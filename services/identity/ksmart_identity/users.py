@@ -21,10 +21,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from ksmart_common.domain.contacts import mask
-from ksmart_common.domain.roles import OFFICIAL_ROLES
+from ksmart_common.domain.roles import AKSHAYA_OPERATOR, OFFICIAL_ROLES, STAFF_KINDS
 from ksmart_common.errors import InvalidInput, TooManyRequests, Unauthenticated
 
-KINDS = ("citizen", "official", "auditor", "administrator")
+KINDS = ("citizen", *STAFF_KINDS)
 
 # Runs a blocking call: fn(*args) -> result.
 Offload = Callable[..., Any]
@@ -53,9 +53,9 @@ class DemoUser:
 
 # The demo accounts `seed_demo_users` creates (all share one password, given at
 # seeding). The one list the docs cite: two citizens (one abroad), an official
-# of Kochi Corporation in every role a workflow names (<role>.kochi), and a
+# of Kochi Corporation in every role a workflow names (<role>.kochi), a
 # clerk of another body, so a demo can show an official of one body being
-# refused another body's files.
+# refused another body's files, and an Akshaya centre's operator.
 DEMO_USERS: tuple[DemoUser, ...] = (
     DemoUser("citizen", "Demo Citizen", "citizen", ("citizen",), None),
     DemoUser("citizen.dubai", "Demo Citizen living in Dubai", "citizen", ("citizen",), None),
@@ -71,6 +71,16 @@ DEMO_USERS: tuple[DemoUser, ...] = (
     ),
     DemoUser(
         "clerk.tvm", "Clerk, Thiruvananthapuram Corporation", "official", ("clerk",), "KL-TVM-TVC"
+    ),
+    # Counter staff outside any local body: an Akshaya centre's operator,
+    # who files for citizens (with their consent by code) to any body. The
+    # display name is the centre's, as the citizen's consent message names it.
+    DemoUser(
+        "akshaya.edappally",
+        "Akshaya centre, Edappally",
+        "operator",
+        (AKSHAYA_OPERATOR,),
+        None,
     ),
     DemoUser("auditor", "Demo Auditor", "auditor", ("auditor",), None),
     DemoUser("admin", "Demo Administrator", "administrator", ("administrator",), None),

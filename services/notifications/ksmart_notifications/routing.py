@@ -20,6 +20,11 @@ from ksmart_notifications.preferences import EXTERNAL_CHANNELS, IN_APP, Preferen
 
 MESSAGE_NAMESPACE = uuid.UUID("8f5d2a52-8d0e-4c38-9a53-4f1f7d0c2b61")
 ONE_TIME_CODE = "one_time_code"
+# A citizen's consent code for an application counter staff file in their
+# name: says who asks (the counter's office) and to give it only if asked.
+COUNTER_CONSENT_CODE = "counter_consent_code"
+# The template of a code, by the purpose identity's OtpRequested gives it.
+CODE_TEMPLATES = {"sign_in": ONE_TIME_CODE, "counter_consent": COUNTER_CONSENT_CODE}
 SCHEDULED, QUEUED, DELIVERED = "scheduled", "queued", "delivered"
 
 
@@ -92,17 +97,22 @@ def messages_for(
 
 
 def code_message(
-    challenge_id: str, channel: str, destination: str, language: str, now: datetime
+    challenge_id: str,
+    channel: str,
+    destination: str,
+    language: str,
+    now: datetime,
+    template_name: str = ONE_TIME_CODE,
 ) -> NewMessage:
     """The log's entry for a one-time code: where it went, never what it said."""
-    template = rendering.template(ONE_TIME_CODE)
+    template = rendering.template(template_name)
     return NewMessage(
         message_id=message_id(challenge_id, channel),
         source_id=challenge_id,
         channel=channel,
         recipient_id=None,
         destination=destination,
-        template=ONE_TIME_CODE,
+        template=template_name,
         language=language if language in LANGUAGES else DEFAULT_LANGUAGE,
         urgent=template.urgent,
         statutory=template.statutory,

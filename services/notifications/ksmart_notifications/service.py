@@ -65,7 +65,6 @@ STALE_AFTER = timedelta(seconds=float(config.env("KSMART_NOTIFICATIONS_STALE_SEC
 CODE_ATTEMPTS = int(config.env("KSMART_CODE_ATTEMPTS", "4"))
 CODE_BACKOFF_SECONDS = float(config.env("KSMART_CODE_BACKOFF_SECONDS", "2"))
 MAX_PAGE = 100
-CODE_TEMPLATE = routing.ONE_TIME_CODE
 
 
 def now() -> datetime:
@@ -204,8 +203,16 @@ class NotificationsService:
         if now() >= expires_at:
             log.info("expired code not sent", channel=channel)
             return
+        # A sign-in code, or a citizen's consent to a counter's filing
+        # (which names the counter's office); older messages carry no purpose.
+        template_name = routing.CODE_TEMPLATES.get(body.get("purpose"), routing.ONE_TIME_CODE)
         message = routing.code_message(
-            body["challenge_id"], channel, destination, body.get("language", "en"), now()
+            body["challenge_id"],
+            channel,
+            destination,
+            body.get("language", "en"),
+            now(),
+            template_name,
         )
         try:
             with self.db.begin() as conn:
@@ -216,9 +223,11 @@ class NotificationsService:
 
         def text(row) -> tuple[str | None, str]:
             minutes = max(1, int((expires_at - now()).total_seconds() // 60))
-            rendered = rendering.render(
-                CODE_TEMPLATE, row.language, {"code": body["code"], "minutes": str(minutes)}
-            )
+            values = {"code": body["code"], "minutes": str(minutes)}
+            if template_name == routing.COUNTER_CONSENT_CODE:
+                names = body["office"]["name"]
+                values["office"] = names.get(row.language) or names["en"]
+            rendered = rendering.render(template_name, row.language, values)
             if channel == "email":
                 return rendered.subject, rendered.text
             return None, rendered.sms

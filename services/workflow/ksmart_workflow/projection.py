@@ -252,6 +252,8 @@ def applicant_summary(row: Any) -> dict[str, Any]:
         "needs_applicant": row.waits_on == APPLICANT,
         "submitted_at": row.projected["submitted_at"],
         "version": row.version,
+        # Counter staff who filed it in the applicant's name, if any.
+        "filed_by": row.projected.get("filed_by"),
     }
 
 

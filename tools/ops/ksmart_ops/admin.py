@@ -268,7 +268,7 @@ def print_demo_users(credentials_file: Path | None) -> int:
     print(f"Demo users, each with the password {password}")
     for user in DEMO_USERS:
         where = f", {user.local_body}" if user.local_body else ""
-        print(f"  {user.username:<16} {', '.join(user.roles)}{where}: {user.display_name}")
+        print(f"  {user.username:<18} {', '.join(user.roles)}{where}: {user.display_name}")
     return 0
 
 

@@ -106,8 +106,7 @@ class SessionEndpoints:
     @api(
         "GET",
         f"{PREFIX}/me",
-        summary="Who the caller is: user id, name, roles, local body and wards, "
-        "as the token says",
+        summary="Who the caller is: user id, name, roles, local body and wards, as the token says",
         allowed_roles=ANY_USER,
         response=schemas.CallerResponse,
         tag="auth",

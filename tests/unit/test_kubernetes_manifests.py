@@ -71,8 +71,8 @@ COMMANDS = {
     PORTAL: [
         "/bin/sh",
         "-c",
-        'exec gunicorn --bind "$KSMART_PORTAL_ADDRESS" --workers 2 --threads 8 --worker-tmp-dir /tmp'
-        " --no-control-socket --access-logfile - ksmart_portal.wsgi:app",
+        'exec gunicorn --bind "$KSMART_PORTAL_ADDRESS" --workers 2 --threads 8'
+        " --worker-tmp-dir /tmp --no-control-socket --access-logfile - ksmart_portal.wsgi:app",
     ],
 }
 SETUP_JOB = "ksmart-setup"

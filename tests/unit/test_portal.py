@@ -137,7 +137,12 @@ def test_signing_in_keeps_the_tokens_out_of_the_browser_and_sign_out_ends_the_se
 
 
 def test_staff_sign_in_with_a_password_and_a_wrong_one_says_so_beside_the_field():
-    clerk = {**CITIZEN_ME, "username": "clerk.kochi", "roles": ["clerk"], "local_body": "KL-EKM-KOC"}
+    clerk = {
+        **CITIZEN_ME,
+        "username": "clerk.kochi",
+        "roles": ["clerk"],
+        "local_body": "KL-EKM-KOC",
+    }
 
     def token(request):
         sent = json.loads(request.body)

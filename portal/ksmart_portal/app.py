@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from ksmart_common.domain.vocabulary import LANGUAGES
 from ksmart_portal import (
+    audit_pages,
     calls,
     catalogue_text,
     citizen_pages,
@@ -20,18 +21,27 @@ from ksmart_portal import (
     navigation,
     notices_pages,
     official_pages,
-    oversight_pages,
     public_pages,
     security,
     signing_in,
+    staff_pages,
 )
 from ksmart_portal.gateway import Gateway, GatewayUnavailable
 from ksmart_portal.language import LANGUAGE_COOKIE, choose_language
 from ksmart_portal.problems import PageErrors
 from ksmart_portal.settings import Settings
 
-# Each module's register(app) adds its pages.
-PAGES = (public_pages, signing_in, citizen_pages, notices_pages, official_pages, oversight_pages)
+# Each module's register(app) adds its pages. The order is the order of the
+# header's links, and a person lands on their first link after signing in.
+PAGES = (
+    public_pages,
+    signing_in,
+    citizen_pages,
+    notices_pages,
+    official_pages,
+    audit_pages,
+    staff_pages,
+)
 TOO_LARGE = i18n.N_(
     "The files you chose are too large: together they may be at most %(size)s MB. "
     "Go back and choose smaller files, such as a scan at a lower resolution."

@@ -23,7 +23,7 @@ from marshmallow import ValidationError
 from ksmart_common.canonical import GENESIS_HASH
 from ksmart_common.envelope import Envelope, compute_hash, file_stream_id, from_json
 
-# What can be wrong with one event, each worded on the page (oversight_pages).
+# What can be wrong with one event, each worded on the page (audit_pages).
 NOT_AN_EVENT = "not_an_event"
 OTHER_FILE = "other_file"
 OUT_OF_SEQUENCE = "out_of_sequence"

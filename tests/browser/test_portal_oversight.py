@@ -19,7 +19,7 @@ from pathlib import Path
 import requests
 from playwright.sync_api import expect
 
-from ksmart_portal.oversight_pages import NOTICES
+from ksmart_portal.staff_pages import NOTICES
 from tests.browser.test_portal_files import _applied, text
 
 KSMART_AUDIT = Path(sys.executable).with_name("ksmart-audit")

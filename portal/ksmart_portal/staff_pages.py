@@ -1,69 +1,22 @@
-"""The pages of those who watch over the platform rather than decide files:
-the auditor's (a file's events with its hash chain verified here, in the
-portal, and its export to verify offline) and the administrator's (staff
-listed, created, their roles and jurisdiction changed, accounts disabled
-and enabled)."""
+"""The administrator's pages: staff listed, created, their roles and
+jurisdiction changed, accounts disabled and enabled."""
 
 from __future__ import annotations
 
-import json
 import secrets
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, abort, redirect, render_template, request, session, url_for
 
-from ksmart_common.domain.file import FILE_NUMBER_KEY
-from ksmart_common.domain.roles import ADMINISTRATOR, AUDITOR, OFFICIAL_ROLES, ROLES_OF_STAFF_KIND
-from ksmart_common.domain.vocabulary import is_file_number
-from ksmart_portal import calls, catalogue_text, chain_check, files_text, i18n, navigation
+from ksmart_common.domain.roles import ADMINISTRATOR, OFFICIAL_ROLES, ROLES_OF_STAFF_KIND
+from ksmart_portal import calls, catalogue_text, files_text, i18n, navigation, staff_text
 from ksmart_portal.gateway import Reply
 from ksmart_portal.navigation import NavLink
 from ksmart_portal.problems import FormField, PageErrors, page_errors
-from ksmart_portal.public_pages import NO_SUCH_FILE
-
-# -- the auditor's words -----------------------------------------------------------
-
-FIND_FILE_HINT = i18n.N_(
-    "A file's number, like KL-EKM-KOC/BR/2026/000123, or its ID, like "
-    "3f6c1a52-8a39-4c1e-9d3e-2b7f0f0b6a11."
-)
-FIND_FILE_NEEDED = i18n.N_("Enter a file's number or its ID.")
-CHAIN_PROBLEMS = {
-    chain_check.NOT_AN_EVENT: i18n.N_(
-        "This is not a well-formed event record, so it cannot be checked."
-    ),
-    chain_check.OTHER_FILE: i18n.N_("This event belongs to another file."),
-    chain_check.OUT_OF_SEQUENCE: i18n.N_(
-        "It is numbered %(found)s where %(expected)s should come: an event is missing, "
-        "or the events are out of order."
-    ),
-    chain_check.OUT_OF_ORDER: i18n.N_(
-        "Its place in the platform's log is not after the event before it: "
-        "the events are out of order."
-    ),
-    chain_check.UNLINKED: i18n.N_(
-        "It does not link to the event before it: the previous hash it names is not "
-        "that event's hash (for the first event: not 64 zeros)."
-    ),
-    chain_check.ALTERED: i18n.N_(
-        "Its content no longer gives the hash stored with it: the event was changed "
-        "after it was recorded."
-    ),
-}
-EXPORT_NAME = "file-{file_id}-events.jsonl"
-VERIFY_COMMAND = "ksmart-audit verify --file {file_id} --input {export}"
 
 # -- the administrator's words -----------------------------------------------------
 
-OFFICIAL = "official"
-KIND_NAMES = {
-    OFFICIAL: i18n.N_("Official of a local body"),
-    "operator": i18n.N_("Operator of an Akshaya centre"),
-    "auditor": i18n.N_("Auditor of the platform"),
-    "administrator": i18n.N_("Administrator of the platform"),
-}
 USERNAME_RULE = i18n.N_(
     "Choose a username of 3 to 64 characters that nobody has yet: lower-case letters, "
     "digits, dots, hyphens or underscores, starting with a letter."
@@ -103,10 +56,7 @@ NOTICES = {
     ),
     "enabled": i18n.N_("The account is enabled: the person can sign in again."),
 }
-
-
-# Each page's one role: checked before any of them runs (calls.needs_role).
-AUDITOR_PAGES = ("audit_search", "audit_file", "audit_export")
+# Each page is the administrator's alone: checked before any of them runs.
 ADMINISTRATOR_PAGES = (
     "staff_list",
     "new_staff_member",
@@ -117,153 +67,14 @@ ADMINISTRATOR_PAGES = (
 
 
 def register(app: Flask) -> None:
-    navigation.offer(app, NavLink("audit_search", i18n.N_("Audit"), (AUDITOR,)))
     navigation.offer(app, NavLink("staff_list", i18n.N_("Staff"), (ADMINISTRATOR,)))
-    _register_audit(app)
     _register_staff(app)
 
     @app.before_request
-    def only_for_their_role():
-        if request.endpoint in AUDITOR_PAGES:
-            return calls.needs_role(AUDITOR)
+    def only_for_administrators():
         if request.endpoint in ADMINISTRATOR_PAGES:
             return calls.needs_role(ADMINISTRATOR)
         return None
-
-
-# == the auditor ====================================================================
-
-
-def _register_audit(app: Flask) -> None:
-    @app.get("/audit")
-    def audit_search():
-        wanted = request.args.get("file", "").strip()
-        errors = PageErrors()
-        if "file" in request.args:
-            found = _file_id_of(wanted, errors)
-            if found is None:
-                return calls.to_sign_in()
-            if found:
-                return redirect(url_for("audit_file", file_id=found), code=303)
-        status = 400 if errors else 200
-        return render_template("audit_search.html", wanted=wanted, errors=errors), status
-
-    @app.get("/audit/files/<uuid:file_id>")
-    def audit_file(file_id):
-        reply = _file_events(file_id)
-        if reply is None:
-            return calls.to_sign_in()
-        checked = chain_check.check_chain(str(file_id), reply.body.get("events") or [])
-        export = EXPORT_NAME.format(file_id=file_id)
-        return render_template(
-            "audit_file.html",
-            file_id=str(file_id),
-            file_number=_file_number(checked),
-            checked=checked,
-            platform_says=reply.body.get("verified"),
-            events=[
-                {**_event_row(event), "anchor": f"event-{number}"}
-                for number, event in enumerate(checked.events, start=1)
-            ],
-            export=export,
-            verify_command=VERIFY_COMMAND.format(file_id=file_id, export=export),
-        )
-
-    @app.get("/audit/files/<uuid:file_id>/export")
-    def audit_export(file_id):
-        """The file's events as JSON lines, as `ksmart-audit export` writes
-        them, fetched with the session's token: it never reaches the browser."""
-        reply = _file_events(file_id)
-        if reply is None:
-            return calls.to_sign_in()
-        export = EXPORT_NAME.format(file_id=file_id)
-        return Response(
-            _json_lines(reply.body.get("events") or []),
-            mimetype="application/x-ndjson",
-            headers={
-                "Content-Disposition": f'attachment; filename="{export}"',
-                "Cache-Control": "no-store",
-            },
-        )
-
-
-def _file_id_of(wanted: str, errors: PageErrors) -> str | None:
-    """The id of the file the auditor asked for, by its id or its number;
-    "" with the reason in `errors`, None when the session has ended."""
-    if not wanted:
-        errors.add(i18n.gettext(FIND_FILE_NEEDED), "file")
-        return ""
-    try:
-        return str(uuid.UUID(wanted))
-    except ValueError:
-        pass
-    if not is_file_number(wanted):
-        errors.add(i18n.gettext(FIND_FILE_HINT), "file")
-        return ""
-    reply = calls.call_as_user("GET", "/audit/files", params={"number": wanted})
-    if reply is None or reply.status == 401:
-        return None
-    if reply.ok:
-        return str(reply.body["file_id"])
-    if reply.status == 404:
-        errors.add(i18n.gettext(NO_SUCH_FILE), "file")
-    else:
-        errors.errors.extend(page_errors(reply).errors)
-    return ""
-
-
-def _file_events(file_id) -> Reply | None:
-    """The file's events as the gateway serves them (404 for a file it
-    does not know); None when the session has ended."""
-    reply = calls.call_as_user("GET", f"/audit/files/{file_id}/events")
-    if reply is None or reply.status == 401:
-        return None
-    if not reply.ok:
-        abort(404)
-    return reply
-
-
-def _file_number(checked: chain_check.ChainCheck) -> str | None:
-    """The number the file was given, as its first event recorded it."""
-    if not checked.events:
-        return None
-    data = checked.events[0].document.get("data")
-    return data.get(FILE_NUMBER_KEY) if isinstance(data, Mapping) else None
-
-
-def _event_row(event: chain_check.EventCheck) -> dict[str, Any]:
-    document = event.document
-    metadata = document.get("metadata") if isinstance(document.get("metadata"), Mapping) else {}
-    roles = metadata.get("actor_roles") or []
-    return {
-        "version": document.get("stream_version"),
-        "event_type": document.get("event_type"),
-        "position": document.get("global_position"),
-        "recorded": files_text.day_and_time(document.get("recorded_at")),
-        "actor": ", ".join(_role_name(str(role)) for role in roles),
-        "prev_hash": document.get("prev_hash"),
-        "hash": document.get("hash"),
-        "recomputed_hash": event.recomputed_hash,
-        "verified": event.verified,
-        "problems": [
-            i18n.gettext(
-                CHAIN_PROBLEMS[problem],
-                found=document.get("stream_version"),
-                expected=event.expected_version,
-            )
-            if problem == chain_check.OUT_OF_SEQUENCE
-            else i18n.gettext(CHAIN_PROBLEMS[problem])
-            for problem in event.problems
-        ],
-    }
-
-
-def _json_lines(documents: list[Any]) -> Iterator[bytes]:
-    for document in documents:
-        yield json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-
-
-# == the administrator ==============================================================
 
 
 def _register_staff(app: Flask) -> None:
@@ -390,7 +201,7 @@ def _render_staff_form(sent: dict[str, Any], errors: PageErrors):
         "staff_new.html",
         sent=sent,
         errors=errors,
-        kind_options=[(kind, i18n.gettext(name)) for kind, name in KIND_NAMES.items()],
+        kind_options=[(kind, i18n.gettext(name)) for kind, name in staff_text.KIND_NAMES.items()],
         role_options=_official_roles(),
         local_bodies=_local_bodies(),
     ), (400 if errors else 200)
@@ -424,16 +235,11 @@ def _official_roles() -> list[tuple[str, str]]:
 
 
 def _every_staff_role() -> list[tuple[str, str]]:
-    return [(role, _role_name(role)) for roles in ROLES_OF_STAFF_KIND.values() for role in roles]
-
-
-def _role_name(role: str) -> str:
-    """An official's role by files_text's names; the other kinds hold one
-    role each, named as their kind."""
-    for kind, roles in ROLES_OF_STAFF_KIND.items():
-        if kind != OFFICIAL and roles == (role,):
-            return i18n.gettext(KIND_NAMES[kind])
-    return files_text.role_name(role)
+    return [
+        (role, staff_text.role_name(role))
+        for roles in ROLES_OF_STAFF_KIND.values()
+        for role in roles
+    ]
 
 
 def _local_bodies() -> dict[str, str]:
@@ -453,18 +259,14 @@ def _staff_row(member: Mapping[str, Any], bodies: Mapping[str, str]) -> dict[str
         "username": member.get("username"),
         "display_name": member.get("display_name"),
         "kind": member.get("kind"),
-        "kind_name": _kind_name(str(member.get("kind", ""))),
-        "official": member.get("kind") == OFFICIAL,
-        "roles": [_role_name(str(role)) for role in member.get("roles", [])],
+        "kind_name": staff_text.kind_name(str(member.get("kind", ""))),
+        "official": member.get("kind") == staff_text.OFFICIAL,
+        "roles": [staff_text.role_name(str(role)) for role in member.get("roles", [])],
         "local_body": bodies.get(local_body, local_body) if local_body else None,
         "wards": ", ".join(str(ward) for ward in member.get("wards", [])),
         "disabled": bool(member.get("disabled")),
         "locked_until": files_text.day_and_time(member.get("locked_until")),
     }
-
-
-def _kind_name(kind: str) -> str:
-    return i18n.gettext(KIND_NAMES[kind]) if kind in KIND_NAMES else kind
 
 
 def _staff_form(form: Mapping[str, Any]) -> dict[str, Any]:
@@ -473,7 +275,7 @@ def _staff_form(form: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "username": str(form.get("username", "")).strip(),
         "display_name": str(form.get("display_name", "")).strip(),
-        "kind": str(form.get("kind", OFFICIAL)),
+        "kind": str(form.get("kind", staff_text.OFFICIAL)),
         "roles": [str(role) for role in roles],
         "local_body": str(form.get("local_body", "")),
         "wards": str(form.get("wards", "")).strip(),
@@ -484,7 +286,7 @@ def _new_staff(sent: Mapping[str, Any], password: str) -> dict[str, Any]:
     """The API's request. Roles, a local body and wards are an official's
     only: for the other kinds the one role of the kind is sent, and what the
     form holds for officials is left out (its hint says so)."""
-    official = sent["kind"] == OFFICIAL
+    official = sent["kind"] == staff_text.OFFICIAL
     roles = sent["roles"] if official else list(ROLES_OF_STAFF_KIND.get(sent["kind"], ()))
     return {
         "username": sent["username"],
@@ -512,7 +314,8 @@ def _staff_problems(reply: Reply, sent: Mapping[str, Any]) -> PageErrors:
     errors = page_errors(_fields_of_lists(reply), STAFF_FIELDS)
     # A missing local body is found by identity only once the request is
     # well formed: said here at once with the rest.
-    if sent["kind"] == OFFICIAL and not sent["local_body"] and not errors.for_field("local_body"):
+    official = sent["kind"] == staff_text.OFFICIAL
+    if official and not sent["local_body"] and not errors.for_field("local_body"):
         errors.add(i18n.gettext(LOCAL_BODY_NEEDED), "local_body")
     order = list(STAFF_FIELDS)
     errors.errors.sort(key=lambda e: order.index(e.field) if e.field in order else -1)

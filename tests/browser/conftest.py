@@ -79,17 +79,20 @@ class Visit:
         self.page, self.axe, self.url = page, axe, url
         self.width, self.language, self.javascript = width, language, javascript
 
-    def check(self, screenshot: str | None = None) -> None:
-        """axe-core on the page and, at 360 px, its screenshot. Both need the
-        page's JavaScript (axe runs in the page): a visit with JavaScript off
-        checks that the journey works, and the same pages are checked and
-        pictured on the visits with it on."""
+    def check(self, screenshot: str | None = None, whole_page: bool = False) -> None:
+        """axe-core on the page and, at 360 px, its screenshot (of the first
+        screen, or of the whole page when what matters is further down).
+        Both need the page's JavaScript (axe runs in the page): a visit with
+        JavaScript off checks that the journey works, and the same pages
+        are checked and pictured on the visits with it on."""
         if not self.javascript:
             return
         self._accessible()
         if screenshot and self.width == 360:
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=SCREENSHOTS / f"{screenshot}-{self.language}-360.png")
+            self.page.screenshot(
+                path=SCREENSHOTS / f"{screenshot}-{self.language}-360.png", full_page=whole_page
+            )
 
     def _accessible(self) -> None:
         results = self.axe.run(self.page)

@@ -105,13 +105,13 @@ def test_an_officials_inbox_a_files_page_a_return_and_a_stale_decision(visit, po
 
     _staff_sign_in(page, language, url, platform)
     _find_in_inbox(page, language, name, file["file_number"])
-    visit.check("inbox")
+    visit.check("inbox", whole_page=True)
 
     page.get_by_role("link", name=file["file_number"], exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text(name)
     expect(page.locator("#file-state")).to_contain_text(state["submitted"])
     expect(page.locator("#timeline")).to_contain_text(text(language, "Application submitted"))
-    visit.check("official-file")
+    visit.check("official-file", whole_page=True)
 
     document = page.locator("#documents a").first
     shown = page.context.request.get(f"{url}{document.get_attribute('href')}")

@@ -16,6 +16,7 @@ from ksmart_portal import (
     calls,
     catalogue_text,
     citizen_pages,
+    counter_pages,
     files_text,
     i18n,
     navigation,
@@ -39,6 +40,7 @@ PAGES = (
     citizen_pages,
     notices_pages,
     official_pages,
+    counter_pages,
     audit_pages,
     staff_pages,
 )

@@ -73,9 +73,9 @@ def _pinned_definition(file: Mapping[str, Any]) -> dict[str, Any]:
 def _upload_chosen(
     specs: list[Mapping[str, Any]], kept: dict[str, dict[str, str]], errors: PageErrors
 ) -> None:
-    """Upload each document the citizen chose, as themselves; an upload
-    kept from an earlier try is replaced by a new choice, and a refused one
-    is named beside its field."""
+    """Upload each document the citizen chose (or the counter's scans), as
+    the signed-in person; an upload kept from an earlier try is replaced by
+    a new choice, and a refused one is named beside its field."""
     for spec in specs:
         chosen = request.files.get(application.document_id(spec["code"]))
         if chosen is None or not chosen.filename:
@@ -94,7 +94,25 @@ def _upload_chosen(
                 errors.add(error.message, application.document_id(spec["code"]))
 
 
-def _add_api_problems(errors: PageErrors, reply: Reply, fields: Mapping[str, FormField]) -> None:
+def read_application(
+    service: Mapping[str, Any],
+) -> tuple[dict[str, str], dict[str, dict[str, str]], PageErrors, dict[str, Any]]:
+    """The application form as sent: what was typed (to show again), the
+    uploads (chosen now, uploaded as the signed-in person, or kept from an
+    earlier try), a refused upload's problems, and the API's application
+    body (the typed answers and the documents that apply to them)."""
+    sent = request.form.to_dict()
+    answers = application.typed_answers(service, sent)
+    kept = application.kept_uploads(service, sent)
+    errors = PageErrors()
+    applying = application.documents_that_apply(service, answers)
+    _upload_chosen(applying, kept, errors)
+    codes = {spec["code"] for spec in applying}
+    body = {"form": answers, "documents": {c: kept[c]["sha256"] for c in kept if c in codes}}
+    return sent, kept, errors, body
+
+
+def add_api_problems(errors: PageErrors, reply: Reply, fields: Mapping[str, FormField]) -> None:
     """The API's problems, but not a second one beside a field the page
     has already named a problem of (a refused upload says it better)."""
     placed = {error.field for error in errors.errors}
@@ -103,24 +121,30 @@ def _add_api_problems(errors: PageErrors, reply: Reply, fields: Mapping[str, For
             errors.add(error.message, error.field)
 
 
-def _render_application(
+def render_application(
     service: dict[str, Any],
     sent: Mapping[str, str],
     kept: Mapping[str, Mapping[str, str]],
     errors: PageErrors,
+    template: str = "apply.html",
+    fields_after: tuple[str, ...] = (),
+    **extra: Any,
 ):
     """The application form, with what was typed and uploaded kept, and
-    every problem in the summary (in the page's order) and beside its field."""
+    every problem in the summary (in the page's order) and beside its field.
+    The counter's form (counter_pages) is this one in a template extending
+    apply.html, with fields of its own after the application's."""
     order = [
         application.LOCAL_BODY,
         *(f.name for f in application.problem_fields(service).values()),
+        *fields_after,
     ]
     errors.errors.sort(key=lambda e: order.index(e.field) if e.field in order else -1)
     bodies = calls.call("GET", "/local-bodies")
     offices = application.offices(service, bodies.body.get("local_bodies", []) if bodies.ok else [])
     offices.sort(key=lambda body: catalogue_text.local(body.get("name")))
     return render_template(
-        "apply.html",
+        template,
         service=service,
         inputs=application.inputs(service),
         offices=offices,
@@ -131,6 +155,7 @@ def _render_application(
         form_value=application.form_value,
         condition_values=application.condition_values,
         upload_limit=upload_limit,
+        **extra,
     )
 
 
@@ -190,24 +215,14 @@ def register(app: Flask) -> None:
             session["after_sign_in"] = url_for("apply", code=code)
             return redirect(url_for("sign_in"), code=303)
         service = calls.service_or_404(code)
-        return _render_application(service, {}, {}, PageErrors())
+        return render_application(service, {}, {}, PageErrors())
 
     @app.post("/services/<code>/apply")
     def submit_application(code: str):
         service = calls.service_or_404(code)
         if calls.access_token() is None:
             return calls.to_sign_in()
-        sent = request.form.to_dict()
-        answers = application.typed_answers(service, sent)
-        kept = application.kept_uploads(service, sent)
-        errors = PageErrors()
-        applying = application.documents_that_apply(service, answers)
-        _upload_chosen(applying, kept, errors)
-        codes = {spec["code"] for spec in applying}
-        body = {
-            "form": answers,
-            "documents": {c: kept[c]["sha256"] for c in kept if c in codes},
-        }
+        sent, kept, errors, body = read_application(service)
         local_body = sent.get(application.LOCAL_BODY, "")
         fields = application.problem_fields(service)
         if not local_body:
@@ -216,7 +231,7 @@ def register(app: Flask) -> None:
             errors.add(i18n.gettext(CHOOSE_OFFICE), application.LOCAL_BODY)
             checked = as_user("POST", f"/services/{quote(code, safe='')}/validation", json=body)
             if checked.ok and checked.body.get("problems"):
-                _add_api_problems(errors, checked, fields)
+                add_api_problems(errors, checked, fields)
         else:
             filed = as_user(
                 "POST",
@@ -225,8 +240,8 @@ def register(app: Flask) -> None:
             )
             if filed.ok:
                 return redirect(url_for("applied", file_id=filed.body["file_id"]), code=303)
-            _add_api_problems(errors, filed, fields)
-        return _render_application(service, sent, kept, errors), 400
+            add_api_problems(errors, filed, fields)
+        return render_application(service, sent, kept, errors), 400
 
     @app.get("/applied/<uuid:file_id>")
     def applied(file_id):

@@ -30,6 +30,8 @@ ROLE_NAMES = {
     "revenue_inspector": N_("Revenue inspector"),
     "section_officer": N_("Section officer"),
     "secretary": N_("Secretary"),
+    # Counter staff who filed in a citizen's name (a clerk is named above).
+    "akshaya_operator": N_("Akshaya centre operator"),
     "system": N_("K-Smart"),
     "payment_provider": N_("The payment service"),
 }

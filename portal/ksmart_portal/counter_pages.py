@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from flask import Flask, abort, g, redirect, render_template, request, session, url_for
 
@@ -203,7 +204,17 @@ def register(app: Flask) -> None:
             errors.add(i18n.gettext(CHOOSE_CITIZENS_OFFICE), application.LOCAL_BODY)
         if not SIX_DIGITS.match(code):
             errors.add(i18n.gettext(CODE_NEEDED), CODE_FIELD)
-        if local_body and SIX_DIGITS.match(code):
+        if not (local_body and SIX_DIGITS.match(code)):
+            # Nothing is filed without an office and a code; the API's check
+            # of the rest still names every other problem now, not next try.
+            checked = as_user(
+                "POST",
+                f"/services/{quote(service['code'], safe='')}/validation",
+                json={**({"local_body": local_body} if local_body else {}), **body},
+            )
+            if checked.ok and checked.body.get("problems"):
+                add_api_problems(errors, checked, application.problem_fields(service))
+        else:
             filed = as_user(
                 "POST",
                 "/counter/files",

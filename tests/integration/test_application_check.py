@@ -65,3 +65,17 @@ def test_an_unknown_service_is_not_found_and_a_malformed_body_is_refused(platfor
     malformed = _check(platform, {"form": {}, "service_code": "birth-certificate"})
     assert malformed.status_code == 422
     assert [p["field"] for p in malformed.json()["problems"]] == ["service_code"]
+
+
+def test_counter_staff_check_a_citizens_application_with_their_own_scans(platform):
+    """At the counter the scans are the operator's uploads: checked as theirs."""
+    uploaded_by_a_citizen = citizen.application(platform)
+    del uploaded_by_a_citizen["service_code"]
+    theirs = _check(platform, uploaded_by_a_citizen, user="akshaya.edappally")
+    assert theirs.status_code == 200, theirs.text
+    assert {p["code"] for p in theirs.json()["problems"]} == {"document_not_uploaded"}
+    # The same scans, uploaded by the operator (the same bytes, so checked first).
+    body = citizen.application(platform, user="akshaya.edappally")
+    del body["service_code"]
+    mine = _check(platform, body, user="akshaya.edappally")
+    assert mine.status_code == 200 and mine.json() == {"problems": []}

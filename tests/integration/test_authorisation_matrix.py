@@ -68,7 +68,7 @@ MATRIX = {
     ("POST", "/api/v1/counter/files"): COUNTER,
     ("GET", "/api/v1/files"): CITIZEN,
     ("POST", "/api/v1/files"): CITIZEN,
-    ("POST", "/api/v1/services/{code}/validation"): CITIZEN,
+    ("POST", "/api/v1/services/{code}/validation"): CITIZEN | COUNTER,
     ("GET", "/api/v1/files/{file_id}"): READERS_OF_FILES,
     ("POST", "/api/v1/files/{file_id}/actions"): OFFICIALS | CITIZEN,
     ("POST", "/api/v1/files/{file_id}/assignment"): OFFICIALS,

@@ -218,14 +218,18 @@ def test_a_wrong_code_is_named_with_every_form_problem_and_the_scans_are_kept():
     assert 'value="Asha Menon"' in text and CONSENT["consent_id"] not in text
 
 
-def test_a_missing_code_or_office_is_asked_for_and_nothing_is_filed():
-    client, fake = counter()
+def test_a_missing_code_or_office_is_asked_for_with_every_other_problem_and_nothing_is_filed():
+    checked = {"problems": [{"field": "form.date_of_birth", "message": "Date of birth: required"}]}
+    client, fake = counter({("POST", "/services/birth-certificate/validation"): (200, checked)})
     _start(client)
     page = _post_form(client, {"consent_code": "12"})
     assert page.status_code == 400 and _sent(fake, "POST", "/counter/files") == []
     text = page.data.decode()
     assert '<a href="#local_body">Choose the local body the citizen is applying to.' in text
     assert '<a href="#consent_code">Enter the 6 digits of the code the citizen received.' in text
+    asked = json.loads(_sent(fake, "POST", "/services/birth-certificate/validation")[-1].body)
+    assert "local_body" not in asked and "consent" not in asked, "the rest is checked, not filed"
+    assert '<a href="#field-date_of_birth">' in text, "the form's own problems named now too"
 
 
 def test_a_right_code_files_and_the_acknowledgement_is_ready_to_print():

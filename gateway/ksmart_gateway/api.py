@@ -201,6 +201,7 @@ class ApiEndpoint(HttpRequestHandler):
         summary: str,
         allowed_roles: Iterable[str],
         body: type[Schema] | None = None,
+        body_optional: bool = False,
         query: type[Schema] | None = None,
         response: type[Schema] | None = None,
         status: int = 200,
@@ -215,6 +216,9 @@ class ApiEndpoint(HttpRequestHandler):
         self.summary = summary
         self.allowed_roles = tuple(allowed_roles)
         self.body_schema = body
+        # A request without a body loads as an empty one (the schema's
+        # defaults): a body added to an endpoint later keeps old callers working.
+        self.body_optional = body_optional
         self.query_schema = query
         self.response_schema = response
         self.status = status
@@ -317,7 +321,10 @@ def api(method: str, url: str, **declaration: Any) -> Callable[[Callable], Calla
             if query_schema is not None:
                 declared["query"] = read_query(request, query_schema)
             if body_schema is not None:
-                declared["body"] = read_json(request, body_schema)
+                if declaration.get("body_optional") and not has_body(request):
+                    declared["body"] = instance(body_schema).load({})
+                else:
+                    declared["body"] = read_json(request, body_schema)
             return endpoint_method(service, request, principal, **path_values, **declared)
 
         register_entrypoint(with_declared_input, ApiEndpoint(method, url, **declaration))
@@ -341,6 +348,12 @@ def request_meta(request: Request, **extra: Any) -> dict[str, Any]:
         "lang": language(request.headers.get("Accept-Language")),
         **extra,
     }
+
+
+def has_body(request: Request) -> bool:
+    """Whether a body came: a length above zero, or chunks (see
+    mark_chunked_input_terminated)."""
+    return bool(request.content_length) or bool(request.environ.get("wsgi.input_terminated"))
 
 
 def read_json(request: Request, schema: type[Schema]) -> dict:

@@ -4,11 +4,18 @@ GatewayService (service.py), which holds the applications proxy they call."""
 
 from __future__ import annotations
 
+from ksmart_common import config
 from ksmart_common.domain.roles import CITIZEN
+from ksmart_common.errors import InvalidInput
 from ksmart_common.rpc import call
 from ksmart_common.signatures import PAYMENT_SIGNATURE_HEADER
 from ksmart_gateway import schemas
 from ksmart_gateway.api import PREFIX, PUBLIC, ApiResult, api, read_callback, request_meta
+from ksmart_gateway.return_urls import RETURN_ORIGINS_ENV, allowed_origins, return_url_problem
+
+# Where a provider may send a citizen back after paying (the portal's
+# origin); read once at start, and a wrong entry stops the gateway starting.
+RETURN_ORIGINS = allowed_origins(config.env(RETURN_ORIGINS_ENV, ""))
 
 
 class FeeEndpoints:
@@ -17,12 +24,23 @@ class FeeEndpoints:
         f"{PREFIX}/files/<uuid:file_id>/payments",
         summary="Start paying the fee due on your file; the provider confirms by callback",
         allowed_roles=(CITIZEN,),
+        body=schemas.PaymentStart,
+        body_optional=True,
         response=schemas.PaymentResponse,
         status=201,
         tag="fees",
     )
-    def start_payment(self, request, principal, file_id):
-        payment = call(self.applications.start_payment, str(file_id), principal.as_actor())
+    def start_payment(self, request, principal, file_id, body):
+        return_url = body["return_url"]
+        if return_url is not None:
+            problem = return_url_problem(return_url, RETURN_ORIGINS)
+            if problem is not None:
+                raise InvalidInput(
+                    "the return URL is not allowed", [{"field": "return_url", "message": problem}]
+                )
+        payment = call(
+            self.applications.start_payment, str(file_id), principal.as_actor(), return_url
+        )
         return ApiResult(payment, status=201)
 
     @api(

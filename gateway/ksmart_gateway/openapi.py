@@ -66,7 +66,7 @@ def _operation(name: str, endpoint: ApiEndpoint) -> dict[str, Any]:
         )
     if endpoint.body_schema is not None:
         operation["requestBody"] = {
-            "required": True,
+            "required": not endpoint.body_optional,
             "content": {"application/json": {"schema": endpoint.body_schema}},
         }
     if endpoint.raw_body:

@@ -14,6 +14,7 @@ from ksmart_common.domain.vocabulary import (
     LOCAL_BODY_CODE_PATTERN,
 )
 from ksmart_common.envelope import EnvelopeSchema
+from ksmart_gateway.return_urls import MAX_RETURN_URL_LENGTH
 
 LOCAL_BODY_CODE = validate.Regexp(
     LOCAL_BODY_CODE_PATTERN, error=f"a local-body code such as {LOCAL_BODY_CODE_EXAMPLE}"
@@ -226,6 +227,14 @@ class UploadResponse(Schema):
     media_type = fields.String(required=True)
     size_bytes = fields.Integer(required=True)
     filename = fields.String(allow_none=True)
+
+
+class PaymentStart(StrictSchema):
+    # Where the provider sends the citizen back after paying: an absolute
+    # http(s) URL on an allowed origin (return_urls.py, checked by the endpoint).
+    return_url = fields.String(
+        load_default=None, validate=validate.Length(min=1, max=MAX_RETURN_URL_LENGTH)
+    )
 
 
 class PaymentResponse(Schema):

@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         DEVELOPMENT=settings.development,
+        PUBLIC_URL=settings.public_url,
         # A larger body is refused before it is read (413).
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
     )

@@ -8,7 +8,18 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from flask import Flask, Response, abort, g, redirect, render_template, request, session, url_for
+from flask import (
+    Flask,
+    Response,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
 from ksmart_common.domain.documents import MAX_DOCUMENT_BYTES
 from ksmart_common.domain.roles import CITIZEN
@@ -61,6 +72,16 @@ def _own_file(file_id) -> dict[str, Any]:
     if not reply.ok:
         abort(404)
     return reply.body
+
+
+def external_url(endpoint: str, **values: Any) -> str:
+    """A page's full address, as a browser outside reaches it: under
+    KSMART_PORTAL_PUBLIC_URL when set (behind a proxy that ends TLS the
+    request itself says http and an inner host), else the request's own."""
+    public_url = current_app.config.get("PUBLIC_URL")
+    if public_url:
+        return public_url + url_for(endpoint, **values)
+    return url_for(endpoint, _external=True, **values)
 
 
 def _pinned_definition(file: Mapping[str, Any]) -> dict[str, Any]:
@@ -340,10 +361,11 @@ def register(app: Flask) -> None:
 
     @app.post("/files/<uuid:file_id>/pay")
     def pay_fee(file_id):
-        """Start paying what the file owes, then off to the provider's page;
-        a provider with no page of its own (the development one) comes
-        straight back to the payment's page here."""
-        started = as_user("POST", f"/files/{file_id}/payments")
+        """Start paying what the file owes, then off to the provider's page,
+        which sends the citizen back to this file's payment page; a provider
+        with no page of its own comes straight back to it."""
+        return_url = external_url("payment", file_id=file_id)
+        started = as_user("POST", f"/files/{file_id}/payments", json={"return_url": return_url})
         if started.status in (403, 404):
             abort(404)
         if not started.ok:
@@ -353,17 +375,38 @@ def register(app: Flask) -> None:
             errors = PageErrors()
             errors.add(i18n.gettext(PAYMENT_REFUSED))
             return _render_file(file, errors=errors), 400
-        here = url_for("payment", file_id=file_id, payment_id=started.body["payment_id"])
-        return redirect(started.body.get("checkout_url") or here, code=303)
+        payment_id = started.body["payment_id"]
+        checkout_url = started.body.get("checkout_url")
+        if not checkout_url:
+            return redirect(url_for("payment", file_id=file_id, payment_id=payment_id), code=303)
+        # The provider's page is on another origin, where the file page's
+        # form-action 'self' stops a redirect from its form: a page of ours
+        # goes on instead (kept in the session, never taken from an address).
+        session["checkout"] = {"payment_id": payment_id, "url": checkout_url}
+        going = url_for("payment_checkout", file_id=file_id, payment_id=payment_id)
+        return redirect(going, code=303)
 
+    @app.get("/files/<uuid:file_id>/payments/<payment_id>/checkout")
+    def payment_checkout(file_id, payment_id: str):
+        """On to the provider's page at once (an instant meta refresh, which
+        no script and no form-action governs), with a link for a browser
+        that does not follow it."""
+        checkout = session.get("checkout") or {}
+        if checkout.get("payment_id") != payment_id:
+            return redirect(url_for("payment", file_id=file_id, payment_id=payment_id), code=303)
+        return render_template(
+            "payment_checkout.html", file=_own_file(file_id), checkout_url=checkout["url"]
+        )
+
+    @app.get("/files/<uuid:file_id>/payment", defaults={"payment_id": None})
     @app.get("/files/<uuid:file_id>/payments/<payment_id>")
-    def payment(file_id, payment_id: str):
+    def payment(file_id, payment_id: str | None):
         """Where the provider sends the citizen back: the payment's state as
         the platform has recorded it. Whatever the address says (a provider
         adds its own words to it) is never taken as the payment's outcome."""
         file = _own_file(file_id)
         service = calls.service(str(file.get("service_code", "")))
-        recorded = payment_id in (file.get("payments") or [])
+        recorded = payment_id is not None and payment_id in (file.get("payments") or [])
         paid = recorded or (not file.get("fee_due_paise") and bool(file.get("paid_paise")))
         return render_template(
             "payment.html",

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 GATEWAY_URL_ENV = "KSMART_PORTAL_GATEWAY_URL"
 SECRET_KEY_ENV = "KSMART_PORTAL_SECRET_KEY"
 DEVELOPMENT_ENV = "KSMART_PORTAL_DEVELOPMENT"
+# Where browsers reach the portal (https://ksmart.example.org), for addresses
+# given to others: a payment provider sends the citizen back to it. Unset:
+# the address the request came to, right when nothing stands in between.
+PUBLIC_URL_ENV = "KSMART_PORTAL_PUBLIC_URL"
 ADDRESS_ENV = "KSMART_PORTAL_ADDRESS"
 DEFAULT_ADDRESS = "127.0.0.1:8080"
 DEFAULT_GATEWAY_URL = "http://127.0.0.1:8000"
@@ -29,6 +33,7 @@ class Settings:
     development: bool
     gateway_timeout_seconds: float = 10.0
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    public_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -48,4 +53,5 @@ class Settings:
             max_request_bytes=int(
                 environ.get(MAX_REQUEST_BYTES_ENV, "") or DEFAULT_MAX_REQUEST_BYTES
             ),
+            public_url=environ.get(PUBLIC_URL_ENV, "").rstrip("/") or None,
         )

@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import requests
 
 from ksmart_common.config import OPS_PORTS
 from ksmart_ops.devserver import DEV_INBOX, PORTAL, PORTAL_ADDRESS_ENV
@@ -106,9 +107,13 @@ def test_make_stop_ends_every_process_that_make_run_started(environment, tmp_pat
     # A process for each service and the relay, the dev inbox, and the
     # portal's gunicorn (its master and workers).
     commands = list(running.values())
-    for name in (*OPS_PORTS, "ksmart_notifications.dev_inbox", "ksmart_portal.wsgi"):
+    for name in (*OPS_PORTS, "ksmart_ops.dev_checkout", "ksmart_portal.wsgi"):
         assert any(name in command for command in commands), (name, commands)
     assert len(running) >= len(OPS_PORTS) + 2, running
+    # The dev inbox serves the test payment provider's page, which takes no
+    # link it did not sign.
+    checkout = f"http://127.0.0.1:{environment['KSMART_DEV_INBOX_SMS_PORT']}/checkout"
+    assert requests.get(f"{checkout}?amount_paise=1", timeout=10).status_code == 403
 
     stopped = devserver("stop", run_dir, environment)
     assert stopped.returncode == 0, stopped.stderr

@@ -1,6 +1,7 @@
-"""The dev inbox (a fake SMS provider and an SMTP mailbox) in this process as
-the platform's outside channels, and citizens signed in by the code it
-receives: for the notifications tests, the fault suite and the soak."""
+"""The dev inbox (a fake SMS provider, an SMTP mailbox and the fake payment
+provider's checkout page) in this process as the platform's outside world,
+and citizens signed in by the code it receives: for the notifications tests,
+the fault suite, the soak and the portal's journeys."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from collections.abc import Iterator
 
 import requests
 
+from ksmart_applications.payments import CHECKOUT_URL_ENV, PAYMENT_SECRET_ENV, FakePaymentProvider
 from ksmart_notifications import dev_inbox
+from ksmart_ops.dev_checkout import CHECKOUT_PATH, CheckoutPage
 from tests.support.platform import free_port
 from tests.support.waiting import wait_for
 
@@ -23,17 +26,23 @@ CLIENT_TIMEOUT = 15
 def served_inbox() -> Iterator[tuple[dev_inbox.DevInbox, dict[str, str]]]:
     """The inbox, and the environment that makes a platform use it: SMS to
     the fake provider, whose signed receipts go to the gateway (at the
-    address chosen here), mail to the mailbox."""
+    address chosen here), mail to the mailbox, fees paid on the checkout
+    page (which tells the gateway, as make run's does)."""
     address = f"127.0.0.1:{free_port()}"
     receipt_secret = secrets.token_hex(32)
+    payment_secret = secrets.token_hex(32)
+    checkout = CheckoutPage(FakePaymentProvider(payment_secret.encode()), address)
     inbox = dev_inbox.serve(
         0,
         0,
         receipt_url=f"http://{address}/api/v1/notifications/sms-receipts",
         receipt_secret=receipt_secret.encode(),
+        pages={CHECKOUT_PATH: checkout},
     )
     environ = {
         "KSMART_GATEWAY_ADDRESS": address,
+        PAYMENT_SECRET_ENV: payment_secret,
+        CHECKOUT_URL_ENV: f"{inbox.sms.base_url}{CHECKOUT_PATH}",
         "KSMART_SMS_URL": inbox.sms.send_url,
         "KSMART_SMS_RECEIPT_SECRET": receipt_secret,
         "KSMART_SMTP_HOST": "127.0.0.1",

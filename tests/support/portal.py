@@ -13,6 +13,7 @@ from pathlib import Path
 
 import requests
 
+from ksmart_gateway.return_urls import RETURN_ORIGINS_ENV
 from ksmart_notifications.dev_inbox import DevInbox
 from ksmart_ops import devserver
 from tests.support.inbox import CLIENT_TIMEOUT, CODE, served_inbox
@@ -26,11 +27,12 @@ OTP_PER_CLIENT = "100"
 
 
 @contextlib.contextmanager
-def running_portal(run_dir: Path, gateway_url: str) -> Iterator[str]:
-    """The portal's processes on a free port; yields its URL once it answers."""
+def running_portal(run_dir: Path, gateway_url: str, address: str | None = None) -> Iterator[str]:
+    """The portal's processes at address (a free port when None); yields its
+    URL once it answers."""
     run_dir.mkdir(parents=True, exist_ok=True)
     environ = {
-        devserver.PORTAL_ADDRESS_ENV: f"127.0.0.1:{free_port()}",
+        devserver.PORTAL_ADDRESS_ENV: address or f"127.0.0.1:{free_port()}",
         "KSMART_PORTAL_GATEWAY_URL": gateway_url,
         "KSMART_PORTAL_SECRET_KEY": secrets.token_hex(32),
         "KSMART_PORTAL_DEVELOPMENT": "1",
@@ -53,13 +55,19 @@ def running_portal(run_dir: Path, gateway_url: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def portal_over_platform(run_dir: Path) -> Iterator[tuple[str, DevInbox, Platform]]:
-    """(the portal's URL, the dev inbox, the platform), all fresh."""
+    """(the portal's URL, the dev inbox, the platform), all fresh. The
+    portal's address is chosen first: a payment's return to it is allowed."""
+    address = f"127.0.0.1:{free_port()}"
     with served_inbox() as (inbox, inbox_environ):
         with running_platform(
             run_dir / "platform",
-            environ={**inbox_environ, "KSMART_OTP_PER_CLIENT": OTP_PER_CLIENT},
+            environ={
+                **inbox_environ,
+                "KSMART_OTP_PER_CLIENT": OTP_PER_CLIENT,
+                RETURN_ORIGINS_ENV: f"http://{address}",
+            },
         ) as platform:
-            with running_portal(run_dir / "portal", platform.base_url) as url:
+            with running_portal(run_dir / "portal", platform.base_url, address) as url:
                 yield url, inbox, platform
 
 

@@ -1,16 +1,22 @@
-"""The fake payment provider: signed callbacks, and every problem at once."""
+"""The fake payment provider: signed callbacks, every problem at once, and
+signed links to its checkout page."""
 
 import json
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
 from ksmart_applications.payments import (
+    CHECKOUT_LINK_LABEL,
+    CHECKOUT_URL_ENV,
     PAYMENT_PROVIDER_ENV,
     PAYMENT_SECRET_ENV,
+    Checkout,
     FakePaymentProvider,
     PaymentNotice,
     provider_from_environment,
 )
+from ksmart_common.canonical import canonical_json
 from ksmart_common.errors import InvalidInput, Unauthenticated
 from ksmart_common.signatures import PAYMENT_SIGNATURE_HEADER as SIGNATURE_HEADER
 
@@ -180,3 +186,84 @@ def test_reads_the_process_environment(monkeypatch):
     assert provider_from_environment() is None
     monkeypatch.setenv(PAYMENT_PROVIDER_ENV, "fake")
     assert provider_from_environment() is not None
+
+
+# -- the checkout link (the development provider's page) ---------------------
+
+CHECKOUT_PAGE = "http://127.0.0.1:8026/checkout"
+RETURN_URL = "http://127.0.0.1:8080/files/f-1/payment"
+
+
+def _link(provider, return_url=RETURN_URL) -> dict[str, str]:
+    request = provider.create_payment("file-1", "KS/2025/1", 5_000, return_url)
+    assert request.checkout_url.startswith(CHECKOUT_PAGE + "?")
+    return dict(parse_qsl(urlsplit(request.checkout_url).query))
+
+
+def test_with_a_checkout_page_a_payment_links_to_it_with_everything_signed():
+    provider = FakePaymentProvider(SECRET, CHECKOUT_PAGE)
+    link = _link(provider)
+    assert link["signature"].startswith("sha256=")
+    checkout = provider.read_checkout(link)
+    assert checkout == Checkout(link["payment_id"], "file-1", "KS/2025/1", 5_000, RETURN_URL)
+
+
+def test_a_link_without_a_return_url_reads_as_one_going_nowhere():
+    provider = FakePaymentProvider(SECRET, CHECKOUT_PAGE)
+    assert provider.read_checkout(_link(provider, return_url=None)).return_url is None
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"amount_paise": "1"},
+        {"file_id": "file-2"},
+        {"payment_id": "pay-other"},
+        {"reference": "KS/2025/2"},
+        {"return_url": "https://evil.example/"},
+        {"extra": "1"},
+        {"signature": "sha256=" + "0" * 64},
+    ],
+)
+def test_a_link_changed_in_any_way_is_refused(change):
+    provider = FakePaymentProvider(SECRET, CHECKOUT_PAGE)
+    with pytest.raises(Unauthenticated):
+        provider.read_checkout({**_link(provider), **change})
+
+
+@pytest.mark.parametrize("left_out", ["return_url", "signature", "amount_paise"])
+def test_a_link_missing_a_part_is_refused(left_out):
+    provider = FakePaymentProvider(SECRET, CHECKOUT_PAGE)
+    link = _link(provider)
+    del link[left_out]
+    with pytest.raises(Unauthenticated):
+        provider.read_checkout(link)
+
+
+def test_a_link_made_with_another_secret_is_refused():
+    other = FakePaymentProvider(b"o" * 32, CHECKOUT_PAGE)
+    with pytest.raises(Unauthenticated):
+        FakePaymentProvider(SECRET, CHECKOUT_PAGE).read_checkout(_link(other))
+
+
+def test_a_links_signature_is_no_callbacks_signature(provider):
+    """The link's parameters are signed under a label of their own: a
+    signature copied off a checkout link never authenticates a callback."""
+    body = provider.callback_body("file-1", 5_000, payment_id="pay-1")
+    parameters = {"payment_id": "pay-1", "file_id": "file-1", "amount_paise": "5000"}
+    link_signature = provider.sign(CHECKOUT_LINK_LABEL + canonical_json(parameters))
+    assert provider.sign(body) != link_signature
+    with pytest.raises(Unauthenticated):
+        provider.parse_callback(canonical_json(parameters), link_signature)
+
+
+def test_the_environment_names_the_checkout_page():
+    environ = {
+        PAYMENT_PROVIDER_ENV: "fake",
+        PAYMENT_SECRET_ENV: "s" * 32,
+        CHECKOUT_URL_ENV: CHECKOUT_PAGE,
+    }
+    link = provider_from_environment(environ).create_payment("f", "r", 100).checkout_url
+    assert link.startswith(CHECKOUT_PAGE)
+    without = {k: v for k, v in environ.items() if k != CHECKOUT_URL_ENV}
+    assert provider_from_environment(without).create_payment("f", "r", 100).checkout_url is None

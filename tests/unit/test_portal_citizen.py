@@ -41,8 +41,54 @@ def test_the_fee_due_is_shown_in_rupees_with_a_pay_button_that_goes_to_the_provi
     assert f'action="/files/{FILE_ID}/pay"' in page
     paying = client.post(f"/files/{FILE_ID}/pay", data={"csrf_token": csrf_of(page.encode())})
     assert paying.status_code == 303
-    assert paying.headers["Location"] == "https://pay.example/checkout/pay-1"
-    assert _posts(fake, f"/api/v1/files/{FILE_ID}/payments")[0].headers["Authorization"]
+    # Through a page of the portal's own: the file page's form-action 'self'
+    # would stop a redirect from its form to another origin.
+    assert paying.headers["Location"] == f"/files/{FILE_ID}/payments/pay-1/checkout"
+    going = client.get(paying.headers["Location"]).data.decode()
+    refresh = '<meta http-equiv="refresh" content="0; url=https://pay.example/checkout/pay-1">'
+    assert refresh in going
+    assert 'href="https://pay.example/checkout/pay-1"' in going
+    assert "Continue to the payment service" in going
+    started = _posts(fake, f"/api/v1/files/{FILE_ID}/payments")[0]
+    assert started.headers["Authorization"]
+    # The provider sends the citizen back to this file's payment page here.
+    assert json.loads(started.body) == {"return_url": f"http://localhost/files/{FILE_ID}/payment"}
+
+
+def test_the_way_to_a_providers_page_is_only_the_one_the_platform_gave():
+    """The hop to the provider's page takes its address from the session,
+    never from the request: another payment's id goes to that payment's own
+    page here, not anywhere else."""
+    client, _ = signed_in({("GET", f"/files/{FILE_ID}"): (200, OWING)})
+    going = client.get(f"/files/{FILE_ID}/payments/pay-9/checkout?url=https://evil.example/")
+    assert going.status_code == 303
+    assert going.headers["Location"] == f"/files/{FILE_ID}/payments/pay-9"
+
+
+def test_behind_a_proxy_the_return_address_is_the_portals_public_one():
+    client, fake = signed_in(
+        {
+            ("GET", f"/files/{FILE_ID}"): (200, OWING),
+            ("POST", f"/files/{FILE_ID}/payments"): (201, PAYMENT),
+        }
+    )
+    client.application.config["PUBLIC_URL"] = "https://ksmart.example.org"
+    token = csrf_of(client.get("/account").data)
+    client.post(f"/files/{FILE_ID}/pay", data={"csrf_token": token})
+    started = _posts(fake, f"/api/v1/files/{FILE_ID}/payments")[0]
+    assert json.loads(started.body)["return_url"] == (
+        f"https://ksmart.example.org/files/{FILE_ID}/payment"
+    )
+
+
+def test_the_page_a_provider_returns_to_asks_the_platform_whether_the_fee_was_paid():
+    answers = iter([OWING, PAID])
+    client, _ = signed_in({("GET", f"/files/{FILE_ID}"): lambda _r: (200, next(answers))})
+    pending = client.get(f"/files/{FILE_ID}/payment?status=captured").data.decode()
+    assert "Waiting for the payment service" in pending and "We have received" not in pending
+    assert "nothing was taken: you can pay again from your file" in pending
+    paid = client.get(f"/files/{FILE_ID}/payment").data.decode()
+    assert "We have received ₹10 for Birth registration and certificate." in paid
 
 
 def test_with_no_page_of_the_providers_the_citizen_comes_to_the_payments_page():

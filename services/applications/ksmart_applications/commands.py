@@ -443,9 +443,15 @@ def document_for_reader(store: EventStore, file_id: str, code: str, actor: Actor
 
 
 def start_payment(
-    store: EventStore, provider: PaymentProvider | None, file_id: str, actor: Actor
+    store: EventStore,
+    provider: PaymentProvider | None,
+    file_id: str,
+    actor: Actor,
+    return_url: str | None = None,
 ) -> dict:
-    """Ask the provider for a payment of the fee due on the applicant's file."""
+    """Ask the provider for a payment of the fee due on the applicant's file;
+    the provider sends the citizen back to return_url (the gateway allowed
+    its origin)."""
     state = read_file(store, file_id, actor)
     if actor.actor_id != state.applicant_id:
         raise Forbidden("only the applicant pays the file's fee")
@@ -456,7 +462,7 @@ def start_payment(
     if provider is None:
         raise ServiceUnavailable("payments are not configured on this platform")
     payment = provider.create_payment(
-        state.file_id, state.file_number or state.file_id, state.fee_due_paise
+        state.file_id, state.file_number or state.file_id, state.fee_due_paise, return_url
     )
     return {
         "payment_id": payment.payment_id,

@@ -5,6 +5,10 @@ arrives from the internet, so nothing in it is believed until its signature
 checks out; only then is the body read. Even a genuine notice is only the
 provider's word about *a* payment: the caller still checks that the file and
 amount are the ones it asked for.
+
+As with a real provider, the citizen pays on the provider's own page
+(checkout_url) and is sent back to the return URL the payment was created
+with; what they are shown on return is never the outcome, the callback is.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 from ksmart_common import signatures
 from ksmart_common.canonical import canonical_json
@@ -22,6 +27,15 @@ from ksmart_common.errors import InvalidInput
 
 PAYMENT_SECRET_ENV = "KSMART_PAYMENT_SECRET"
 PAYMENT_PROVIDER_ENV = "KSMART_PAYMENT_PROVIDER"
+# The fake provider's checkout page (the dev inbox serves it: ksmart_ops.dev_checkout);
+# unset, the fake provider has no page and a payment is confirmed by
+# `ksmart-admin fake-pay`.
+CHECKOUT_URL_ENV = "KSMART_FAKE_PAYMENT_CHECKOUT_URL"
+# What the fake provider's checkout link is signed for: its parameters
+# (never the callback's body) with this label first, so that a link's
+# signature can never pass for a callback's, nor one for the other.
+CHECKOUT_LINK_LABEL = b"ksmart-fake-checkout-link\n"
+CHECKOUT_SIGNATURE_PARAMETER = "signature"
 MIN_SECRET_LENGTH = 32
 STATUSES = ("captured", "failed")
 
@@ -48,12 +62,27 @@ class PaymentNotice:
     status: str  # "captured" or "failed"
 
 
+@dataclass(frozen=True)
+class Checkout:
+    """What the fake provider's checkout link carries: the payment to take,
+    and where to send the citizen afterwards (None: nowhere was given)."""
+
+    payment_id: str
+    file_id: str
+    reference: str
+    amount_paise: int
+    return_url: str | None
+
+
 class PaymentProvider(Protocol):
     name: str
 
-    def create_payment(self, file_id: str, reference: str, amount_paise: int) -> PaymentRequest:
+    def create_payment(
+        self, file_id: str, reference: str, amount_paise: int, return_url: str | None = None
+    ) -> PaymentRequest:
         """Ask the provider to collect amount_paise for the file; reference is
-        what the citizen sees on the receipt."""
+        what the citizen sees on the receipt, return_url where the provider
+        sends them back (already checked against the allowed origins)."""
         ...
 
     def parse_callback(self, body: bytes, signature: str | None) -> PaymentNotice:
@@ -70,22 +99,75 @@ class FakePaymentProvider:
     amount_paise and status, signed with HMAC-SHA256 over the raw body bytes;
     the signature header holds `sha256=<hex digest>`. `callback_body` and
     `sign` make a genuine callback, so tests and a dev command can "pay".
+
+    Given a checkout page's address, a payment's checkout_url is a link to
+    it whose parameters (payment, file, amount, return URL) are signed with
+    the same secret: the page, which holds the secret too, takes no other
+    amount and sends the citizen nowhere else (`read_checkout`).
     """
 
     name = "fake"
 
-    def __init__(self, secret: bytes) -> None:
+    def __init__(self, secret: bytes, checkout_url: str | None = None) -> None:
         if len(secret) < MIN_SECRET_LENGTH:
             raise ValueError(f"the payment secret must be at least {MIN_SECRET_LENGTH} bytes")
         self._secret = secret
+        self._checkout_url = checkout_url
 
-    def create_payment(self, file_id: str, reference: str, amount_paise: int) -> PaymentRequest:
+    def create_payment(
+        self, file_id: str, reference: str, amount_paise: int, return_url: str | None = None
+    ) -> PaymentRequest:
         if not _is_positive_int(amount_paise):
             raise InvalidInput(
                 "the amount is not payable",
                 [{"field": "amount_paise", "message": "must be a positive whole number"}],
             )
-        return PaymentRequest(str(uuid.uuid4()), self.name, amount_paise, None)
+        payment_id = str(uuid.uuid4())
+        checkout_url = None
+        if self._checkout_url:
+            checkout = Checkout(payment_id, file_id, reference, amount_paise, return_url)
+            checkout_url = f"{self._checkout_url}?{urlencode(self.checkout_parameters(checkout))}"
+        return PaymentRequest(payment_id, self.name, amount_paise, checkout_url)
+
+    def checkout_parameters(self, checkout: Checkout) -> dict[str, str]:
+        """The checkout link's query: the payment's fields and their signature."""
+        parameters = {
+            "payment_id": checkout.payment_id,
+            "file_id": checkout.file_id,
+            "reference": checkout.reference,
+            "amount_paise": str(checkout.amount_paise),
+        }
+        if checkout.return_url is not None:
+            parameters["return_url"] = checkout.return_url
+        signature = self.sign(CHECKOUT_LINK_LABEL + canonical_json(parameters))
+        return {**parameters, CHECKOUT_SIGNATURE_PARAMETER: signature}
+
+    def read_checkout(self, parameters: Mapping[str, str]) -> Checkout:
+        """The payment a checkout link carries, once its signature shows this
+        provider made it: Unauthenticated for a link changed in any way (a
+        parameter altered, added or left out) or signed by anyone else."""
+        signed = {
+            name: value
+            for name, value in parameters.items()
+            if name != CHECKOUT_SIGNATURE_PARAMETER
+        }
+        signatures.check(
+            CHECKOUT_LINK_LABEL + canonical_json(signed),
+            parameters.get(CHECKOUT_SIGNATURE_PARAMETER),
+            self._secret,
+            CHECKOUT_SIGNATURE_PARAMETER,
+            "checkout link",
+        )
+        try:
+            return Checkout(
+                payment_id=signed["payment_id"],
+                file_id=signed["file_id"],
+                reference=signed["reference"],
+                amount_paise=int(signed["amount_paise"]),
+                return_url=signed.get("return_url"),
+            )
+        except (KeyError, ValueError) as error:  # signed, yet not one this provider makes
+            raise InvalidInput("the checkout link is incomplete") from error
 
     def sign(self, body: bytes) -> str:
         return signatures.sign(body, self._secret)
@@ -178,6 +260,13 @@ def provider_from_environment(environ: Mapping[str, str] | None = None) -> Payme
             f"{PAYMENT_PROVIDER_ENV}={name!r}: the only provider built so far is "
             f"{FakePaymentProvider.name!r} (development and tests)"
         )
+    return FakePaymentProvider(
+        _payment_secret(environ).encode("utf-8"), environ.get(CHECKOUT_URL_ENV) or None
+    )
+
+
+def _payment_secret(environ: Mapping[str, str]) -> str:
+    """KSMART_PAYMENT_SECRET, refused when too short to be safe."""
     secret = environ.get(PAYMENT_SECRET_ENV, "")
     if len(secret) < MIN_SECRET_LENGTH:
         raise ValueError(
@@ -185,4 +274,4 @@ def provider_from_environment(environ: Mapping[str, str] | None = None) -> Payme
             f" (it has {len(secret)}); generate one with"
             " `python -c 'import secrets; print(secrets.token_hex(32))'`"
         )
-    return FakePaymentProvider(secret.encode("utf-8"))
+    return secret

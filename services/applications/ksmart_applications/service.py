@@ -227,8 +227,10 @@ class ApplicationsService:
         return commands.document_for_reader(self.store, file_id, code, actor_from(actor))
 
     @rpc(expected_exceptions=CALLER_ERRORS)
-    def start_payment(self, file_id: str, actor: dict) -> dict:
-        return commands.start_payment(self.store, self.payments, file_id, actor_from(actor))
+    def start_payment(self, file_id: str, actor: dict, return_url: str | None = None) -> dict:
+        return commands.start_payment(
+            self.store, self.payments, file_id, actor_from(actor), return_url
+        )
 
     @rpc(expected_exceptions=CALLER_ERRORS)
     def payment_callback(self, body: str, signature: str | None, request: dict) -> dict:

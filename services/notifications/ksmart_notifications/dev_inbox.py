@@ -35,6 +35,7 @@ from ksmart_notifications.channels.fake_sms import (
     LOOPBACK,
     RECEIPT_URL_ENV,
     FakeSmsServer,
+    PageRoute,
     run_until_terminated,
 )
 from ksmart_notifications.channels.sms import SMS_RECEIPT_SECRET_ENV
@@ -108,8 +109,10 @@ def serve(
     smtp_port: int,
     receipt_url: str | None = None,
     receipt_secret: bytes | None = None,
+    pages: Mapping[str, PageRoute] | None = None,
 ) -> DevInbox:
-    """Start both servers on loopback (port 0: any free port) and return them."""
+    """Start both servers on loopback (port 0: any free port) and return them;
+    `pages` are served on the HTTP port too (make run's payment checkout)."""
     mailbox = Mailbox()
     # A fixed name: aiosmtpd would otherwise ask DNS for this machine's.
     smtp = SmtpController(mailbox, hostname=LOOPBACK, port=smtp_port, server_hostname="dev-inbox")
@@ -120,6 +123,7 @@ def serve(
             receipt_url=receipt_url,
             receipt_secret=receipt_secret,
             get_routes={"/mail": mailbox.query},
+            pages=pages,
         ).start()
     except BaseException:
         smtp.stop()
@@ -128,7 +132,9 @@ def serve(
     return DevInbox(sms=sms, smtp=smtp, mailbox=mailbox)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, pages: Mapping[str, PageRoute] | None = None) -> None:
+    """Serve until SIGINT or SIGTERM; `pages` too (ksmart_ops.dev_checkout
+    runs it so, with the payment checkout)."""
     parser = argparse.ArgumentParser(description="A developer's phone and mailbox (loopback).")
     parser.add_argument("--sms-port", type=int, default=8026)
     parser.add_argument("--smtp-port", type=int, default=8025)
@@ -142,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         arguments.smtp_port,
         receipt_url=env(RECEIPT_URL_ENV, "") or None,
         receipt_secret=secret.encode("utf-8") if secret else None,
+        pages=pages,
     )
     try:
         run_until_terminated()

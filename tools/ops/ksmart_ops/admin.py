@@ -16,8 +16,6 @@ import argparse
 import os
 import secrets
 import sys
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,11 +23,12 @@ import pika
 import sqlalchemy as sa
 
 from ksmart_applications.payments import PAYMENT_SECRET_ENV, FakePaymentProvider
-from ksmart_common import config, signatures
+from ksmart_common import config
 from ksmart_common.consumer import ATTEMPT_HEADER, ConsumerTopology
 from ksmart_common.errors import InvalidInput
 from ksmart_common.messaging import OTP_QUEUE, declare_otp_queue
 from ksmart_common.migrations import RoleNames, upgrade, url_for_database
+from ksmart_ops.dev_checkout import post_callback
 
 
 def consumer_topologies(delays_ms: tuple[int, ...] | None = None) -> list[ConsumerTopology]:
@@ -315,23 +314,9 @@ def fake_pay(file_id: str, amount_paise: int, secret_file: Path, gateway: str | 
     a payment, signed with the development platform's secret."""
     secret = os.environ.get(PAYMENT_SECRET_ENV) or secret_file.read_text().strip()
     provider = FakePaymentProvider(secret.encode())
-    body = provider.callback_body(file_id, amount_paise)
-    address = gateway or config.gateway_address()
-    request = urllib.request.Request(
-        f"http://{address}/api/v1/payments/callback",
-        data=body,
-        headers={
-            "Content-Type": "application/json",
-            signatures.PAYMENT_SIGNATURE_HEADER: provider.sign(body),
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            print(response.read().decode())
-    except urllib.error.HTTPError as error:
-        print(error.read().decode(), file=sys.stderr)
-        return 1
-    return 0
+    answer = post_callback(provider, gateway or config.gateway_address(), file_id, amount_paise)
+    print(answer.text, file=sys.stdout if answer.ok else sys.stderr)
+    return 0 if answer.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:

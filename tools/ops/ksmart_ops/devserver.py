@@ -31,6 +31,7 @@ from pathlib import Path
 import pika
 
 from ksmart_applications.payments import (
+    CHECKOUT_URL_ENV,
     PAYMENT_PROVIDER_ENV,
     PAYMENT_SECRET_ENV,
     FakePaymentProvider,
@@ -38,12 +39,15 @@ from ksmart_applications.payments import (
 from ksmart_common import config
 from ksmart_common.services import SERVICES as SERVICE_CLASSES
 from ksmart_gateway.document_storage import DOCUMENTS_DIR_ENV
+from ksmart_gateway.return_urls import RETURN_ORIGINS_ENV
+from ksmart_ops.dev_checkout import CHECKOUT_PATH
 from ksmart_ops.ports import listen_problem
 
 # Where `make run` keeps the fake payment provider's secret (ksmart-admin fake-pay reads it).
 PAYMENT_SECRET_FILE = "payment-secret"
 SMS_RECEIPT_SECRET_FILE = "sms-receipt-secret"
-# `make run`'s phone and mailbox (ksmart_notifications.dev_inbox), on loopback;
+# `make run`'s phone and mailbox (ksmart_notifications.dev_inbox), on loopback,
+# with the fake payment provider's checkout page (ksmart_ops.dev_checkout);
 # another port each where these are taken (Mailpit, say, on 8025).
 DEV_INBOX = "dev-inbox"
 DEV_INBOX_SMS_PORT_ENV = "KSMART_DEV_INBOX_SMS_PORT"
@@ -82,7 +86,7 @@ def dev_inbox(environ: Mapping[str, str] | None = None) -> dict[str, list[str]]:
         DEV_INBOX: [
             sys.executable,
             "-m",
-            "ksmart_notifications.dev_inbox",
+            "ksmart_ops.dev_checkout",
             "--sms-port",
             str(sms_port),
             "--smtp-port",
@@ -117,6 +121,17 @@ def portal(environ: Mapping[str, str] | None = None) -> dict[str, list[str]]:
             "ksmart_portal.wsgi:app",
         ]
     }
+
+
+def portal_origins(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Where a browser reaches the portal: its address, and on loopback by
+    the name localhost too (a payment's return must land where the session
+    cookie is)."""
+    host, port = _host_port(portal_address(environ))
+    origins = [f"http://{host}:{port}"]
+    if host == "127.0.0.1":
+        origins.append(f"http://localhost:{port}")
+    return origins
 
 
 def portal_environment(run_dir: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -353,17 +368,22 @@ def wait_for_exit(processes: Mapping[str, subprocess.Popen], timeout: float = 20
 def dev_environment(run_dir: Path) -> dict[str, str]:
     """What a development platform needs beyond the defaults, unless the
     environment names its own: a documents folder; the fake payment
-    provider; SMS and email going to the dev inbox, with the SMS provider's
-    receipts coming back to the gateway. Secrets are made once under the
-    run folder, readable by their owner only."""
+    provider, paid on the dev inbox's checkout page, which sends the
+    citizen back to the portal; SMS and email going to the dev inbox, with
+    the SMS provider's receipts coming back to the gateway. Secrets are
+    made once under the run folder, readable by their owner only."""
     environ = {}
+    sms_port, smtp_port = dev_inbox_ports()
     if not os.environ.get(DOCUMENTS_DIR_ENV):
         environ[DOCUMENTS_DIR_ENV] = str((run_dir / "documents").resolve())
     if not os.environ.get(PAYMENT_PROVIDER_ENV):
         environ[PAYMENT_PROVIDER_ENV] = FakePaymentProvider.name
     if not os.environ.get(PAYMENT_SECRET_ENV):
         environ[PAYMENT_SECRET_ENV] = _secret(run_dir / PAYMENT_SECRET_FILE)
-    sms_port, smtp_port = dev_inbox_ports()
+    if not os.environ.get(CHECKOUT_URL_ENV):
+        environ[CHECKOUT_URL_ENV] = f"http://127.0.0.1:{sms_port}{CHECKOUT_PATH}"
+    if not os.environ.get(RETURN_ORIGINS_ENV):
+        environ[RETURN_ORIGINS_ENV] = ",".join(portal_origins())
     if not os.environ.get("KSMART_SMS_URL"):
         gateway = config.gateway_address()
         environ.update(

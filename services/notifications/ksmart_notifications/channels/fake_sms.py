@@ -13,6 +13,9 @@ developer in with a code "texted" to it:
                     "status": s} | {"recover": true}
     GET  /health    200 once listening
 
+An embedding server may add JSON GET routes (the dev inbox's /mail) and
+pages of its own (make run's payment checkout: ksmart_ops.dev_checkout).
+
 When a receipt URL is configured, every accepted message is followed by a
 signed delivery receipt (as a real provider would send), posted from a
 background thread so a slow receiver never slows a send.
@@ -35,6 +38,8 @@ import re
 import signal
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -66,6 +71,19 @@ _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 GetRoute = Callable[[Mapping[str, str]], Any]
 
 
+@dataclass(frozen=True)
+class PageReply:
+    status: int
+    body: bytes = b""
+    content_type: str = "text/html; charset=utf-8"
+    headers: Mapping[str, str] = dataclass_field(default_factory=dict)
+
+
+# A page of an embedding server, for GET and POST: it gets the method, the
+# query's parameters and a POST's form fields (application/x-www-form-urlencoded).
+PageRoute = Callable[[str, Mapping[str, str], Mapping[str, str]], PageReply]
+
+
 class FakeSmsServer:
     def __init__(
         self,
@@ -75,6 +93,7 @@ class FakeSmsServer:
         receipt_secret: bytes | None = None,
         api_key: str | None = None,
         get_routes: Mapping[str, GetRoute] | None = None,
+        pages: Mapping[str, PageRoute] | None = None,
     ) -> None:
         if receipt_url and not receipt_secret:
             raise ValueError("receipts need a secret to sign them with")
@@ -86,6 +105,7 @@ class FakeSmsServer:
         self._receipt_secret = receipt_secret
         self._api_key = api_key
         self._get_routes = dict(get_routes or {})
+        self.pages = dict(pages or {})
         self._lock = threading.Lock()
         self._messages: list[dict[str, Any]] = []
         self._ids_by_reference: dict[str, str] = {}
@@ -330,6 +350,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
         path = urlsplit(self.path).path
+        if path in self.server.fake.pages:
+            self._answer_page(path, {})
+            return
         self._answer(*self.server.fake._handle_get(path, query_parameters(self.path)))
 
     def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
@@ -337,7 +360,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             return
-        if path == "/sms":
+        if path in self.server.fake.pages:
+            self._answer_page(path, dict(parse_qsl(body.decode("utf-8", "replace"))))
+        elif path == "/sms":
             answer = self.server.fake._handle_send(self.headers.get("Authorization"), body)
         elif path == "/control":
             answer = self.server.fake._handle_control(body)
@@ -357,6 +382,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(413, {"error": f"the body must be at most {MAX_BODY_BYTES} bytes"})
             return None
         return self.rfile.read(length)
+
+    def _answer_page(self, path: str, form: Mapping[str, str]) -> None:
+        # A browser's query and form: '+' is a space here, as HTML forms send it.
+        query = dict(parse_qsl(urlsplit(self.path).query))
+        reply = self.server.fake.pages[path](self.command, query, form)
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(reply.body)
 
     def _answer(self, status: int, document: Any) -> None:
         payload = json.dumps(document, ensure_ascii=False).encode("utf-8")

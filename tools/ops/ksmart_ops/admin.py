@@ -28,7 +28,7 @@ from ksmart_common.consumer import ATTEMPT_HEADER, ConsumerTopology
 from ksmart_common.errors import InvalidInput
 from ksmart_common.messaging import OTP_QUEUE, declare_otp_queue
 from ksmart_common.migrations import RoleNames, upgrade, url_for_database
-from ksmart_ops.dev_checkout import post_callback
+from ksmart_ops.fake_payments import post_callback
 
 
 def consumer_topologies(delays_ms: tuple[int, ...] | None = None) -> list[ConsumerTopology]:

@@ -21,10 +21,7 @@ from __future__ import annotations
 import html
 import os
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from ksmart_applications.payments import (
@@ -33,13 +30,12 @@ from ksmart_applications.payments import (
     Checkout,
     FakePaymentProvider,
 )
-from ksmart_common import config, signatures
+from ksmart_common import config
 from ksmart_common.errors import InvalidInput, Unauthenticated
-from ksmart_notifications import dev_inbox
 from ksmart_notifications.channels.fake_sms import PageReply
+from ksmart_ops.fake_payments import GatewayAnswer, post_callback
 
 CHECKOUT_PATH = "/checkout"
-CALLBACK_TIMEOUT_SECONDS = 10
 # Plain HTML, no script or style at all; the page is never framed and
 # never cached (its address carries a signature).
 PAGE_HEADERS = {
@@ -49,43 +45,6 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 PROVIDER_NAME = "Test payment provider"
-
-
-@dataclass(frozen=True)
-class GatewayAnswer:
-    status: int
-    text: str
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-
-def post_callback(
-    provider: FakePaymentProvider,
-    gateway: str,
-    file_id: str,
-    amount_paise: int,
-    payment_id: str | None = None,
-    status: str = "captured",
-) -> GatewayAnswer:
-    """Post the callback the fake provider sends when a payment ends (as
-    `ksmart-admin fake-pay` and the checkout page do) to the gateway at
-    host:port, signed with the provider's secret."""
-    body = provider.callback_body(file_id, amount_paise, payment_id, status)
-    request = urllib.request.Request(
-        f"http://{gateway}/api/v1/payments/callback",
-        data=body,
-        headers={
-            "Content-Type": "application/json",
-            signatures.PAYMENT_SIGNATURE_HEADER: provider.sign(body),
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=CALLBACK_TIMEOUT_SECONDS) as response:
-            return GatewayAnswer(response.status, response.read().decode())
-    except urllib.error.HTTPError as error:
-        return GatewayAnswer(error.code, error.read().decode())
 
 
 class CheckoutPage:
@@ -189,6 +148,10 @@ def main(argv: list[str] | None = None) -> None:
     if not secret:
         sys.exit(f"{PAYMENT_SECRET_ENV} is required: the checkout signs what it posts with it")
     page = CheckoutPage(FakePaymentProvider(secret.encode("utf-8")), config.gateway_address())
+    # Here, not at the top: the inbox needs aiosmtpd (a development
+    # dependency), and the devserver imports this module for CHECKOUT_PATH.
+    from ksmart_notifications import dev_inbox
+
     dev_inbox.main(argv, pages={CHECKOUT_PATH: page})
 
 

@@ -13,7 +13,6 @@ from flask import (
     Response,
     abort,
     current_app,
-    g,
     redirect,
     render_template,
     request,
@@ -419,21 +418,8 @@ def register(app: Flask) -> None:
     def download_certificate(file_id):
         """The certificate's PDF, fetched with the session's token and passed
         on: the token never reaches the browser."""
-        token = calls.access_token()
-        if token is None:
-            return calls.to_sign_in()
-        path = f"/files/{file_id}/certificate"
-        pdf = calls.gateway().download(
-            path, language=g.language, token=token, forwarded_for=calls.forwarded()
-        )
-        if pdf.status == 401 and calls.refresh():
-            pdf = calls.gateway().download(
-                path,
-                language=g.language,
-                token=session["access_token"],
-                forwarded_for=calls.forwarded(),
-            )
-        if pdf.status == 401:
+        pdf = calls.download_as_user(f"/files/{file_id}/certificate")
+        if pdf is None or pdf.status == 401:
             return calls.to_sign_in()
         if not pdf.ok or pdf.content_type.split(";")[0].strip() != "application/pdf":
             abort(404)

@@ -5,6 +5,9 @@
     ksmart-audit verify [--file ID | --after P] [--input EXPORT.jsonl]
     ksmart-audit replay --file FILE_ID [--compare]
     ksmart-audit as-of --file FILE_ID --at 2026-11-29T09:30:00Z
+    ksmart-audit verify --log-key VKEY [--witness VKEY ...]  and the transparency log
+    ksmart-audit prove --file FILE_ID --log-key VKEY     a file's inclusion proofs
+    ksmart-audit witness / witness-keygen                a witness (docs/operations.md)
 
 Events come from the gateway (--gateway URL, or KSMART_AUDIT_GATEWAY, with an
 auditor's token in KSMART_AUDIT_TOKEN or --token-file) or, for operators,
@@ -38,6 +41,12 @@ from ksmart_audit.checks import (
     Problem,
     compare_views,
 )
+from ksmart_audit.log_commands import (
+    LogUsageError,
+    add_log_commands,
+    add_verify_log_options,
+    log_verification,
+)
 from ksmart_audit.report import Progress, print_report
 from ksmart_audit.source import (
     DEFAULT_PAGE,
@@ -48,6 +57,7 @@ from ksmart_audit.source import (
     ViewUnavailable,
     stream_of,
 )
+from ksmart_audit.state_files import StateFileError
 from ksmart_common.envelope import Envelope, format_timestamp, from_json
 
 if TYPE_CHECKING:
@@ -201,9 +211,13 @@ def run_verify(args: argparse.Namespace) -> int:
     if args.until is not None and args.after is None:
         raise UsageError("--until goes with --after")
     if args.input:
+        if args.log_key or args.witness or args.state:
+            raise UsageError("the transparency log is checked over the gateway, not an --input")
         return _verify_input(args)
     source = open_source(args)
     try:
+        whole_log = not args.file and not args.after and args.until is None
+        log, notes = log_verification(args, source, whole_log)
         if args.file:
             stream = stream_of(args.file)
             checker = ChainChecker(stream_id=stream)
@@ -217,6 +231,8 @@ def run_verify(args: argparse.Namespace) -> int:
             documents = source.log(after, args.until)
             progress = Progress("verify", enabled=not args.quiet, after=after, until=until)
             what = range_text(after, args.until)
+        if log is not None:
+            documents = log.follow(documents)
         count = 0
         for document in documents:
             count += 1
@@ -226,8 +242,14 @@ def run_verify(args: argparse.Namespace) -> int:
                 progress.update(count, envelope.global_position)
         progress.finish()
         findings = checker.finish()
+        if log is not None:
+            findings.merge(log.finish())
+            notes = log.notes()
         print_report(
-            f"ksmart-audit verify: {what}, from {source.describe()}", checker.summary(), findings
+            f"ksmart-audit verify: {what}, from {source.describe()}",
+            checker.summary(),
+            findings,
+            notes=notes,
         )
         return DIFFERENT if findings else VERIFIED
     finally:
@@ -475,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="EXPORT.jsonl",
         help="verify an export instead of reading a source ('-': stdin)",
     )
+    add_verify_log_options(verify)
     verify.set_defaults(run=run_verify)
 
     replay = commands.add_parser(
@@ -494,6 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--at", required=True, metavar="TIMESTAMP", help="ISO 8601 with a zone: 2026-11-29T09:30Z"
     )
     as_of.set_defaults(run=run_as_of)
+
+    add_log_commands(commands, sources, open_source)
     return parser
 
 
@@ -518,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (UsageError, SourceError) as error:
+    except (UsageError, SourceError, LogUsageError, StateFileError) as error:
         print(f"ksmart-audit {args.command}: {error}", file=sys.stderr)
         return USAGE
     except BrokenPipeError:

@@ -108,6 +108,20 @@ class HttpSource:
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """The JSON answer of a GET, or HttpRefused / SourceError."""
+        reply = self._fetch(path, params, "application/json")
+        try:
+            return reply.json()
+        except ValueError as error:
+            raise SourceError(f"{reply.url} did not answer JSON") from error
+
+    def get_text(self, path: str, params: dict[str, Any] | None = None) -> str:
+        """The text answer of a GET (a signed note, a key), or HttpRefused /
+        SourceError."""
+        reply = self._fetch(path, params, "text/plain")
+        reply.encoding = "utf-8"
+        return reply.text
+
+    def _fetch(self, path: str, params: dict[str, Any] | None, accept: str) -> Any:
         url = f"{self.base_url}{path}"
         refreshed = False
         delay = 0.5
@@ -117,10 +131,7 @@ class HttpSource:
                 reply = self.session.get(
                     url,
                     params=params,
-                    headers={
-                        "Authorization": f"Bearer {self.token}",
-                        "Accept": "application/json",
-                    },
+                    headers={"Authorization": f"Bearer {self.token}", "Accept": accept},
                     timeout=self.timeout,
                 )
             except self._requests.RequestException as error:
@@ -130,10 +141,7 @@ class HttpSource:
                 delay *= 2
                 continue
             if reply.status_code == 200:
-                try:
-                    return reply.json()
-                except ValueError as error:
-                    raise SourceError(f"{url} did not answer JSON") from error
+                return reply
             if reply.status_code == 401 and self.token_file and not refreshed:
                 refreshed = True
                 self.token = self._read_token_file()

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
+from itertools import islice
 
 HASH_SIZE = 32
 LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
 EMPTY_ROOT = hashlib.sha256(b"").digest()
+EXTEND_CHUNK = 4096  # leaves hashed at a time by CompactRange.extend: a power of two
+_sha256 = hashlib.sha256
 
 # The hash of leaves [start, end) of the tree: start < end.
 Subtree = Callable[[int, int], bytes]
@@ -62,18 +65,39 @@ class CompactRange:
         self.peaks = list(peaks)
 
     def append(self, hashed_leaf: bytes) -> None:
-        self.peaks.append(hashed_leaf)
-        self.size += 1
-        # Each trailing zero bit of the new size is two equal subtrees to merge.
-        merges = (self.size & -self.size).bit_length() - 1
+        self._push(hashed_leaf, 1)
+
+    def _push(self, subtree_hash: bytes, leaves: int) -> None:
+        """Append a perfect subtree of `leaves` (a power of two that divides
+        the size): each further trailing zero bit of the new size is two
+        equal subtrees to merge."""
+        self.peaks.append(subtree_hash)
+        self.size += leaves
+        merges = (self.size & -self.size).bit_length() - leaves.bit_length()
         for _ in range(merges):
             right = self.peaks.pop()
             left = self.peaks.pop()
             self.peaks.append(node_hash(left, right))
 
     def extend(self, hashed_leaves: Iterable[bytes]) -> None:
-        for hashed in hashed_leaves:
-            self.append(hashed)
+        """As `append` for each leaf, but hashing whole aligned subtrees level
+        by level: CPython spends most of a leaf-by-leaf append on the
+        interpreter, not on SHA-256, and this is ~8 times faster (an auditor
+        recomputes the root of millions of events; make bench, replay)."""
+        leaves = iter(hashed_leaves)
+        while chunk := list(islice(leaves, EXTEND_CHUNK)):
+            start = 0
+            while start < len(chunk):
+                aligned = self.size & -self.size or EXTEND_CHUNK
+                count = min(aligned, 1 << ((len(chunk) - start).bit_length() - 1))
+                level = chunk[start : start + count]
+                while len(level) > 1:
+                    level = [
+                        _sha256(NODE_PREFIX + left + right).digest()
+                        for left, right in zip(level[0::2], level[1::2], strict=True)
+                    ]
+                self._push(level[0], count)
+                start += count
 
     def root(self) -> bytes:
         if not self.peaks:

@@ -5,7 +5,7 @@ test data), and proofs checked both ways for every pair of sizes."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ksmart_common import merkle
@@ -135,3 +135,20 @@ def test_the_compact_range_follows_the_tree_as_it_grows(leaves, data):
     merkle.verify_inclusion(
         index, len(hashed), hashed[index], tree.inclusion_proof(index), edge.root()
     )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 300), st.integers(0, 9_000), st.data())
+def test_extending_by_aligned_subtrees_is_appending_leaf_by_leaf(start, count, data):
+    """CompactRange.extend hashes whole subtrees at a time, across chunk
+    boundaries and from any size: the same peaks as one append a leaf."""
+    hashed = [merkle.leaf_hash(index.to_bytes(4, "big")) for index in range(start + count)]
+    one_by_one = merkle.CompactRange()
+    for leaf in hashed:
+        one_by_one.append(leaf)
+    resumed_at = data.draw(st.integers(0, start))
+    batched = merkle.CompactRange()
+    batched.extend(hashed[:resumed_at])
+    batched.extend(iter(hashed[resumed_at:]))
+    assert (batched.size, batched.peaks) == (one_by_one.size, one_by_one.peaks)
+    assert batched.root() == merkle.root(hashed)

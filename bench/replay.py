@@ -17,25 +17,21 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from bench.core import Progress, Ratio, Section, Settings
 from bench.replay_data import load
+from bench.replay_measure import dsn_of
 from tests.support.databases import fresh_service_database
 
 ROOT = Path(__file__).resolve().parents[1]
 MEASURES = {
     "raw": "raw fetch (psycopg2 server-side cursor)",
-    "verify": "audit verification (iter_by_stream + verify_chain)",
+    "verify": "audit verification (iter_by_stream + verify_chain + Merkle root)",
     "rebuild": "rebuild of the files projection (rebuild_files)",
 }
 RATE_TARGET = 0.5
+# Issue 18: the chains and the transparency log's root together.
+VERIFY_RATE_TARGET = 0.7
 MEMORY_GROWTH_ALLOWED = 1.25
-
-
-def _dsn(url: str) -> str:
-    """A SQLAlchemy URL as a libpq one, for psycopg2.connect."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _measure(*args: str) -> dict:
@@ -66,7 +62,7 @@ def run(settings: Settings, progress: Progress) -> Section:
         for count, database in ((small, small_db), (big, big_db)):
             progress(f"replay: generating {count:,} events")
             started = time.perf_counter()
-            load(_dsn(database.superuser_url), count, progress)
+            load(dsn_of(database.superuser_url), count, progress)
             seconds = time.perf_counter() - started
             notes.append(
                 f"{count:,} events generated, sealed and loaded by COPY in {seconds:.1f} s"
@@ -77,7 +73,7 @@ def run(settings: Settings, progress: Progress) -> Section:
             for measure in MEASURES:
                 progress(f"replay: {measure} over {count:,} events")
                 if measure == "raw":
-                    args = [measure, _dsn(database.service_url)]
+                    args = [measure, dsn_of(database.service_url)]
                 elif measure == "verify":
                     args = [measure, database.service_url]
                 else:
@@ -109,7 +105,7 @@ def run(settings: Settings, progress: Progress) -> Section:
             f"{name} rate ÷ raw fetch rate ({big:,} events)",
             ours=results[measure, big]["rate"],
             reference=raw_rate,
-            target=RATE_TARGET,
+            target=VERIFY_RATE_TARGET if measure == "verify" else RATE_TARGET,
             unit="events/s",
         )
         for measure, name in (("verify", "audit verification"), ("rebuild", "rebuild"))

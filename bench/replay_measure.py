@@ -5,8 +5,9 @@ is its own: `python -m bench.replay_measure MODE APPLICATIONS_URL
 MODE is one of
 - raw: psycopg2's server-side cursor fetching every event row in stream
   order, the database driver's own limit (the reference);
-- verify: EventStore.iter_by_stream and verify_chain on every stream (the
-  auditor's check of the whole log);
+- verify: EventStore.iter_by_stream and verify_chain on every stream, and
+  the Merkle root of the whole log (the auditor's check of the whole log:
+  its hash chains and the tree a checkpoint signs);
 - rebuild: ksmart_workflow.rebuild.rebuild_files into a fresh table.
 """
 
@@ -40,6 +41,31 @@ def raw(dsn: str) -> int:
         connection.close()
 
 
+def merkle_root(dsn: str) -> tuple[int, bytes]:
+    """The transparency log's tree over every event in global-position
+    order (leaf = leaf_hash of the stored hash's 32 bytes): the size and
+    root a checkpoint signs. Its own cursor: the chains read in stream
+    order, the tree needs position order."""
+    import hashlib
+
+    import psycopg2
+
+    from ksmart_common.merkle import LEAF_PREFIX, CompactRange
+
+    sha256 = hashlib.sha256
+    edge = CompactRange()
+    connection = psycopg2.connect(dsn)
+    try:
+        with connection.cursor(name="replay_merkle") as cursor:
+            cursor.itersize = FETCH_ROWS
+            cursor.execute("SELECT hash FROM events ORDER BY global_position")
+            while rows := cursor.fetchmany(FETCH_ROWS):
+                edge.extend([sha256(LEAF_PREFIX + bytes.fromhex(row[0])).digest() for row in rows])
+    finally:
+        connection.close()
+    return edge.size, edge.root()
+
+
 def verify(url: str) -> int:
     import sqlalchemy as sa
 
@@ -55,7 +81,17 @@ def verify(url: str) -> int:
             raise SystemExit(f"the generated log does not verify: {problems[:3]}")
         count += len(stream)
     engine.dispose()
+    size, _ = merkle_root(dsn_of(url))
+    if size != count:
+        raise SystemExit(f"the tree has {size} leaves, the chains {count} events")
     return count
+
+
+def dsn_of(url: str) -> str:
+    """A SQLAlchemy URL as a libpq one, for psycopg2.connect."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def rebuild(url: str, workflow_url: str, table_name: str) -> int:

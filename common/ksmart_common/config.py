@@ -36,6 +36,7 @@ OPS_PORTS = {
     "notifications": 9105,
     "gateway": 9106,
     "relay": 9107,
+    "checkpointer": 9108,
 }
 
 
@@ -71,9 +72,22 @@ def relay_database_url() -> str:
     return with_psycopg2(env("KSMART_RELAY_DATABASE_URL", default))
 
 
+def checkpointer_database_url() -> str:
+    """The checkpointer reads events and keeps the transparency log's
+    tables beside them, with a role of its own."""
+    default = "postgresql+psycopg2://ksmart_checkpointer@127.0.0.1:5432/ksmart_applications"
+    return with_psycopg2(env("KSMART_CHECKPOINTER_DATABASE_URL", default))
+
+
 def admin_database_url() -> str:
     """A role that may create databases and roles and run migrations."""
     return with_psycopg2(env("KSMART_POSTGRES_ADMIN_URL", DEFAULT_POSTGRES_ADMIN_URL))
+
+
+def _service_database_url(service: str) -> str | None:
+    if service == "checkpointer":
+        return checkpointer_database_url()
+    return database_url(service) if service in SERVICE_DATABASES else None
 
 
 def with_psycopg2(url: str) -> str:
@@ -104,7 +118,7 @@ def nameko_config(service: str, **extra: object) -> dict:
         "max_workers": int(env("KSMART_MAX_WORKERS", "20")),
         "SERIALIZER": "json",
         "WEB_SERVER_ADDRESS": gateway_address(),
-        "DB_URL": database_url(service) if service in SERVICE_DATABASES else None,
+        "DB_URL": _service_database_url(service),
     }
     config.update(extra)
     return config

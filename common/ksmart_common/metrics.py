@@ -70,3 +70,30 @@ NOTIFICATIONS = Counter(
     "Attempts to deliver a message, by channel and outcome (sent, failed, retrying, dead)",
     ("channel", "outcome"),
 )
+
+# -- the transparency log (the checkpointer) -----------------------------------------
+LOG_TREE_SIZE = Gauge("ksmart_log_tree_size", "Events in the transparency log's tree (its leaves)")
+LOG_EVENTS_ABSORBED = Counter(
+    "ksmart_log_events_absorbed_total", "Events the checkpointer added to the log's tree"
+)
+LOG_CHECKPOINT_SIZE = Gauge(
+    "ksmart_log_checkpoint_size", "Tree size of the latest signed checkpoint"
+)
+LOG_CHECKPOINT_AGE = Gauge(
+    "ksmart_log_checkpoint_age_seconds", "Seconds since the latest checkpoint was signed"
+)
+LOG_LAG_EVENTS = Gauge(
+    "ksmart_log_lag_events", "Stored events that no signed checkpoint includes yet"
+)
+LOG_LAG_SECONDS = Gauge(
+    "ksmart_log_lag_seconds",
+    "Age of the oldest stored event that no signed checkpoint includes yet (0 when none)",
+)
+WITNESS_COSIGNATURES = Counter(
+    "ksmart_witness_cosignatures_total", "Cosignatures a witness gave and we stored", ("witness",)
+)
+WITNESS_FAILURES = Counter(
+    "ksmart_witness_failures_total",
+    "Requests for a cosignature that failed (down, refused, or a bad cosignature)",
+    ("witness",),
+)

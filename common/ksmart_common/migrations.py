@@ -23,7 +23,20 @@ SERVICE_ROLES = {
     "workflow": ("workflow",),
     "identity": ("identity",),
     "notifications": ("notifications",),
+    "checkpointer": ("checkpointer",),
 }
+
+# Histories kept in another service's database, migrated after that
+# service's own (they grant on its tables): the checkpointer's tables sit
+# beside the events it reads, and stay its own (migrations of its package,
+# a version table of their own, grants to its role alone).
+GUEST_HISTORIES = {"applications": ("checkpointer",)}
+
+
+def roles_in_database(service: str) -> tuple[str, ...]:
+    """Every login role the service's database grants to, guests' included."""
+    guests = GUEST_HISTORIES.get(service, ())
+    return tuple(role for owner in (service, *guests) for role in SERVICE_ROLES[owner])
 
 
 @dataclass(frozen=True)
@@ -82,22 +95,29 @@ def drop_role(admin_url: str, role: str) -> None:
     engine.dispose()
 
 
-def alembic_config(service: str, database_admin_url: str, roles: RoleNames) -> Config:
+def alembic_config(
+    service: str, database_admin_url: str, roles: RoleNames, version_table: str = "alembic_version"
+) -> Config:
     package = f"ksmart_{service}"
     location = importlib.resources.files(package) / "migrations"
     config = Config()
     config.set_main_option("script_location", str(location))
     config.attributes["url"] = database_admin_url
     config.attributes["roles"] = roles
+    config.attributes["version_table"] = version_table
     return config
 
 
 def upgrade(service: str, admin_url: str, database: str, roles: RoleNames) -> None:
     """Create the database and roles if missing, then migrate to head."""
     ensure_database(admin_url, database)
-    for role in SERVICE_ROLES[service]:
+    for role in roles_in_database(service):
         ensure_role(admin_url, roles.of(role))
-    command.upgrade(alembic_config(service, url_for_database(admin_url, database), roles), "head")
+    database_url = url_for_database(admin_url, database)
+    command.upgrade(alembic_config(service, database_url, roles), "head")
+    for guest in GUEST_HISTORIES.get(service, ()):
+        guest_config = alembic_config(guest, database_url, roles, f"alembic_version_{guest}")
+        command.upgrade(guest_config, "head")
 
 
 def run_migrations_online(context) -> None:
@@ -105,7 +125,11 @@ def run_migrations_online(context) -> None:
     url = context.config.attributes["url"]
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=None)
+        context.configure(
+            connection=connection,
+            target_metadata=None,
+            version_table=context.config.attributes.get("version_table", "alembic_version"),
+        )
         with context.begin_transaction():
             context.run_migrations(roles=context.config.attributes["roles"])
     engine.dispose()

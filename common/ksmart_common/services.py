@@ -8,5 +8,6 @@ SERVICES = {
     "applications": "ksmart_applications.service:ApplicationsService",
     "workflow": "ksmart_workflow.service:WorkflowService",
     "notifications": "ksmart_notifications.service:NotificationsService",
+    "checkpointer": "ksmart_checkpointer.service:CheckpointerService",
     "gateway": "ksmart_gateway.service:GatewayService",
 }

@@ -66,7 +66,8 @@ class Verifier:
     @classmethod
     def from_vkey(cls, vkey: str) -> Verifier:
         try:
-            name, id_hex, encoded = vkey.strip().split("+")
+            # The base64 key may hold "+" itself: the name and ID may not.
+            name, id_hex, encoded = vkey.strip().split("+", 2)
             material = base64.b64decode(encoded, validate=True)
         except (ValueError, binascii.Error) as error:
             raise NoteError(f"not a verifier key: {vkey!r}") from error

@@ -209,6 +209,7 @@ class ApiEndpoint(HttpRequestHandler):
         headers: tuple[str, ...] = (),
         raw_body: bool = False,
         binary_response: bool = False,
+        text_response: bool = False,
         checks_credentials: bool = False,
         **kwargs,
     ) -> None:
@@ -228,6 +229,8 @@ class ApiEndpoint(HttpRequestHandler):
         # or the answer is a document's bytes.
         self.raw_body = raw_body
         self.binary_response = binary_response
+        # The answer is text/plain (the transparency log's notes and key).
+        self.text_response = text_response
         # A public endpoint that checks proof of its own (a password, a
         # sign-in code, a provider's signature): it answers 401 without it.
         self.checks_credentials = checks_credentials

@@ -74,6 +74,8 @@ def _operation(name: str, endpoint: ApiEndpoint) -> dict[str, Any]:
     success: dict[str, Any] = {"description": "Success"}
     if endpoint.binary_response:
         success["content"] = {media: {"schema": BINARY} for media in DOCUMENT_FORMATS}
+    elif endpoint.text_response:
+        success["content"] = {"text/plain": {"schema": {"type": "string"}}}
     elif endpoint.response_schema is not None:
         success["content"] = {"application/json": {"schema": endpoint.response_schema}}
     else:

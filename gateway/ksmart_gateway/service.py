@@ -28,6 +28,7 @@ from ksmart_gateway.notifications import NotificationEndpoints
 from ksmart_gateway.openapi import openapi_document
 from ksmart_gateway.sessions import SessionEndpoints
 from ksmart_gateway.staff import StaffEndpoints
+from ksmart_gateway.transparency import TransparencyEndpoints
 from ksmart_gateway.validation import ApplicationCheckEndpoints
 
 
@@ -45,6 +46,7 @@ class GatewayService(
     InboxEndpoints,
     AuditEndpoints,
     NotificationEndpoints,
+    TransparencyEndpoints,
 ):
     name = "gateway"
 

@@ -60,6 +60,13 @@ MATRIX = {
     ("GET", "/api/v1/certificate-keys"): PUBLIC,
     ("GET", "/api/v1/certificates/{number}"): PUBLIC,
     ("POST", "/api/v1/certificates/verify"): PUBLIC,
+    # The transparency log: public (a leaf is an event's hash, nothing personal).
+    ("GET", "/api/v1/log/checkpoint"): PUBLIC,
+    ("GET", "/api/v1/log/key"): PUBLIC,
+    ("GET", "/api/v1/log/proofs/inclusion"): PUBLIC,
+    ("GET", "/api/v1/log/proofs/consistency"): PUBLIC,
+    ("GET", "/api/v1/log/leaves"): PUBLIC,
+    ("GET", "/api/v1/log/events/{global_position}/inclusion"): PUBLIC,
     ("POST", "/api/v1/payments/callback"): PUBLIC,
     ("POST", "/api/v1/notifications/sms-receipts"): PUBLIC,
     ("GET", "/api/v1/track/{number}"): PUBLIC,
@@ -118,6 +125,11 @@ def kochi_file(platform):
     body = citizen.application(platform)
     reply = citizen.submit(platform, body)
     assert reply.status_code == 201, reply.text
+    # The log's checkpoint exists (before it, GET /log/checkpoint is a 503).
+    wait_for(
+        lambda: requests.get(f"{platform.base_url}/api/v1/log/checkpoint", timeout=10).ok,
+        message="the first checkpoint",
+    )
     return reply.json(), next(iter(body["documents"]))
 
 
@@ -141,6 +153,7 @@ def _concrete(path, file_id, document_code):
         "message_id": str(uuid.uuid4()),
         "content_hash": "0" * 64,
         "number": "KL-EKM-KOC/BR/2026/000001",
+        "global_position": "1",
     }
     if "local-bodies" in path:
         values["code"] = "KL-EKM-KOC"

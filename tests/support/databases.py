@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 from ksmart_common import config
 from ksmart_common.migrations import (
-    SERVICE_ROLES,
     RoleNames,
     drop_database,
     drop_role,
+    roles_in_database,
     upgrade,
     url_for_database,
 )
@@ -51,5 +51,5 @@ def fresh_service_database(
         yield database
     finally:
         drop_database(admin_url, database.name)
-        for role in SERVICE_ROLES[service]:
+        for role in roles_in_database(service):
             drop_role(admin_url, roles.of(role))

@@ -21,6 +21,7 @@ from ksmart_identity.directory import load_directory, shipped_directory
 from ksmart_identity.users import seed_demo_users
 from ksmart_ops.admin import consumer_topologies
 from ksmart_ops.devserver import SERVICES, start, stop, wait_for_exit, wait_until_ready
+from ksmart_ops.log_key import log_key_environment
 from tests.support.broker import fresh_vhost
 from tests.support.databases import ServiceDatabase, fresh_service_database
 
@@ -99,6 +100,7 @@ def running_platform(
             "KSMART_AMQP_URI": amqp_uri,
             "KSMART_APPLICATIONS_DATABASE_URL": databases["applications"].service_url,
             "KSMART_RELAY_DATABASE_URL": databases["applications"].url_as("relay"),
+            "KSMART_CHECKPOINTER_DATABASE_URL": databases["applications"].url_as("checkpointer"),
             "KSMART_WORKFLOW_DATABASE_URL": databases["workflow"].service_url,
             "KSMART_IDENTITY_DATABASE_URL": databases["identity"].service_url,
             "KSMART_NOTIFICATIONS_DATABASE_URL": databases["notifications"].service_url,
@@ -113,6 +115,9 @@ def running_platform(
                 f"KSMART_OPS_ADDRESS_{process.upper()}": f"127.0.0.1:{free_port()}"
                 for process in OPS_PORTS
             },
+            # The transparency log's key and origin, and checkpoints twice a second.
+            **log_key_environment(tmp_dir, {}),
+            "KSMART_CHECKPOINT_SECONDS": "0.5",
             **(environ or {}),
         }
         processes = start(tmp_dir, env, names=list(names))

@@ -118,6 +118,8 @@ SECRETS_BY_WORKLOAD = {
     # The payment and SMS callbacks it receives are verified by the services.
     "gateway": {AMQP},
     RELAY: {AMQP, database_url_name("relay")},
+    # The log's key is its own: no other workload holds it.
+    "checkpointer": {AMQP, database_url_name("checkpointer"), "KSMART_LOG_SIGNING_KEY"},
     # Its session key: no broker, no database, nothing of the platform's.
     PORTAL: {"KSMART_PORTAL_SECRET_KEY"},
     # Migrations, queues, and the local-body directory (as identity).
@@ -128,8 +130,8 @@ SECRET_SETTINGS = set().union(*SECRETS_BY_WORKLOAD.values())
 # Without these a process cannot start; the others switch a feature on.
 REQUIRED_SECRETS = {AMQP, ADMIN_URL, "KSMART_PORTAL_SECRET_KEY"} | {
     database_url_name(role)
-    for role in ("applications", "workflow", "identity", "notifications", RELAY)
-}
+    for role in ("applications", "workflow", "identity", "notifications", RELAY, "checkpointer")
+} | {"KSMART_LOG_SIGNING_KEY"}
 
 # The operators' custom resources: the fields each cannot do without.
 CUSTOM_RESOURCES = {
@@ -499,7 +501,15 @@ def test_production_runs_clustered_postgres_and_rabbitmq():
     roles = {role["name"] for role in postgres["spec"]["managed"]["roles"]}
     assert roles == {
         f"ksmart_{role}"
-        for role in ("admin", "applications", "relay", "workflow", "identity", "notifications")
+        for role in (
+            "admin",
+            "applications",
+            "relay",
+            "checkpointer",
+            "workflow",
+            "identity",
+            "notifications",
+        )
     }
     (rabbitmq,) = of_kind(docs, "RabbitmqCluster").values()
     assert rabbitmq["apiVersion"] == "rabbitmq.com/v1beta1"

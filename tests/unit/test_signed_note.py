@@ -111,3 +111,12 @@ def test_a_key_name_with_a_space_or_plus_and_a_wrong_key_id_are_refused():
     name, _, rest = PEACE_VKEY.partition("+")
     with pytest.raises(NoteError, match="key ID"):
         Verifier.from_vkey(f"{name}+00000000+{rest.partition('+')[2]}")
+
+
+def test_a_verifier_key_whose_base64_holds_a_plus_round_trips():
+    # One key in ~4 has a "+" in its base64: it is the key's, not a separator.
+    keys = [_signer("witness.example/w1", COSIGNATURE_V1) for _ in range(40)]
+    with_plus = [key for key in keys if "+" in key.verifier.vkey().split("+", 2)[2]]
+    assert with_plus
+    for key in with_plus:
+        assert Verifier.from_vkey(key.verifier.vkey()).key_id == key.verifier.key_id

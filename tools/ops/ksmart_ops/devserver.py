@@ -41,6 +41,7 @@ from ksmart_common.services import SERVICES as SERVICE_CLASSES
 from ksmart_gateway.document_storage import DOCUMENTS_DIR_ENV
 from ksmart_gateway.return_urls import RETURN_ORIGINS_ENV
 from ksmart_ops.dev_checkout import CHECKOUT_PATH
+from ksmart_ops.log_key import log_key_environment
 from ksmart_ops.ports import listen_problem
 
 # Where `make run` keeps the fake payment provider's secret (ksmart-admin fake-pay reads it).
@@ -471,7 +472,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"an earlier platform from {run_dir}/ would not stop", file=sys.stderr)
         return 1
     run_dir.mkdir(parents=True, exist_ok=True)
-    environ = {**dev_environment(run_dir), **portal_environment(run_dir)}
+    environ = {
+        **dev_environment(run_dir),
+        **portal_environment(run_dir),
+        **log_key_environment(run_dir),
+    }
     if not start_platform(run_dir, environ, extra={**portal(), **dev_inbox()}):
         return 1
     sms_port, _ = dev_inbox_ports()

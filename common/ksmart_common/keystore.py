@@ -19,8 +19,15 @@ The two tables differ in two rules, each a flag here rather than a copy:
   be, since its tokens expire within minutes of a replacement.
 
 Each table has the columns kid (text, primary key), private_key_pem (text,
-NULL only for a recorded environment key), public_jwk (jsonb), created_at
-(timestamptz) and, when retirable, retired_at (timestamptz NULL).
+NULL for a recorded environment key and a retired key), public_jwk (jsonb),
+created_at (timestamptz), when retirable retired_at (timestamptz NULL), and
+when anchored endorsement (text NULL).
+
+A store given a `purpose` is anchored (ksmart_common.key_anchor): a row is
+trusted only with the deployment root's endorsement for that purpose, since
+the service's own role can insert rows. Only endorsed keys are published and
+sign; an environment key is recorded (public half) so that it can carry its
+endorsement. Retiring a key destroys its private half, not only flags it.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from ksmart_common import ed25519
+from ksmart_common.errors import ServiceUnavailable
+from ksmart_common.key_anchor import ENDORSEMENT_MEMBER, KeyAnchor
 
 _TABLE_NAME = re.compile(r"[a-z_]+")
 
@@ -91,6 +100,7 @@ class KeyStore:
         *,
         retirable: bool,
         records_environment_key: bool,
+        purpose: str | None = None,
     ) -> None:
         if not _TABLE_NAME.fullmatch(table):
             raise ValueError(f"not a table name: {table!r}")
@@ -98,11 +108,15 @@ class KeyStore:
         self.environment_variable = environment_variable
         self.retirable = retirable
         self.records_environment_key = records_environment_key
+        self.purpose = purpose
         # Serialises "no key yet, create one" across replicas starting
         # together, so a fresh database gets one first key, not one per
         # replica. Advisory locks are per database and need no privilege.
         self._first_key_lock = int.from_bytes(table.encode("ascii")[:7], "big")
         self._recorded: set[str] = set()
+        # Environment keys whose endorsement was checked: an endorsement
+        # never stops being valid, so it is read once per kid.
+        self._endorsed_environment_keys: set[str] = set()
         # The keys still published: all of them, unless keys can be retired.
         self._live = "retired_at IS NULL" if retirable else "TRUE"
 
@@ -112,16 +126,24 @@ class KeyStore:
 
     def active_key(self, engine: sa.Engine, environ: Mapping[str, str] | None = None) -> SigningKey:
         """The key that signs from now on: the environment's, else the newest
-        live stored key, else a new stored key."""
+        live stored key (when anchored: the newest endorsed one), else a new
+        stored key. When anchored and the key that would sign is not
+        endorsed, ServiceUnavailable names it: nothing it signed would be
+        trusted."""
         key = self.environment_key(environ)
         if key is not None:
-            if self.records_environment_key and key.kid not in self._recorded:
+            if (self.records_environment_key or self.purpose) and key.kid not in self._recorded:
                 with engine.begin() as conn:
                     self._record_public_key(conn, key)
                 self._recorded.add(key.kid)
+            if self.purpose is not None and key.kid not in self._endorsed_environment_keys:
+                with engine.connect() as conn:
+                    if not self._live_endorsed_jwks(conn, environ, kid=key.kid):
+                        raise self._not_endorsed(key.kid)
+                self._endorsed_environment_keys.add(key.kid)
             return key
         with engine.connect() as conn:
-            stored = self._newest_stored_key(conn)
+            stored = self._newest_stored_key(conn, environ)
         if stored is not None:
             return stored
         with engine.begin() as conn:
@@ -129,22 +151,42 @@ class KeyStore:
                 sa.text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": self._first_key_lock}
             )
             # Another replica may have created it while we waited for the lock.
-            return self._newest_stored_key(conn) or self._store_new_key(conn)
+            stored = self._newest_stored_key(conn, environ)
+            if stored is not None:
+                return stored
+            if self.purpose is None:
+                return self._store_new_key(conn)
+            # A key awaiting its endorsement: made once, so the operator has
+            # one to endorse.
+            waiting = self._newest_stored_key(conn, environ, endorsed_only=False)
+            if waiting is None:
+                waiting = self._store_new_key(conn)
+        raise self._not_endorsed(waiting.kid)
+
+    def _not_endorsed(self, kid: str) -> ServiceUnavailable:
+        return ServiceUnavailable(
+            f"the {self.purpose} signing key {kid} has no endorsement by the deployment's key"
+            f" root: the operator runs `ksmart-admin endorse-keys {self.purpose}`"
+        )
 
     def rotate(self, engine: sa.Engine) -> SigningKey:
         """Store a new key, which signs from now on (unless the environment
-        gives one); what older keys signed keeps verifying."""
+        gives one; when anchored, once endorsed); what older keys signed
+        keeps verifying."""
         with engine.begin() as conn:
             return self._store_new_key(conn)
 
     def retire(self, engine: sa.Engine, kid: str, now: datetime) -> bool:
-        """Stop publishing a stored key. False if there is no such live key."""
+        """Stop publishing a stored key and destroy its private half. False
+        if there is no such live key."""
         if not self.retirable:
             raise ValueError(f"keys in {self.table} are never retired")
         with engine.begin() as conn:
             result = conn.execute(
                 sa.text(
-                    f"UPDATE {self.table} SET retired_at = :now "
+                    # The private half is destroyed, not only flagged: a
+                    # retired key can never sign again, whoever reads the table.
+                    f"UPDATE {self.table} SET retired_at = :now, private_key_pem = NULL "
                     "WHERE kid = :kid AND retired_at IS NULL"
                 ),
                 {"kid": kid, "now": now},
@@ -153,29 +195,97 @@ class KeyStore:
 
     def jwks(self, engine: sa.Engine, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         """Every public key a genuine signature may be made with, the active
-        one first. The active key is made sure of first, so it is published
-        before it signs anything."""
-        active = self.active_key(engine, environ)
-        keys = {active.kid: active.public_jwk}
+        one first (when anchored: only endorsed keys, each with its
+        endorsement). The active key is made sure of first, so it is
+        published before it signs anything."""
+        try:
+            active: SigningKey | None = self.active_key(engine, environ)
+        except ServiceUnavailable:
+            active = None  # no endorsed key signs; the endorsed ones still verify
         with engine.connect() as conn:
-            rows = conn.execute(
-                sa.text(
-                    f"SELECT kid, public_jwk FROM {self.table} WHERE {self._live} "
-                    "ORDER BY created_at DESC, kid"
-                )
-            )
-            for kid, jwk in rows:
-                keys.setdefault(kid, jwk)
-        return {"keys": list(keys.values())}
+            published = self._live_endorsed_jwks(conn, environ)
+        if active is None:
+            return {"keys": published}
+        first = [jwk for jwk in published if jwk["kid"] == active.kid]
+        if not first and self.purpose is None:
+            first = [active.public_jwk]  # an environment key this store does not record
+        return {"keys": first + [jwk for jwk in published if jwk["kid"] != active.kid]}
 
-    def _newest_stored_key(self, conn: sa.Connection) -> SigningKey | None:
-        row = conn.execute(
+    def endorse(self, engine: sa.Engine, kid: str, endorsement: str) -> bool:
+        """Store the root's endorsement of a stored key. False if there is no
+        such key. The endorsement is checked by every reader, not here."""
+        with engine.begin() as conn:
+            result = conn.execute(
+                sa.text(f"UPDATE {self.table} SET endorsement = :endorsement WHERE kid = :kid"),
+                {"kid": kid, "endorsement": endorsement},
+            )
+        return result.rowcount == 1
+
+    def awaiting_endorsement(
+        self, engine: sa.Engine, environ: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The live keys without a valid endorsement (all live keys when no
+        root is configured), newest first, as public JWKs."""
+        anchor = KeyAnchor.from_environment(os.environ if environ is None else environ)
+        with engine.connect() as conn:
+            jwks = self._live_jwks(conn)
+        return [
+            _without_endorsement(jwk)
+            for jwk in jwks
+            if anchor is None or not anchor.endorses(self.purpose or "", jwk)
+        ]
+
+    def live_keys(self, engine: sa.Engine) -> list[dict[str, Any]]:
+        """Every live key, endorsed or not, newest first, as public JWKs."""
+        with engine.connect() as conn:
+            return [_without_endorsement(jwk) for jwk in self._live_jwks(conn)]
+
+    def _live_jwks(self, conn: sa.Connection, kid: str | None = None) -> list[dict[str, Any]]:
+        """Live keys' JWKs, newest first, with their stored endorsement."""
+        endorsement = "endorsement" if self.purpose is not None else "NULL"
+        rows = conn.execute(
+            sa.text(
+                f"SELECT kid, public_jwk, {endorsement} AS endorsement FROM {self.table} "
+                f"WHERE {self._live} AND (CAST(:kid AS text) IS NULL OR kid = :kid) "
+                "ORDER BY created_at DESC, kid"
+            ),
+            {"kid": kid},
+        )
+        return [
+            {**row.public_jwk, **({ENDORSEMENT_MEMBER: row.endorsement} if row.endorsement else {})}
+            for row in rows
+        ]
+
+    def _live_endorsed_jwks(
+        self, conn: sa.Connection, environ: Mapping[str, str] | None, kid: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The live keys a verifier trusts: all of them when the store is not
+        anchored; else those the configured root endorses (none without one)."""
+        jwks = self._live_jwks(conn, kid)
+        if self.purpose is None:
+            return jwks
+        anchor = KeyAnchor.from_environment(os.environ if environ is None else environ)
+        return anchor.endorsed(self.purpose, jwks) if anchor is not None else []
+
+    def _newest_stored_key(
+        self,
+        conn: sa.Connection,
+        environ: Mapping[str, str] | None = None,
+        endorsed_only: bool = True,
+    ) -> SigningKey | None:
+        """The newest live key with a private half (when anchored and
+        `endorsed_only`: the newest endorsed one)."""
+        rows = conn.execute(
             sa.text(
                 f"SELECT kid, private_key_pem FROM {self.table} "
                 f"WHERE private_key_pem IS NOT NULL AND {self._live} "
-                "ORDER BY created_at DESC, kid LIMIT 1"
+                "ORDER BY created_at DESC, kid"
             )
-        ).one_or_none()
+        ).all()
+        if self.purpose is not None and endorsed_only:
+            endorsed = {jwk["kid"] for jwk in self._live_endorsed_jwks(conn, environ)}
+            rows = (row for row in rows if row.kid in endorsed)
+        row = next(iter(rows), None)
         if row is None:
             return None
         return SigningKey(row.kid, ed25519.private_key_from_pem(row.private_key_pem))
@@ -204,3 +314,7 @@ class KeyStore:
             ),
             {"kid": key.kid, "jwk": json.dumps(key.public_jwk)},
         )
+
+
+def _without_endorsement(jwk: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in jwk.items() if name != ENDORSEMENT_MEMBER}

@@ -42,7 +42,8 @@ from ksmart_common.domain.intake import language
 from ksmart_common.logging import get_logger
 from ksmart_common.rpc import call
 from ksmart_gateway import problems
-from ksmart_gateway.auth import Principal, TokenVerifier, bearer_token
+from ksmart_gateway.auth import Principal, bearer_token
+from ksmart_gateway.token_keys import TokenKeys
 
 log = get_logger(__name__)
 
@@ -67,8 +68,10 @@ class ApiResult:
 
 class Authenticator(SharedExtension):
     """Verifies bearer tokens locally against the identity service's JWKS,
-    fetched once and again (at most every few seconds) when an unknown key appears,
-    so keys rotate without a call per request.
+    trusting only the keys the deployment's key root endorses, fetched by a
+    background green thread every KSMART_TOKEN_KEYS_REFRESH_SECONDS (a
+    retired key is refused within that time) and again (at most every few
+    seconds) when an unknown key appears: ksmart_gateway.token_keys.
 
     Revoked sessions (logout, a refresh token reused, an official's roles
     changed) are fetched from the identity service by one background green
@@ -78,14 +81,22 @@ class Authenticator(SharedExtension):
     refused (503) rather than served on a list too old to trust."""
 
     def setup(self) -> None:
-        self._verifier: TokenVerifier | None = None
-        self._fetched_at = 0.0
+        self._keys = TokenKeys.from_environment(self._fetch_jwks, JWKS_REFRESH_SECONDS)
         self._revoked: frozenset[str] = frozenset()
         self._revocations_at: float | None = None
         self._poll_seconds = float(config.env("KSMART_REVOCATION_POLL_SECONDS", "2"))
 
     def start(self) -> None:
         self.container.spawn_managed_thread(self._poll_revocations)
+        self.container.spawn_managed_thread(self._refresh_token_keys)
+
+    def _refresh_token_keys(self) -> None:
+        while True:
+            eventlet.sleep(self._keys.refresh_seconds)
+            try:
+                self._keys.refresh()
+            except Exception as error:  # noqa: BLE001 - kept trying; staleness is checked
+                log.warning("token keys not refreshed", error=repr(error))
 
     def _poll_revocations(self) -> None:
         while True:
@@ -100,28 +111,16 @@ class Authenticator(SharedExtension):
         self._revoked = frozenset(entry["sid"] for entry in answer["sessions"])
         self._revocations_at = time.monotonic()
 
-    def _refresh_jwks(self) -> None:
-        if (
-            self._verifier is not None
-            and time.monotonic() - self._fetched_at < JWKS_REFRESH_SECONDS
-        ):
-            return
-        jwks = call(self._fetch_jwks, timeout=5)
-        self._verifier = TokenVerifier.from_jwks(jwks)
-        self._fetched_at = time.monotonic()
-
     def _fetch_jwks(self) -> dict:
+        return call(self._fetch_jwks_now, timeout=5)
+
+    def _fetch_jwks_now(self) -> dict:
         with ClusterRpcProxy(self.container.config) as cluster:
             return cluster.identity.jwks()
 
     def authenticate(self, request: Request) -> Principal:
         token = bearer_token(request.headers.get("Authorization"))
-        if self._verifier is None:
-            self._refresh_jwks()
-        if not self._verifier.knows_key_of(token):
-            # Perhaps signed with a key that was rotated in since we fetched.
-            self._refresh_jwks()
-        principal = self._verifier.verify(token)
+        principal = self._keys.verifier_for(token).verify(token)
         if principal.session_id in self._revocations():
             raise errors.Unauthenticated("the session has ended; sign in again")
         return principal

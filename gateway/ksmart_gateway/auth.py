@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ksmart_common import ed25519
 from ksmart_common.errors import Unauthenticated
+from ksmart_common.key_anchor import TOKEN, KeyAnchor
 
 # The contract with ksmart_identity.tokens (a test checks the two agree).
 ISSUER = "ksmart-identity"
@@ -95,18 +96,23 @@ class TokenVerifier:
 
     @classmethod
     def from_jwks(
-        cls, jwks: Mapping[str, Any], leeway_seconds: float = DEFAULT_LEEWAY_SECONDS
+        cls,
+        jwks: Mapping[str, Any],
+        leeway_seconds: float = DEFAULT_LEEWAY_SECONDS,
+        anchor: KeyAnchor | None = None,
     ) -> TokenVerifier:
         """Build from a JWKS ({"keys": [...]}), as the identity service's
         `jwks` RPC returns it. Keys this verifier could never use (not an
         Ed25519 signing key, or without a kid) are skipped, as JWKS clients do;
-        a malformed Ed25519 key is an error."""
+        a malformed Ed25519 key is an error. With an `anchor` (the gateway
+        always gives one: ksmart_gateway.token_keys), a key without the
+        root's endorsement for tokens is skipped too."""
         keys = jwks.get("keys") if isinstance(jwks, Mapping) else None
         if not isinstance(keys, list):
             raise ValueError("a JWKS must be an object with a 'keys' list")
         public_keys = {}
         for jwk in keys:
-            if _usable(jwk):
+            if _usable(jwk) and (anchor is None or anchor.endorses(TOKEN, jwk)):
                 public_keys[jwk["kid"]] = ed25519.public_key_from_jwk(jwk)
         return cls(public_keys, leeway_seconds)
 

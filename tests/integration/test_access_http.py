@@ -13,8 +13,10 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from ksmart_common.key_anchor import TOKEN
 from ksmart_common.messaging import OTP_QUEUE, declare_otp_queue
 from ksmart_identity.keys import rotate_signing_key
+from ksmart_ops.key_root import development_root, endorse_keys
 from tests.support.events import EventTap
 from tests.support.platform import running_platform
 from tests.support.waiting import wait_for
@@ -266,7 +268,9 @@ def test_a_rotated_signing_key_signs_new_tokens_while_old_ones_keep_working(plat
     old = _password_sign_in(platform, "clerk.kochi", platform.password).json()["access_token"]
     engine = sa.create_engine(platform.databases["identity"].service_url)
     try:
-        rotate_signing_key(engine)
+        new_key = rotate_signing_key(engine)
+        # The operator endorses it with the deployment's root; then it signs.
+        endorse_keys(development_root(platform.run_dir), TOKEN, engine, [new_key.kid])
     finally:
         engine.dispose()
     new = _password_sign_in(platform, "clerk.kochi", platform.password).json()["access_token"]

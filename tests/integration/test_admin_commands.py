@@ -7,8 +7,10 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from ksmart_common.errors import TooManyRequests
-from ksmart_identity.keys import jwks
+from ksmart_common import ed25519
+from ksmart_common.errors import ServiceUnavailable, TooManyRequests
+from ksmart_common.key_anchor import ROOT_PUBLIC_KEY_ENV
+from ksmart_identity.keys import TOKEN_KEYS, active_signing_key, jwks
 from ksmart_identity.users import (
     DEMO_USERS,
     MAX_FAILED_SIGN_INS,
@@ -58,14 +60,31 @@ def test_the_directory_loads_from_an_operators_files(identity, tmp_path, capsys)
         assert conn.execute(sa.text("SELECT count(*) FROM wards")).scalar_one() == 76
 
 
-def test_a_rotated_key_is_published_beside_the_old_one_until_retired(identity, capsys):
-    before = {key["kid"] for key in jwks(identity)["keys"]}
+def test_a_rotated_key_is_endorsed_by_the_operator_and_published_beside_the_old_one(
+    identity, tmp_path, monkeypatch, capsys
+):
+    # The operator's root, on their own machine; the platform knows its public half.
+    root_file = tmp_path / "root.pem"
+    root_file.write_text(ed25519.private_key_to_pem(ed25519.generate_private_key()))
+    assert admin.main(["key-root-public", "--root-key", str(root_file)]) == 0
+    monkeypatch.setenv(ROOT_PUBLIC_KEY_ENV, capsys.readouterr().out.strip())
+    with pytest.raises(ServiceUnavailable):
+        active_signing_key(identity)  # the first key, made and awaiting endorsement
+    (old,) = [key["kid"] for key in TOKEN_KEYS.live_keys(identity)]
+    assert admin.main(["endorse-keys", "token", old, "--root-key", str(root_file)]) == 0
+    assert [key["kid"] for key in jwks(identity)["keys"]] == [old]
+
     assert admin.main(["rotate-signing-key"]) == 0
-    after = [key["kid"] for key in jwks(identity)["keys"]]
-    assert set(after) > before and after[0] not in before  # the new key signs
-    (old,) = before
+    new = re.search(r"new signing key (\w+)", capsys.readouterr().out).group(1)
+    assert [key["kid"] for key in jwks(identity)["keys"]] == [old]  # not endorsed yet
+    assert (
+        admin.main(["endorse-keys", "token", new, "nosuchkid", "--root-key", str(root_file)]) == 1
+    )
+    assert "no live token key nosuchkid" in capsys.readouterr().err
+    assert [key["kid"] for key in jwks(identity)["keys"]] == [new, old]  # the new key signs
+
     assert admin.main(["retire-signing-key", old]) == 0
-    assert old not in {key["kid"] for key in jwks(identity)["keys"]}
+    assert [key["kid"] for key in jwks(identity)["keys"]] == [new]
 
 
 def _printed_demo_password(credentials, capsys) -> str:

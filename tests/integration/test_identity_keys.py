@@ -1,6 +1,8 @@
-"""Signing keys on a real PostgreSQL: generated on first use, rotated, retired,
-or given by the operator in the environment."""
+"""Signing keys on a real PostgreSQL: generated on first use, trusted once
+the deployment's key root endorses them, rotated, retired (the private half
+destroyed), or given by the operator in the environment."""
 
+import json
 import threading
 from datetime import UTC, datetime
 
@@ -10,11 +12,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ksmart_common import ed25519
+from ksmart_common.errors import ServiceUnavailable, Unauthenticated
+from ksmart_common.key_anchor import ROOT_PUBLIC_KEY_ENV, TOKEN, KeyAnchor, root_public_text
 from ksmart_gateway.auth import TokenVerifier
 from ksmart_identity import keys, tokens
 from ksmart_identity.config import SIGNING_KEY_ENV
+from ksmart_ops.key_root import endorse_keys
 
-NO_ENVIRONMENT_KEY: dict[str, str] = {}
 CLERK = {"user_id": "u-1", "username": "clerk.kochi", "roles": ["clerk"], "local_body": "KL-X"}
 
 
@@ -25,9 +29,33 @@ def engine(identity_db):
     engine.dispose()
 
 
+@pytest.fixture
+def root():
+    return ed25519.generate_private_key()
+
+
+@pytest.fixture
+def anchored(root):
+    """The environment with the root pinned and no environment key."""
+    return {ROOT_PUBLIC_KEY_ENV: root_public_text(root)}
+
+
 def _stored_kids(engine) -> list[str]:
     with engine.connect() as conn:
         return list(conn.execute(sa.text("SELECT kid FROM signing_keys ORDER BY kid")).scalars())
+
+
+def _endorse(root, engine, *kids):
+    assert endorse_keys(root, TOKEN, engine, kids) == []
+
+
+def _first_key(root, engine, anchored) -> keys.SigningKey:
+    """The first key, made on first use and endorsed by the operator."""
+    with pytest.raises(ServiceUnavailable, match="endorse-keys token"):
+        keys.active_signing_key(engine, anchored)
+    (kid,) = _stored_kids(engine)
+    _endorse(root, engine, kid)
+    return keys.active_signing_key(engine, anchored)
 
 
 def _token(key: keys.SigningKey) -> str:
@@ -37,64 +65,123 @@ def _token(key: keys.SigningKey) -> str:
     )
 
 
-def test_the_first_key_is_generated_on_first_use_and_then_reused(engine):
+def _verifier(root, engine, anchored) -> TokenVerifier:
+    """As the gateway builds it: the published keys the root endorses."""
+    return TokenVerifier.from_jwks(keys.jwks(engine, anchored), anchor=KeyAnchor(root.public_key()))
+
+
+def test_the_first_key_is_generated_on_first_use_and_signs_once_endorsed(root, engine, anchored):
     assert _stored_kids(engine) == []
-    first = keys.active_signing_key(engine, NO_ENVIRONMENT_KEY)
-    again = keys.active_signing_key(engine, NO_ENVIRONMENT_KEY)
+    first = _first_key(root, engine, anchored)
+    again = keys.active_signing_key(engine, anchored)
     assert again.kid == first.kid
     assert again.public_jwk == first.public_jwk
     assert _stored_kids(engine) == [first.kid]
     assert first.kid == ed25519.key_id(first.private_key.public_key())
 
 
-def test_replicas_starting_together_create_one_first_key(engine):
+def test_replicas_starting_together_create_one_first_key(engine, anchored):
     replicas = 4
     barrier = threading.Barrier(replicas)
-    found = []
+    refused = []
 
     def start_replica():
         barrier.wait()
-        found.append(keys.active_signing_key(engine, NO_ENVIRONMENT_KEY).kid)
+        try:
+            keys.active_signing_key(engine, anchored)
+        except ServiceUnavailable as error:
+            refused.append(str(error))
 
     threads = [threading.Thread(target=start_replica) for _ in range(replicas)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(found) == replicas and len(set(found)) == 1
-    assert _stored_kids(engine) == found[:1]
+    (kid,) = _stored_kids(engine)
+    assert len(refused) == replicas and all(kid in message for message in refused)
 
 
-def test_the_jwks_holds_the_active_key_even_before_the_first_sign_in(engine):
-    published = keys.jwks(engine, NO_ENVIRONMENT_KEY)
-    active = keys.active_signing_key(engine, NO_ENVIRONMENT_KEY)
-    assert published == {"keys": [active.public_jwk]}
-    assert TokenVerifier.from_jwks(published).verify(_token(active)).username == "clerk.kochi"
+def test_the_jwks_holds_the_active_key_with_its_endorsement(root, engine, anchored):
+    active = _first_key(root, engine, anchored)
+    published = keys.jwks(engine, anchored)
+    assert [jwk["kid"] for jwk in published["keys"]] == [active.kid]
+    assert published["keys"][0]["endorsement"]
+    assert _verifier(root, engine, anchored).verify(_token(active)).username == "clerk.kochi"
 
 
-def test_rotation_signs_with_the_new_key_while_the_old_one_still_verifies(engine):
-    old = keys.active_signing_key(engine, NO_ENVIRONMENT_KEY)
+def test_a_key_inserted_by_the_identity_role_is_neither_published_nor_trusted(
+    root, engine, anchored
+):
+    genuine = _first_key(root, engine, anchored)
+    inserted = keys.SigningKey.generate()
+    with engine.begin() as conn:  # the service's own role, as an insider holding it
+        conn.execute(
+            sa.text(
+                "INSERT INTO signing_keys (kid, private_key_pem, public_jwk, created_at)"
+                " VALUES (:kid, :pem, CAST(:jwk AS jsonb), clock_timestamp())"
+            ),
+            {
+                "kid": inserted.kid,
+                "pem": ed25519.private_key_to_pem(inserted.private_key),
+                "jwk": json.dumps(inserted.public_jwk),
+            },
+        )
+    assert keys.active_signing_key(engine, anchored).kid == genuine.kid
+    assert [jwk["kid"] for jwk in keys.jwks(engine, anchored)["keys"]] == [genuine.kid]
+    # Even were it published, the gateway would not trust it.
+    unendorsed = {"keys": [inserted.public_jwk, *keys.jwks(engine, anchored)["keys"]]}
+    verifier = TokenVerifier.from_jwks(unendorsed, anchor=KeyAnchor(root.public_key()))
+    with pytest.raises(Unauthenticated, match="unknown key"):
+        verifier.verify(_token(inserted))
+
+
+def test_rotation_signs_with_the_new_key_once_endorsed_while_the_old_one_verifies(
+    root, engine, anchored
+):
+    old = _first_key(root, engine, anchored)
     old_token = _token(old)
     new = keys.rotate_signing_key(engine)
+    assert keys.active_signing_key(engine, anchored).kid == old.kid
+    _endorse(root, engine, new.kid)
 
-    assert keys.active_signing_key(engine, NO_ENVIRONMENT_KEY).kid == new.kid
-    published = keys.jwks(engine, NO_ENVIRONMENT_KEY)
+    assert keys.active_signing_key(engine, anchored).kid == new.kid
+    published = keys.jwks(engine, anchored)
     assert [jwk["kid"] for jwk in published["keys"]] == [new.kid, old.kid]
-    verifier = TokenVerifier.from_jwks(published)
+    verifier = _verifier(root, engine, anchored)
     assert verifier.verify(old_token).user_id == "u-1"
     assert verifier.verify(_token(new)).user_id == "u-1"
 
 
-def test_a_retired_key_is_no_longer_published_nor_used(engine):
-    old = keys.active_signing_key(engine, NO_ENVIRONMENT_KEY)
+def _private_key_pem(engine, kid):
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text("SELECT private_key_pem FROM signing_keys WHERE kid = :kid"), {"kid": kid}
+        ).scalar_one()
+
+
+def test_a_retired_key_is_no_longer_published_nor_used_and_its_private_half_is_gone(
+    root, engine, anchored
+):
+    old = _first_key(root, engine, anchored)
     new = keys.rotate_signing_key(engine)
+    _endorse(root, engine, new.kid)
     assert keys.retire_signing_key(engine, old.kid, datetime.now(UTC)) is True
     assert keys.retire_signing_key(engine, old.kid, datetime.now(UTC)) is False
+    assert _private_key_pem(engine, old.kid) is None
 
-    assert keys.jwks(engine, NO_ENVIRONMENT_KEY) == {"keys": [new.public_jwk]}
+    assert [jwk["kid"] for jwk in keys.jwks(engine, anchored)["keys"]] == [new.kid]
+    with pytest.raises(Unauthenticated, match="unknown key"):
+        _verifier(root, engine, anchored).verify(_token(old))
+    # The database itself refuses a retired key that keeps its private half.
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE signing_keys SET private_key_pem = :pem WHERE kid = :kid"),
+            {"pem": ed25519.private_key_to_pem(old.private_key), "kid": old.kid},
+        )
     assert keys.retire_signing_key(engine, new.kid, datetime.now(UTC)) is True
-    replacement = keys.active_signing_key(engine, NO_ENVIRONMENT_KEY)
-    assert replacement.kid not in {old.kid, new.kid}
+    with pytest.raises(ServiceUnavailable):
+        keys.active_signing_key(engine, anchored)  # a replacement, awaiting endorsement
+    assert set(_stored_kids(engine)) - {old.kid, new.kid}
 
 
 def _pem(private_key) -> str:
@@ -105,24 +192,34 @@ def _pem(private_key) -> str:
     ).decode()
 
 
-def test_a_key_from_the_environment_signs_and_is_never_stored(engine):
+def test_a_key_from_the_environment_signs_once_endorsed_and_its_private_half_is_never_stored(
+    root, engine, anchored
+):
     private_key = ed25519.generate_private_key()
-    environ = {SIGNING_KEY_ENV: _pem(private_key)}
+    environ = {**anchored, SIGNING_KEY_ENV: _pem(private_key)}
+    kid = ed25519.key_id(private_key.public_key())
+    with pytest.raises(ServiceUnavailable, match=kid):
+        keys.active_signing_key(engine, environ)
+    _endorse(root, engine, kid)
 
     active = keys.active_signing_key(engine, environ)
-    assert active.kid == ed25519.key_id(private_key.public_key())
-    assert keys.jwks(engine, environ) == {"keys": [ed25519.public_jwk(private_key, active.kid)]}
-    assert _stored_kids(engine) == []
+    assert active.kid == kid
+    assert [jwk["kid"] for jwk in keys.jwks(engine, environ)["keys"]] == [kid]
+    assert _stored_kids(engine) == [kid] and _private_key_pem(engine, kid) is None
 
 
-def test_stored_keys_stay_published_after_moving_to_an_environment_key(engine):
-    stored = keys.active_signing_key(engine, NO_ENVIRONMENT_KEY)
-    environ = {SIGNING_KEY_ENV: _pem(ed25519.generate_private_key())}
+def test_stored_keys_stay_published_after_moving_to_an_environment_key(root, engine, anchored):
+    stored = _first_key(root, engine, anchored)
+    private_key = ed25519.generate_private_key()
+    environ = {**anchored, SIGNING_KEY_ENV: _pem(private_key)}
+    with pytest.raises(ServiceUnavailable):
+        keys.active_signing_key(engine, environ)
+    _endorse(root, engine, ed25519.key_id(private_key.public_key()))
     published = [jwk["kid"] for jwk in keys.jwks(engine, environ)["keys"]]
     assert published == [keys.active_signing_key(engine, environ).kid, stored.kid]
 
 
-def test_an_environment_key_that_is_not_ed25519_is_refused(engine):
-    environ = {SIGNING_KEY_ENV: _pem(ec.generate_private_key(ec.SECP256R1()))}
+def test_an_environment_key_that_is_not_ed25519_is_refused(engine, anchored):
+    environ = {**anchored, SIGNING_KEY_ENV: _pem(ec.generate_private_key(ec.SECP256R1()))}
     with pytest.raises(ValueError, match="Ed25519"):
         keys.active_signing_key(engine, environ)

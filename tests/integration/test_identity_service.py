@@ -2,6 +2,7 @@
 real PostgreSQL (the same plain functions a container would call)."""
 
 import json
+import os
 
 import jwt
 import pytest
@@ -10,18 +11,22 @@ from nameko.exceptions import deserialize, serialize
 from nameko.testing.services import worker_factory
 
 from ksmart_common.errors import Unauthenticated
+from ksmart_common.key_anchor import ROOT_PUBLIC_KEY_ENV
 from ksmart_gateway.auth import Principal, TokenVerifier
 from ksmart_identity.config import ACCESS_TOKEN_TTL_ENV, SIGNING_KEY_ENV
 from ksmart_identity.service import IdentityService
 from ksmart_identity.users import seed_demo_users
+from ksmart_ops.key_root import anchor_development_keys, key_root_environment
 
 DEMO_PASSWORD = "demo-password"
 
 
 @pytest.fixture
-def service(identity_db, monkeypatch):
+def service(identity_db, monkeypatch, tmp_path):
     monkeypatch.delenv(SIGNING_KEY_ENV, raising=False)
     monkeypatch.delenv(ACCESS_TOKEN_TTL_ENV, raising=False)
+    monkeypatch.setenv(ROOT_PUBLIC_KEY_ENV, key_root_environment(tmp_path, {})[ROOT_PUBLIC_KEY_ENV])
+    anchor_development_keys(tmp_path, {"identity": identity_db.service_url}, os.environ)
     engine = sa.create_engine(identity_db.service_url)
     seed_demo_users(engine, DEMO_PASSWORD)
     yield worker_factory(IdentityService, db=engine)
@@ -74,7 +79,7 @@ def test_the_jwks_is_stable_between_calls_and_has_no_private_part(service):
     assert service.jwks() == published
     assert json.loads(json.dumps(published)) == published
     [jwk] = published["keys"]
-    assert set(jwk) == {"kty", "crv", "x", "kid", "alg", "use"}
+    assert set(jwk) == {"kty", "crv", "x", "kid", "alg", "use", "endorsement"}
 
 
 def test_health_checks_the_database(service):

@@ -21,6 +21,7 @@ from ksmart_identity.directory import load_directory, shipped_directory
 from ksmart_identity.users import seed_demo_users
 from ksmart_ops.admin import consumer_topologies
 from ksmart_ops.devserver import SERVICES, start, stop, wait_for_exit, wait_until_ready
+from ksmart_ops.key_root import anchor_development_keys, key_root_environment
 from ksmart_ops.log_key import log_key_environment
 from tests.support.broker import fresh_vhost
 from tests.support.databases import ServiceDatabase, fresh_service_database
@@ -118,8 +119,13 @@ def running_platform(
             # The transparency log's key and origin, and checkpoints twice a second.
             **log_key_environment(tmp_dir, {}),
             "KSMART_CHECKPOINT_SECONDS": "0.5",
+            # A key root made for this platform alone (development_root(tmp_dir)).
+            **key_root_environment(tmp_dir, {}),
             **(environ or {}),
         }
+        # Its token and certificate keys made and endorsed, as `make run` does.
+        key_databases = {name: databases[name].service_url for name in ("identity", "applications")}
+        anchor_development_keys(tmp_dir, key_databases, env)
         processes = start(tmp_dir, env, names=list(names))
         stack.callback(_stop_and_wait, tmp_dir, processes)
         wait_until_ready(

@@ -89,6 +89,9 @@ AUTOSCALED = (*SERVICES, PORTAL)
 
 AMQP = "KSMART_AMQP_URI"
 ADMIN_URL = "KSMART_POSTGRES_ADMIN_URL"
+# The key root's public half: not secret, but its integrity is the trust in
+# every token and certificate key, so it lives with the secrets.
+KEY_ROOT = "KSMART_KEY_ROOT_PUBLIC"
 
 
 def database_url_name(role: str) -> str:
@@ -99,13 +102,19 @@ def database_url_name(role: str) -> str:
 # (and may be given), nothing more. Every secret setting the code reads is in
 # this table; none of them may appear in the ConfigMap.
 SECRETS_BY_WORKLOAD = {
-    "identity": {AMQP, database_url_name("identity"), "KSMART_IDENTITY_SIGNING_KEY"},
+    "identity": {
+        AMQP,
+        database_url_name("identity"),
+        "KSMART_IDENTITY_SIGNING_KEY",
+        KEY_ROOT,
+    },
     "catalogue": {AMQP},
     "applications": {
         AMQP,
         database_url_name("applications"),
         "KSMART_CERTIFICATE_SIGNING_KEY",
         "KSMART_PAYMENT_SECRET",
+        KEY_ROOT,
     },
     "workflow": {AMQP, database_url_name("workflow")},
     "notifications": {
@@ -116,7 +125,7 @@ SECRETS_BY_WORKLOAD = {
         "KSMART_SMTP_PASSWORD",
     },
     # The payment and SMS callbacks it receives are verified by the services.
-    "gateway": {AMQP},
+    "gateway": {AMQP, KEY_ROOT},
     RELAY: {AMQP, database_url_name("relay")},
     # The log's key is its own: no other workload holds it.
     "checkpointer": {AMQP, database_url_name("checkpointer"), "KSMART_LOG_SIGNING_KEY"},
@@ -128,10 +137,14 @@ SECRETS_BY_WORKLOAD = {
 }
 SECRET_SETTINGS = set().union(*SECRETS_BY_WORKLOAD.values())
 # Without these a process cannot start; the others switch a feature on.
-REQUIRED_SECRETS = {AMQP, ADMIN_URL, "KSMART_PORTAL_SECRET_KEY"} | {
-    database_url_name(role)
-    for role in ("applications", "workflow", "identity", "notifications", RELAY, "checkpointer")
-} | {"KSMART_LOG_SIGNING_KEY"}
+REQUIRED_SECRETS = (
+    {AMQP, ADMIN_URL, "KSMART_PORTAL_SECRET_KEY", KEY_ROOT}
+    | {
+        database_url_name(role)
+        for role in ("applications", "workflow", "identity", "notifications", RELAY, "checkpointer")
+    }
+    | {"KSMART_LOG_SIGNING_KEY"}
+)
 
 # The operators' custom resources: the fields each cannot do without.
 CUSTOM_RESOURCES = {

@@ -8,6 +8,11 @@ newest stored key signs, the first one generated on first use. `rotate`
 stores a newer key. No key is ever dropped from the published keys: a
 certificate must verify for as long as it is kept. The store itself is the
 kernel's (ksmart_common.keystore), shared with identity's token keys.
+
+A key is trusted only with the deployment key root's endorsement
+(ksmart_common.key_anchor, KSMART_KEY_ROOT_PUBLIC): this service's role can
+insert rows into certificate_keys, so a row alone proves nothing. Only
+endorsed keys are published, sign, and verify certificates.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from ksmart_common.domain.certificate import (
     sign_certificate,
     verify_certificate,
 )
+from ksmart_common.key_anchor import CERTIFICATE
 from ksmart_common.keystore import KeyStore, SigningKey
 
 SIGNING_KEY_ENV = "KSMART_CERTIFICATE_SIGNING_KEY"
@@ -49,16 +55,25 @@ def sign(key: SigningKey, payload: Mapping[str, Any]) -> dict[str, Any]:
     return sign_certificate(payload, key.private_key, key.kid)
 
 
+def certificate_key_store() -> KeyStore:
+    """The kernel's key store over certificate_keys, anchored for certificates."""
+    return KeyStore(
+        "certificate_keys",
+        SIGNING_KEY_ENV,
+        retirable=False,
+        records_environment_key=True,
+        purpose=CERTIFICATE,
+    )
+
+
 class CertificateKeys:
     """The certificate key store, with the published keys kept in memory for
-    checking certificates. `environ` is read for the environment key (a test
-    passes its own mapping; None reads os.environ)."""
+    checking certificates. `environ` is read for the environment key and the
+    key root (a test passes its own mapping; None reads os.environ)."""
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self._environ = environ
-        self._store = KeyStore(
-            "certificate_keys", SIGNING_KEY_ENV, retirable=False, records_environment_key=True
-        )
+        self._store = certificate_key_store()
         self._public_keys: dict[str, Ed25519PublicKey] = {}
 
     def environment_key(self) -> SigningKey | None:
@@ -69,12 +84,13 @@ class CertificateKeys:
         return self._store.active_key(engine, self._environ)
 
     def rotate(self, engine: sa.Engine) -> SigningKey:
-        """Store a new key, which signs from now on (unless the environment
-        gives one); certificates signed before keep verifying."""
+        """Store a new key, which signs from now on once endorsed (unless the
+        environment gives one); certificates signed before keep verifying."""
         return self._store.rotate(engine)
 
     def public_jwks(self, engine: sa.Engine) -> dict[str, Any]:
-        """Every key a genuine certificate may be signed with, the active one first."""
+        """Every endorsed key a genuine certificate may be signed with, the
+        active one first, each with its endorsement."""
         return self._store.jwks(engine, self._environ)
 
     def problems(self, document: Any, engine: sa.Engine) -> list[str]:

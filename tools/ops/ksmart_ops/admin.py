@@ -7,6 +7,8 @@ ksmart-admin replay-dead-letters QUEUE [--limit N]
 ksmart-admin load-directory [--districts F] [--local-bodies F]   # the full list, from files
 ksmart-admin create-administrator USERNAME   # the first one; password in KSMART_ADMIN_PASSWORD
 ksmart-admin rotate-signing-key / retire-signing-key KID
+ksmart-admin endorse-keys token|certificate KID... --root-key FILE   # on the operator's machine
+ksmart-admin key-root-public --root-key FILE   # KSMART_KEY_ROOT_PUBLIC for the Secret
 ksmart-admin fake-pay FILE_ID AMOUNT_PAISE   # development: the fake provider's callback
 """
 
@@ -226,7 +228,10 @@ def rotate_signing_key() -> int:
         key = rotate(engine)
     finally:
         engine.dispose()
-    print(f"new signing key {key.kid}: it signs from now on; older keys still verify")
+    print(
+        f"new signing key {key.kid}: it signs once endorsed"
+        f" (ksmart-admin endorse-keys token {key.kid} --root-key FILE); older keys still verify"
+    )
     return 0
 
 
@@ -240,6 +245,36 @@ def retire_signing_key(kid: str) -> int:
         engine.dispose()
     print(f"key {kid} retired" if retired else f"no active stored key {kid}")
     return 0 if retired else 1
+
+
+def endorse_signing_keys(purpose: str, kids: list[str], root_key_file: Path) -> int:
+    """Endorse the named keys with the deployment's root (ksmart_ops.key_root),
+    connecting to the database that holds `purpose`'s keys."""
+    from ksmart_common import ed25519
+    from ksmart_ops.key_root import KEY_DATABASES, endorse_keys
+
+    root = ed25519.private_key_from_pem(root_key_file.read_text())
+    engine = sa.create_engine(
+        config.database_url(KEY_DATABASES[purpose]), poolclass=sa.pool.NullPool
+    )
+    try:
+        unknown = endorse_keys(root, purpose, engine, kids)
+    finally:
+        engine.dispose()
+    for kid in kids:
+        if kid not in unknown:
+            print(f"{purpose} key {kid} endorsed: trusted from now on")
+    for kid in unknown:
+        print(f"no live {purpose} key {kid}: nothing endorsed for it", file=sys.stderr)
+    return 1 if unknown else 0
+
+
+def print_key_root_public(root_key_file: Path) -> int:
+    from ksmart_common import ed25519
+    from ksmart_common.key_anchor import root_public_text
+
+    print(root_public_text(ed25519.private_key_from_pem(root_key_file.read_text())))
+    return 0
 
 
 def demo_password(credentials_file: Path | None) -> str | None:
@@ -353,8 +388,20 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "rebuild-projection", help="rebuild the workflow projection from zero and switch over"
     )
-    retire_parser = commands.add_parser("retire-signing-key", help="stop publishing a key")
+    retire_parser = commands.add_parser(
+        "retire-signing-key", help="stop publishing a key and destroy its private half"
+    )
     retire_parser.add_argument("kid")
+    endorse_parser = commands.add_parser(
+        "endorse-keys", help="trust the named keys: the deployment root's endorsement"
+    )
+    endorse_parser.add_argument("purpose", choices=("token", "certificate"))
+    endorse_parser.add_argument("kids", nargs="+", metavar="KID")
+    endorse_parser.add_argument("--root-key", type=Path, required=True, help="the root's PEM")
+    root_parser = commands.add_parser(
+        "key-root-public", help="the root's public half, for KSMART_KEY_ROOT_PUBLIC"
+    )
+    root_parser.add_argument("--root-key", type=Path, required=True, help="the root's PEM")
     pay_parser = commands.add_parser(
         "fake-pay", help="development only: the fake provider confirms a file's fee payment"
     )
@@ -384,6 +431,10 @@ def main(argv: list[str] | None = None) -> int:
         return rotate_signing_key()
     if args.command == "retire-signing-key":
         return retire_signing_key(args.kid)
+    if args.command == "endorse-keys":
+        return endorse_signing_keys(args.purpose, args.kids, args.root_key)
+    if args.command == "key-root-public":
+        return print_key_root_public(args.root_key)
     if args.command == "fake-pay":
         return fake_pay(args.file_id, args.amount_paise, args.secret_file, args.gateway)
     if args.command == "replay-dead-letters":

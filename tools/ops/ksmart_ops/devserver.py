@@ -41,6 +41,7 @@ from ksmart_common.services import SERVICES as SERVICE_CLASSES
 from ksmart_gateway.document_storage import DOCUMENTS_DIR_ENV
 from ksmart_gateway.return_urls import RETURN_ORIGINS_ENV
 from ksmart_ops.dev_checkout import CHECKOUT_PATH
+from ksmart_ops.key_root import anchor_development_keys, key_root_environment
 from ksmart_ops.log_key import log_key_environment
 from ksmart_ops.ports import listen_problem
 
@@ -476,7 +477,10 @@ def main(argv: list[str] | None = None) -> int:
         **dev_environment(run_dir),
         **portal_environment(run_dir),
         **log_key_environment(run_dir),
+        **key_root_environment(run_dir),
     }
+    key_databases = {name: config.database_url(name) for name in ("identity", "applications")}
+    anchor_development_keys(run_dir, key_databases, {**os.environ, **environ})
     if not start_platform(run_dir, environ, extra={**portal(), **dev_inbox()}):
         return 1
     sms_port, _ = dev_inbox_ports()

@@ -17,7 +17,7 @@ from tests.support.platform import running_platform
 from tests.support.waiting import wait_for
 
 PROCESSES = tuple(OPS_PORTS)
-WITH_DATABASE = ("identity", "applications", "workflow", "notifications", "relay")
+WITH_DATABASE = ("identity", "applications", "workflow", "notifications", "relay", "checkpointer")
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,10 @@ is its own: `python -m bench.replay_measure MODE APPLICATIONS_URL
 MODE is one of
 - raw: psycopg2's server-side cursor fetching every event row in stream
   order, the database driver's own limit (the reference);
-- verify: EventStore.iter_by_stream and verify_chain on every stream, and
-  the Merkle root of the whole log (the auditor's check of the whole log:
-  its hash chains and the tree a checkpoint signs);
+- verify: EventStore.iter_by_stream(stored=True) and verify_chain on every
+  stream (each hash taken over the row's stored text, which must be
+  canonical), and the Merkle root of the whole log (the auditor's check of
+  the whole log: its hash chains and the tree a checkpoint signs);
 - rebuild: ksmart_workflow.rebuild.rebuild_files into a fresh table.
 """
 
@@ -75,7 +76,7 @@ def verify(url: str) -> int:
     engine = sa.create_engine(url)
     store = EventStore(engine)
     count = 0
-    for stream in store.iter_by_stream(batch_size=FETCH_ROWS):
+    for stream in store.iter_by_stream(batch_size=FETCH_ROWS, stored=True):
         problems = verify_chain(stream)
         if problems:
             raise SystemExit(f"the generated log does not verify: {problems[:3]}")

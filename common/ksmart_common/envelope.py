@@ -5,18 +5,34 @@ An `Envelope` is immutable. `EnvelopeSchema` is its only serialisation path to
 and from JSON (message bodies, RPC answers, audit exports); `to_json` and
 `from_json` wrap it. The hash is computed over `to_json(envelope)` minus the
 `hash` key, so whatever an auditor receives as JSON is exactly what was hashed.
+
+A `StoredEvent` is what verification works on: an envelope with the exact
+text its hash covers, as the store holds it (the row's `data` and `metadata`
+text spliced in verbatim, never re-encoded). Its hash is recomputed from that
+text's bytes, and the text is checked to be the canonical encoding of the
+envelope (canonical.py says why both). Audit exports carry the text in each
+event's `canonical` field (`to_document`, `read_document`), so an offline
+verifier hashes the same bytes: sha256(prev_hash + canonical).
 """
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
-from ksmart_common.canonical import GENESIS_HASH, canonical_text, envelope_hash
+from ksmart_common.canonical import (
+    GENESIS_HASH,
+    canonical_text,
+    envelope_text,
+    text_hash,
+    why_not_canonical,
+)
 
 STREAM_PREFIX = "file-"
 
@@ -144,12 +160,14 @@ def from_json(document: dict[str, Any]) -> Envelope:
     return _schema.load(document)
 
 
-def compute_hash(
+def hashed_text(
     envelope: Envelope, data_text: str | None = None, metadata_text: str | None = None
 ) -> str:
-    """The envelope's chain hash. data_text / metadata_text: the canonical
-    text of its data and metadata, when the caller already has it."""
-    return envelope_hash(
+    """The text an envelope's hash covers (after its prev_hash): the
+    canonical JSON of the envelope without its hash. data_text /
+    metadata_text: the text of its data and metadata when the caller has it
+    (computed once per append, or as a row stores it), taken verbatim."""
+    return envelope_text(
         envelope.prev_hash,
         event_id=str(envelope.event_id),
         stream_id=envelope.stream_id,
@@ -165,15 +183,111 @@ def compute_hash(
     )
 
 
-def verify_chain(envelopes: list[Envelope]) -> list[str]:
+def compute_hash(
+    envelope: Envelope, data_text: str | None = None, metadata_text: str | None = None
+) -> str:
+    """The envelope's chain hash (data_text, metadata_text: as hashed_text)."""
+    return text_hash(envelope.prev_hash, hashed_text(envelope, data_text, metadata_text))
+
+
+# An audit export's event: the envelope's fields, and this one holding the
+# exact text its hash covers.
+CANONICAL_KEY = "canonical"
+_ENVELOPE_KEYS = tuple(EnvelopeSchema().fields)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event with the exact text its hash covers, as stored."""
+
+    envelope: Envelope
+    text: str
+
+    @classmethod
+    def from_row(cls, envelope: Envelope, data_text: str, metadata_text: str) -> StoredEvent:
+        """An event store row: its envelope (data and metadata parsed from
+        the row's text) and that text, which the hashed text holds verbatim."""
+        return cls(envelope, hashed_text(envelope, data_text, metadata_text))
+
+    @classmethod
+    def of(cls, envelope: Envelope) -> StoredEvent:
+        """An event made in this process: its text is its canonical encoding."""
+        return cls(envelope, hashed_text(envelope))
+
+    def recomputed_hash(self) -> str:
+        """The hash of the stored text's own bytes."""
+        return text_hash(self.envelope.prev_hash, self.text)
+
+    def hash_is_valid(self) -> bool:
+        return self.recomputed_hash() == self.envelope.hash
+
+    def not_canonical(self) -> str | None:
+        """Why the stored text is not the canonical encoding of the envelope
+        it parses to (a key twice, another escape, spacing, key order, number
+        or timestamp spelling); None when it is, byte for byte."""
+        try:
+            canonical = hashed_text(self.envelope)
+        except ValueError:
+            return "it holds a number JSON cannot carry (NaN or an infinity)"
+        return why_not_canonical(self.text, canonical)
+
+
+def to_document(event: StoredEvent) -> dict[str, Any]:
+    """An audit export's event: the envelope as JSON, and `canonical`, the
+    stored text its hash covers, carried verbatim."""
+    return {**to_json(event.envelope), CANONICAL_KEY: event.text}
+
+
+def read_document(document: Mapping[str, Any]) -> tuple[StoredEvent, list[str]]:
+    """An audit export's event, as its `canonical` text says (and its hash):
+    the event, and the envelope fields the document shows otherwise than
+    that text does (every one is to be believed only as hashed).
+
+    Raises ValidationError (the text is no envelope) or ValueError (no
+    text, or no JSON object)."""
+    if not isinstance(document, Mapping):
+        raise ValueError("not a JSON object")
+    text = document.get(CANONICAL_KEY)
+    if not isinstance(text, str):
+        raise ValueError(f"it carries no `{CANONICAL_KEY}` text, the stored text its hash covers")
+    sealed = json.loads(text)
+    if not isinstance(sealed, dict):
+        raise ValueError(f"its `{CANONICAL_KEY}` text is not a JSON object")
+    if "hash" in sealed:
+        raise ValueError(
+            f"its `{CANONICAL_KEY}` text holds a hash: it covers the envelope without one"
+        )
+    event = StoredEvent(from_json({**sealed, "hash": document.get("hash")}), text)
+    shown = to_json(event.envelope)
+    differing = [
+        key
+        for key in _ENVELOPE_KEYS
+        if key != "hash" and _encoded(document.get(key)) != _encoded(shown[key])
+    ]
+    return event, differing
+
+
+def _encoded(value: Any) -> str | None:
+    """Compared as canonical text, so that 1.0 is not taken for 1."""
+    try:
+        return canonical_text(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def verify_chain(events: Sequence[Envelope | StoredEvent]) -> list[str]:
     """Every problem in one stream's chain, in order; empty when it verifies.
 
     Checks that versions run 1, 2, 3 ... without a gap, that each event links
-    to the one before, and that each hash matches the event's content.
+    to the one before, and that each hash matches the event's stored text,
+    which must be canonical. An Envelope (made in this process, with no
+    stored text) is checked as its canonical encoding.
     """
     problems: list[str] = []
     expected_prev = GENESIS_HASH
-    for expected_version, envelope in enumerate(envelopes, start=1):
+    for expected_version, event in enumerate(events, start=1):
+        stored = event if isinstance(event, StoredEvent) else StoredEvent.of(event)
+        envelope = stored.envelope
         where = f"{envelope.stream_id} v{envelope.stream_version}"
         if envelope.stream_version != expected_version:
             problems.append(
@@ -181,7 +295,10 @@ def verify_chain(envelopes: list[Envelope]) -> list[str]:
             )
         if envelope.prev_hash != expected_prev:
             problems.append(f"{where}: prev_hash does not link to the event before")
-        if not envelope.hash_is_valid():
+        if not stored.hash_is_valid():
             problems.append(f"{where}: hash does not match the event's content (altered)")
+        reason = stored.not_canonical()
+        if reason is not None:
+            problems.append(f"{where}: the stored text is not canonical JSON ({reason})")
         expected_prev = envelope.hash
     return problems

@@ -8,6 +8,10 @@ the auditor's tools) is built on them:
     read_all(after_position, limit) / iter_all(after_position) -> Envelopes
     iter_by_stream(up_to_position)                       -> [Envelope] per stream
 
+Each read takes `stored=True` for verification: it then gives StoredEvents,
+each with the exact text its hash covers, built from the row's `data` and
+`metadata` text as stored (read as text, never re-encoded from their parse).
+
 Why global positions never let a reader skip an event
 -----------------------------------------------------
 A reader (the relay, a projection rebuild) asks for "everything after
@@ -40,7 +44,7 @@ TRUNCATE, and the service's role holds only INSERT and SELECT.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -51,7 +55,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.engine import Engine
 
 from ksmart_common.appender import Appender, AppendRequest, NumberRequest
-from ksmart_common.envelope import REQUIRED_METADATA, Envelope, NewEvent
+from ksmart_common.envelope import REQUIRED_METADATA, Envelope, NewEvent, StoredEvent
 
 metadata = sa.MetaData()
 events_table = sa.Table(
@@ -63,8 +67,9 @@ events_table = sa.Table(
     sa.Column("stream_version", sa.Integer, nullable=False),
     sa.Column("event_type", sa.Text, nullable=False),
     sa.Column("schema_version", sa.Integer, nullable=False),
-    # `json`, not `jsonb`: the text is kept as written, so what is read back
-    # parses to exactly the values that were hashed.
+    # `json`, not `jsonb`: the text is kept byte for byte as written, the
+    # canonical text that was hashed. Reads take it as text (_SELECTED), so
+    # verification hashes those very bytes (envelope.StoredEvent).
     sa.Column("data", pg.JSON(none_as_null=True), nullable=False),
     sa.Column("metadata", pg.JSON(none_as_null=True), nullable=False),
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
@@ -72,25 +77,35 @@ events_table = sa.Table(
     sa.Column("hash", sa.Text, nullable=False),
 )
 
-_COLUMNS = [column for column in events_table.c]
-# The columns in the Envelope's field order, so that Envelope(*row) builds one.
-_ENVELOPE_FIELDS = ", ".join(field.name for field in fields(Envelope))
+_FIELDS = [field.name for field in fields(Envelope)]
+_TEXT_COLUMNS = ("data", "metadata")
+# Every column in the Envelope's field order, `data` and `metadata` as their
+# stored text: a row's values line up with the Envelope's fields.
+_SELECTED = [
+    sa.cast(events_table.c[name], sa.Text).label(name)
+    if name in _TEXT_COLUMNS
+    else events_table.c[name]
+    for name in _FIELDS
+]
+_ENVELOPE_FIELDS = ", ".join(
+    f"{name}::text AS {name}" if name in _TEXT_COLUMNS else name for name in _FIELDS
+)
+_DATA, _METADATA = _FIELDS.index("data"), _FIELDS.index("metadata")
 
 
-def _to_envelope(row: sa.Row) -> Envelope:
-    return Envelope(
-        event_id=row.event_id,
-        stream_id=row.stream_id,
-        stream_version=row.stream_version,
-        global_position=row.global_position,
-        event_type=row.event_type,
-        schema_version=row.schema_version,
-        data=row.data,
-        metadata=row.metadata,
-        recorded_at=row.recorded_at,
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-    )
+def _to_envelope(row: Sequence[Any]) -> Envelope:
+    values = list(row)
+    values[_DATA] = json.loads(values[_DATA])
+    values[_METADATA] = json.loads(values[_METADATA])
+    return Envelope(*values)
+
+
+def _to_stored(row: Sequence[Any]) -> StoredEvent:
+    return StoredEvent.from_row(_to_envelope(row), row[_DATA], row[_METADATA])
+
+
+def _converter(stored: bool) -> Callable[[Sequence[Any]], Envelope | StoredEvent]:
+    return _to_stored if stored else _to_envelope
 
 
 def _json_safe(value: Any, where: str) -> None:
@@ -157,10 +172,11 @@ class EventStore:
         from_version: int = 1,
         to_version: int | None = None,
         until: datetime | None = None,
-    ) -> list[Envelope]:
+        stored: bool = False,
+    ) -> list[Envelope] | list[StoredEvent]:
         """One stream in version order: optionally up to a version or a moment."""
         query = (
-            sa.select(*_COLUMNS)
+            sa.select(*_SELECTED)
             .where(events_table.c.stream_id == stream_id)
             .where(events_table.c.stream_version >= from_version)
             .order_by(events_table.c.stream_version)
@@ -169,15 +185,15 @@ class EventStore:
             query = query.where(events_table.c.stream_version <= to_version)
         if until is not None:
             query = query.where(events_table.c.recorded_at <= until)
+        convert = _converter(stored)
         with self.engine.connect() as conn:
-            envelopes = [_to_envelope(row) for row in conn.execute(query)]
-        if envelopes and to_version is None and until is None:
+            events = [convert(row) for row in conn.execute(query)]
+        if events and to_version is None and until is None:
             # The stream's head as of now: lets the next append to it commit
             # in one round trip (appender.py).
-            self._appender.remember_head(
-                stream_id, envelopes[-1].stream_version, envelopes[-1].hash
-            )
-        return envelopes
+            head = events[-1].envelope if stored else events[-1]
+            self._appender.remember_head(stream_id, head.stream_version, head.hash)
+        return events
 
     def stream_version(self, stream_id: str) -> int:
         with self.engine.connect() as conn:
@@ -188,22 +204,27 @@ class EventStore:
             ).scalar()
         return version or 0
 
-    def read_all(self, after_position: int = 0, limit: int = 500) -> list[Envelope]:
+    def read_all(
+        self, after_position: int = 0, limit: int = 500, stored: bool = False
+    ) -> list[Envelope] | list[StoredEvent]:
         """One page of the whole log, in position order."""
         query = (
-            sa.select(*_COLUMNS)
+            sa.select(*_SELECTED)
             .where(events_table.c.global_position > after_position)
             .order_by(events_table.c.global_position)
             .limit(limit)
         )
+        convert = _converter(stored)
         with self.engine.connect() as conn:
-            return [_to_envelope(row) for row in conn.execute(query)]
+            return [convert(row) for row in conn.execute(query)]
 
-    def iter_all(self, after_position: int = 0, batch_size: int = 2_000) -> Iterator[Envelope]:
+    def iter_all(
+        self, after_position: int = 0, batch_size: int = 2_000, stored: bool = False
+    ) -> Iterator[Envelope] | Iterator[StoredEvent]:
         """Every event after a position, through a server-side cursor:
         memory stays flat however long the log is."""
         query = (
-            sa.select(*_COLUMNS)
+            sa.select(*_SELECTED)
             .where(events_table.c.global_position > after_position)
             .order_by(events_table.c.global_position)
         )
@@ -211,12 +232,13 @@ class EventStore:
             result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(
                 query
             )
+            convert = _converter(stored)
             for row in result:
-                yield _to_envelope(row)
+                yield convert(row)
 
     def iter_by_stream(
-        self, up_to_position: int | None = None, batch_size: int = 2_000
-    ) -> Iterator[list[Envelope]]:
+        self, up_to_position: int | None = None, batch_size: int = 2_000, stored: bool = False
+    ) -> Iterator[list[Envelope]] | Iterator[list[StoredEvent]]:
         """Every stream's events as one list, stream after stream, each in
         version order: what a rebuild or an audit of the whole log replays.
 
@@ -231,6 +253,7 @@ class EventStore:
         row layer: psycopg2 gives each value its Python type, and the
         columns are selected in the Envelope's field order.
         """
+        convert = _converter(stored)
         where = "WHERE global_position <= %(up_to)s" if up_to_position is not None else ""
         query = f"SELECT {_ENVELOPE_FIELDS} FROM events {where} ORDER BY stream_id, stream_version"
         with self.engine.connect() as conn:
@@ -238,7 +261,7 @@ class EventStore:
             with driver_connection.cursor(name="ksmart_iter_by_stream") as cursor:
                 register_uuid(conn_or_curs=cursor)  # event_id as uuid.UUID
                 cursor.execute(query, {"up_to": up_to_position})
-                stream: list[Envelope] = []
+                stream: list = []
                 stream_id = None
                 while rows := cursor.fetchmany(batch_size):
                     for row in rows:
@@ -246,7 +269,7 @@ class EventStore:
                             if stream:
                                 yield stream
                             stream, stream_id = [], row[1]
-                        stream.append(Envelope(*row))
+                        stream.append(convert(row))
                 if stream:
                     yield stream
 

@@ -498,8 +498,21 @@ class AuditEventsQuery(StrictSchema):
     limit = fields.Integer(load_default=500, validate=validate.Range(min=1, max=1000))
 
 
+class AuditEvent(EnvelopeSchema):
+    """An event as ksmart_common.envelope.to_document exports it."""
+
+    canonical = fields.String(
+        metadata={
+            "description": "the exact text the event's hash covers, as stored: "
+            "hash = sha256(prev_hash + canonical), canonical being the canonical JSON of "
+            "the envelope without its hash; verify these bytes, not a re-encoding of the "
+            "fields beside it"
+        }
+    )
+
+
 class AuditEventsResponse(Schema):
-    events = fields.List(fields.Nested(EnvelopeSchema))
+    events = fields.List(fields.Nested(AuditEvent))
     next_position = fields.Integer()
 
 
@@ -520,7 +533,7 @@ class AuditFileResponse(Schema):
     file_id = fields.String()
     verified = fields.Boolean(metadata={"description": "the hash chain verifies end to end"})
     problems = fields.List(fields.String())
-    events = fields.List(fields.Nested(EnvelopeSchema))
+    events = fields.List(fields.Nested(AuditEvent))
 
 
 class ServiceQuery(StrictSchema):

@@ -48,6 +48,11 @@ CHAIN_PROBLEMS = {
         "Its content no longer gives the hash stored with it: the event was changed "
         "after it was recorded."
     ),
+    chain_check.NOT_CANONICAL: i18n.N_(
+        "Its stored text is not written in the one canonical form, or the fields "
+        "shown with it differ from that text: the record was rewritten after it was "
+        "recorded."
+    ),
 }
 EXPORT_NAME = "file-{file_id}-events.jsonl"
 VERIFY_COMMAND = "ksmart-audit verify --file {file_id} --input {export}"

@@ -2,9 +2,11 @@
 process, rather than showing the gateway's word for it: a page that only
 repeated "verified" would prove nothing the platform could not fake.
 
-Each event's hash is recomputed from its canonical form with the kernel's
-one hashing path (ksmart_common.envelope.compute_hash, over canonical.py's
-canonical JSON), exactly as the ksmart-audit tool does offline. The result
+Each event's hash is recomputed from the exact text the store holds for it
+(its `canonical` field), with the kernel's one path for that
+(ksmart_common.envelope.read_document and StoredEvent), exactly as the
+ksmart-audit tool does offline; the text must be canonical JSON, and the
+fields shown beside it the same as it says. The result
 is per event, so the page can say which event fails and why; the
 ksmart_common.envelope.verify_chain the gateway uses answers in English
 sentences for the whole stream, which a page in two languages cannot show.
@@ -21,7 +23,7 @@ from typing import Any
 from marshmallow import ValidationError
 
 from ksmart_common.canonical import GENESIS_HASH
-from ksmart_common.envelope import Envelope, compute_hash, file_stream_id, from_json
+from ksmart_common.envelope import Envelope, StoredEvent, file_stream_id, read_document
 
 # What can be wrong with one event, each worded on the page (audit_pages).
 NOT_AN_EVENT = "not_an_event"
@@ -29,6 +31,7 @@ OTHER_FILE = "other_file"
 OUT_OF_SEQUENCE = "out_of_sequence"
 UNLINKED = "unlinked"
 ALTERED = "altered"
+NOT_CANONICAL = "not_canonical"
 OUT_OF_ORDER = "out_of_order"
 
 
@@ -71,22 +74,27 @@ def check_chain(file_id: str, documents: Sequence[Any]) -> ChainCheck:
     checked: list[EventCheck] = []
     previous: Envelope | None = None
     for expected_version, document in enumerate(documents, start=1):
-        envelope = _envelope(document)
-        if envelope is None:
+        read = _read(document)
+        if read is None:
             checked.append(EventCheck(_mapping(document), expected_version, (NOT_AN_EVENT,)))
             continue
-        checked.append(_check_event(document, envelope, stream_id, expected_version, previous))
-        previous = envelope
+        event, shown_otherwise = read
+        checked.append(
+            _check_event(document, event, shown_otherwise, stream_id, expected_version, previous)
+        )
+        previous = event.envelope
     return ChainCheck(file_id, checked)
 
 
 def _check_event(
     document: Mapping[str, Any],
-    envelope: Envelope,
+    event: StoredEvent,
+    shown_otherwise: list[str],
     stream_id: str,
     expected_version: int,
     previous: Envelope | None,
 ) -> EventCheck:
+    envelope = event.envelope
     problems = []
     if envelope.stream_id != stream_id:
         problems.append(OTHER_FILE)
@@ -98,15 +106,17 @@ def _check_event(
     # must link to: one altered event is one failure, not a broken rest.
     if envelope.prev_hash != (previous.hash if previous is not None else GENESIS_HASH):
         problems.append(UNLINKED)
-    recomputed = compute_hash(envelope)
+    recomputed = event.recomputed_hash()
     if recomputed != envelope.hash:
         problems.append(ALTERED)
+    if shown_otherwise or event.not_canonical() is not None:
+        problems.append(NOT_CANONICAL)
     return EventCheck(document, expected_version, tuple(problems), recomputed)
 
 
-def _envelope(document: Any) -> Envelope | None:
+def _read(document: Any) -> tuple[StoredEvent, list[str]] | None:
     try:
-        return from_json(document)
+        return read_document(document)
     except (ValidationError, TypeError, ValueError, AttributeError):
         return None
 

@@ -11,6 +11,7 @@ they were afterwards, so the cases neither mix nor depend on their order."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -67,6 +68,7 @@ def files(platform):
         "to_alter": _file(platform, VERIFY, APPROVE),
         "to_delete_from": _file(platform, VERIFY, APPROVE),
         "to_reorder": _file(platform, VERIFY, APPROVE),
+        "to_rewrite": _file(platform, VERIFY, APPROVE),
     }
 
 
@@ -107,7 +109,7 @@ def test_an_untouched_store_verifies_over_the_gateway_and_the_database(platform,
     whole = audit(platform, "verify", "--page-size", "4")
     assert whole.returncode == 0, whole.stderr
     assert "VERIFIED" in whole.stderr
-    assert re.search(r"in 7 streams, global positions 1 to \d+", whole.stderr), whole.stderr
+    assert re.search(r"in 8 streams, global positions 1 to \d+", whole.stderr), whole.stderr
     assert "events/s" in whole.stderr  # progress
     assert whole.stdout == ""
 
@@ -422,3 +424,108 @@ def test_two_reordered_events_are_found(platform, files):
         with _triggers_off(platform) as conn:
             _swap_versions(conn, file_id, 2, 3)
     _assert_verifies_again(platform, file_id)
+
+
+# -- the stored text rewritten so that it parses alike (issue 18, item 5) ----------
+# Each rewriting leaves the row's `data` parsing to the same values as the text
+# that was sealed (`1.0` to the same number as most JSON readers see it): a
+# verifier hashing a re-encoding of the parsed values would pass them all.
+
+
+def _first_integer_as_float(text: str) -> str:
+    return re.sub(r'":(\d+)([,}\]])', r'":\1.0\2', text, count=1)
+
+
+def _escaped_letter(text: str) -> str:
+    at = text.index('":"') + 3  # the first character of the first string value
+    return f"{text[:at]}\\u{ord(text[at]):04x}{text[at + 1 :]}"
+
+
+def _first_key_twice(text: str) -> str:
+    key, rest = text[1:].split(":", 1)
+    value = json.dumps(json.loads(text)[json.loads(key)], ensure_ascii=False)
+    return "{" + f"{key}:{value}," + text[1:]
+
+
+REWRITINGS = {
+    "a key written twice": (_first_key_twice, "appears twice"),
+    "1.0 where 1 was": (_first_integer_as_float, None),
+    "another escape of the same letter": (_escaped_letter, "canonical JSON writes"),
+    "a space more": (lambda text: text.replace(":", ": ", 1), "canonical JSON writes"),
+}
+
+
+@pytest.mark.parametrize("rewriting", sorted(REWRITINGS))
+def test_a_stored_text_rewritten_to_parse_alike_is_found(platform, files, rewriting):
+    file_id = files["to_rewrite"]
+    rewrite, why = REWRITINGS[rewriting]
+    version = 1  # ApplicationSubmitted: keys, integers and strings of every kind
+    with _triggers_off(platform) as conn:
+        original = _row(conn, file_id, version)["data"]
+        rewritten = rewrite(original)
+        assert rewritten != original and json.loads(rewritten) == json.loads(original)
+        conn.execute(
+            sa.text(
+                "UPDATE events SET data = CAST(:d AS json)"
+                " WHERE stream_id = :s AND stream_version = :v"
+            ),
+            {"d": rewritten, "s": f"file-{file_id}", "v": version},
+        )
+        assert _row(conn, file_id, version)["data"] == rewritten  # `json` keeps the text
+    try:
+        for source in ("gateway", "database"):
+            for where in ([], ["--file", file_id]):
+                result = audit(platform, "verify", *where, source=source)
+                _assert_found(result, file_id, version, kind="altered")
+                assert "stored text" in result.stderr
+                if why is not None:
+                    assert "not canonical" in result.stderr and why in result.stderr
+        served = requests.get(
+            f"{platform.base_url}/api/v1/audit/files/{file_id}/events",
+            headers=platform.as_user("auditor"),
+            timeout=10,
+        ).json()
+        assert served["verified"] is False
+        assert f"file-{file_id} v1: hash does not match" in served["problems"][0]
+        # The export carries the rewritten text verbatim, and read back it
+        # is found again, offline.
+        exported = _exported(audit(platform, "export", "--file", file_id))
+        assert rewritten in exported[0]["canonical"]
+        offline = subprocess.run(
+            [*AUDIT, "verify", "--input", "-"],
+            input=audit(platform, "export", "--file", file_id).stdout,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            timeout=60,
+        )
+        _assert_found(offline, file_id, version, kind="altered")
+    finally:
+        with _triggers_off(platform) as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE events SET data = CAST(:d AS json)"
+                    " WHERE stream_id = :s AND stream_version = :v"
+                ),
+                {"d": original, "s": f"file-{file_id}", "v": version},
+            )
+    _assert_verifies_again(platform, file_id)
+
+
+def test_an_export_carries_each_events_stored_text_and_its_hash_is_of_those_bytes(platform, files):
+    """What an auditor's own program in any language checks: sha256 of the
+    previous hash and the `canonical` text's bytes, and the row's own
+    `data` and `metadata` text inside that text, verbatim."""
+    file_id = files["returned_and_approved"]
+    exported = _exported(audit(platform, "export", "--file", file_id))
+    with platform.engine("applications").connect() as conn:
+        for event in exported:
+            text = event["canonical"]
+            digest = hashlib.sha256((event["prev_hash"] + text).encode("utf-8")).hexdigest()
+            assert digest == event["hash"]
+            row = _row(conn, file_id, event["stream_version"])
+            assert f'"data":{row["data"]},' in text
+            assert f'"metadata":{row["metadata"]},' in text
+            assert json.loads(text) == {
+                k: v for k, v in event.items() if k not in ("hash", "canonical")
+            }

@@ -288,6 +288,8 @@ def test_an_event_altered_behind_the_platforms_back_is_detected(platform):
         timeout=10,
     ).json()
     assert audit["verified"] is False
-    assert audit["problems"] == [
-        f"file-{file_id} v3: hash does not match the event's content (altered)"
-    ]
+    altered, spelled_otherwise = audit["problems"]
+    assert altered == f"file-{file_id} v3: hash does not match the event's content (altered)"
+    # json_build_object writes `"action" : "reject"`: not the canonical text either.
+    assert spelled_otherwise.startswith(f"file-{file_id} v3: the stored text is not canonical")
+    assert '"action" : "reject"' in spelled_otherwise

@@ -25,7 +25,7 @@ from ksmart_audit.checks import (
     compare_views,
 )
 from ksmart_audit.report import format_problem
-from ksmart_common.envelope import Envelope, NewEvent, to_json
+from ksmart_common.envelope import Envelope, NewEvent, StoredEvent, to_document
 from tests.support.memory_store import InMemoryEventStore
 
 META = {"actor_id": "clerk-1", "actor_roles": ["clerk"], "correlation_id": "c-1"}
@@ -48,7 +48,7 @@ PLAN = [A, B, A, C, A, B, A, C]  # A: v1..v4 at positions 1, 3, 5, 7
 def problems(events, **how) -> list[Problem]:
     checker = ChainChecker(**how)
     for envelope in events:
-        checker.check(envelope)
+        checker.check(StoredEvent.of(envelope))
     return list(checker.finish())
 
 
@@ -174,7 +174,7 @@ def test_a_range_after_a_position_lets_streams_continue_and_checks_its_start():
     log = build_log(PLAN)
     checker = ChainChecker(after=4)
     for envelope in log[4:]:
-        checker.check(envelope)
+        checker.check(StoredEvent.of(envelope))
     assert list(checker.finish()) == []
     assert checker.continued == 3
     assert "began before the range" in checker.summary()
@@ -259,7 +259,8 @@ def test_compare_views_names_every_differing_field():
 
 def write_export(path, log):
     path.write_text(
-        "".join(json.dumps(to_json(e), ensure_ascii=False) + "\n" for e in log), encoding="utf-8"
+        "".join(json.dumps(to_document(StoredEvent.of(e)), ensure_ascii=False) + "\n" for e in log),
+        encoding="utf-8",
     )
     return str(path)
 

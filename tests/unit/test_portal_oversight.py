@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from ksmart_common.canonical import GENESIS_HASH
-from ksmart_common.envelope import Envelope, file_stream_id, to_json
+from ksmart_common.envelope import Envelope, StoredEvent, file_stream_id, to_document
 from ksmart_portal import chain_check
 from tests.unit.test_portal import CITIZEN_ME, TOKENS, csrf_of, portal
 
@@ -60,7 +60,7 @@ def _envelopes(count: int = 3, file_id: str = FILE_ID) -> list[Envelope]:
 
 
 def _documents(envelopes: list[Envelope]) -> list[dict]:
-    return [to_json(envelope) for envelope in envelopes]
+    return [to_document(StoredEvent.of(envelope)) for envelope in envelopes]
 
 
 def _staff_signed_in(me: dict, routes: dict) -> tuple:

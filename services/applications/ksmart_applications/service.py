@@ -35,7 +35,7 @@ from ksmart_applications.dependencies import (
 from ksmart_applications.uploads import record_upload
 from ksmart_common.domain.file import Actor
 from ksmart_common.domain.intake import Upload
-from ksmart_common.envelope import file_stream_id, to_json
+from ksmart_common.envelope import file_stream_id, to_document, to_json
 from ksmart_common.errors import (
     ActionNotAllowed,
     Forbidden,
@@ -332,10 +332,12 @@ class ApplicationsService:
         # even when it no longer replays (an event altered or removed).
         if not is_uuid(file_id):
             raise NotFound(f"no file {file_id}")
-        envelopes = self.store.read_stream(file_stream_id(file_id))
-        if not envelopes:
+        # Each with its stored text (`canonical`), carried verbatim so the
+        # auditor hashes the very bytes the store holds.
+        events = self.store.read_stream(file_stream_id(file_id), stored=True)
+        if not events:
             raise NotFound(f"no file {file_id}")
-        return [to_json(envelope) for envelope in envelopes]
+        return [to_document(event) for event in events]
 
     @rpc
     def audit_read_all(self, after_position: int, limit: int, actor: dict) -> dict:
@@ -344,10 +346,10 @@ class ApplicationsService:
             raise InvalidInput(
                 "limit out of range", [{"field": "limit", "message": f"1 to {MAX_PAGE}"}]
             )
-        events = self.store.read_all(after_position, limit)
+        events = self.store.read_all(after_position, limit, stored=True)
         return {
-            "events": [to_json(envelope) for envelope in events],
-            "next_position": events[-1].global_position if events else after_position,
+            "events": [to_document(event) for event in events],
+            "next_position": events[-1].envelope.global_position if events else after_position,
         }
 
     @rpc

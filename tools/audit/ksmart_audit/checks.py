@@ -4,9 +4,13 @@
 stream, only the last version and hash it saw (and, for the whole log, the
 last global position). For every event it checks:
 
-- its hash, recomputed from its content (ksmart_common.envelope.compute_hash):
-  a mismatch means the event was altered, or renumbered (its content hashes
-  right under a neighbouring version: reordered);
+- its hash, recomputed from the exact text stored for it, the `canonical`
+  text its export carries (ksmart_common.envelope.StoredEvent): a mismatch
+  means the event was altered, or renumbered (its content hashes right under
+  a neighbouring version: reordered);
+- that text: the canonical encoding of the envelope it parses to, byte for
+  byte (not a key twice, another escape, spacing or number spelling), and
+  the same as the envelope fields the export shows beside it;
 - its version: the one after the stream's last (a jump means events are
   missing, a step back means events were reordered or repeated);
 - its prev_hash: the stored hash of the stream's event before it;
@@ -23,11 +27,21 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from marshmallow import ValidationError
+
 from ksmart_common.canonical import GENESIS_HASH
-from ksmart_common.envelope import Envelope, compute_hash
+from ksmart_common.envelope import (
+    CANONICAL_KEY,
+    Envelope,
+    StoredEvent,
+    compute_hash,
+    read_document,
+)
 
 # Kinds of problem.
 ALTERED = "altered"
+NOT_CANONICAL = "not canonical"
+NOT_AS_HASHED = "shown otherwise than hashed"
 REORDERED = "reordered"
 MISSING = "missing"
 BROKEN_LINK = "broken link"
@@ -157,7 +171,31 @@ class ChainChecker:
                     where[key] = value
         self.add(Problem(INVALID, message, **where))
 
-    def check(self, envelope: Envelope) -> None:
+    def check_document(self, document: Any, where: str = "an event") -> StoredEvent | None:
+        """An export's event read and checked: the event as its `canonical`
+        text says, or None (and the reason added) when it is none."""
+        try:
+            event, differing = read_document(document)
+        except ValidationError as error:
+            self.invalid(f"{where} is not a valid envelope: {error.messages}", document)
+            return None
+        except (TypeError, ValueError, AttributeError) as error:
+            self.invalid(f"{where} is not a valid envelope: {error}", document)
+            return None
+        if differing:
+            self.add(
+                Problem(
+                    NOT_AS_HASHED,
+                    f"its {', '.join(differing)} as shown differ from its `{CANONICAL_KEY}` "
+                    "text, the text its hash covers (the event as hashed is the one checked)",
+                    **_where(event.envelope),
+                )
+            )
+        self.check(event)
+        return event
+
+    def check(self, event: StoredEvent) -> None:
+        envelope = event.envelope
         self.events += 1
         self._check_position(envelope)
         if self.stream_id is not None and envelope.stream_id != self.stream_id:
@@ -171,7 +209,7 @@ class ChainChecker:
                 )
             )
             return
-        self._check_stream(envelope)
+        self._check_stream(event)
 
     def _check_position(self, envelope: Envelope) -> None:
         position = envelope.global_position
@@ -217,7 +255,8 @@ class ChainChecker:
             return self.after > 0
         return self.auto and (self.first_position or 1) > 1
 
-    def _check_stream(self, envelope: Envelope) -> None:
+    def _check_stream(self, event: StoredEvent) -> None:
+        envelope = event.envelope
         version = envelope.stream_version
         head = self.heads.get(envelope.stream_id)
         if head is None:
@@ -283,13 +322,24 @@ class ChainChecker:
                         **_where(envelope),
                     )
                 )
-        self._check_hash(envelope, expected_version)
+        self._check_hash(event, expected_version)
         # The stored hash, right or wrong, is what the next event must link
         # to: one altered event is one problem, not a broken rest of the chain.
         self.heads[envelope.stream_id] = (max(version, last_version), envelope.hash)
 
-    def _check_hash(self, envelope: Envelope, expected_version: int) -> None:
-        recomputed = compute_hash(envelope)
+    def _check_hash(self, event: StoredEvent, expected_version: int) -> None:
+        envelope = event.envelope
+        reason = event.not_canonical()
+        if reason is not None:
+            self.add(
+                Problem(
+                    NOT_CANONICAL,
+                    f"its stored text is not canonical JSON: {reason} (the text was "
+                    "rewritten, or sealed as no verifier can reproduce it)",
+                    **_where(envelope),
+                )
+            )
+        recomputed = event.recomputed_hash()
         if recomputed == envelope.hash:
             return
         renumbered = _renumbered_from(envelope, expected_version)
@@ -302,13 +352,13 @@ class ChainChecker:
             )
         else:
             kind = ALTERED
-            message = "hash does not match the event's content (the event was altered)"
+            message = "hash does not match the event's stored text (the event was altered)"
         self.add(
             Problem(
                 kind,
                 message,
                 expected=f"{envelope.hash} (the hash sealed with the event)",
-                found=f"{recomputed} (the hash of its content now)",
+                found=f"{recomputed} (the hash of its stored text now)",
                 **_where(envelope),
             )
         )
@@ -340,7 +390,8 @@ def _versions(first: int, last: int) -> str:
 
 def _renumbered_from(envelope: Envelope, expected_version: int) -> int | None:
     """The version under which the event's content does hash to its stored
-    hash, if a neighbouring one does: the event was moved, not rewritten."""
+    hash, if a neighbouring one does: the event was moved, not rewritten.
+    (Encoded again: it only names what is already found wrong.)"""
     for candidate in (expected_version, envelope.stream_version - 1, envelope.stream_version + 1):
         if candidate < 1 or candidate == envelope.stream_version:
             continue

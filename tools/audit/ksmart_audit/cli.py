@@ -31,8 +31,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
-from marshmallow import ValidationError
-
 from ksmart_audit.checks import (
     PROJECTION,
     UNAVAILABLE,
@@ -58,7 +56,7 @@ from ksmart_audit.source import (
     stream_of,
 )
 from ksmart_audit.state_files import StateFileError
-from ksmart_common.envelope import Envelope, format_timestamp, from_json
+from ksmart_common.envelope import Envelope, format_timestamp
 
 if TYPE_CHECKING:
     from ksmart_audit.database import DatabaseSource
@@ -111,17 +109,6 @@ def open_database(url: str, page_size: int) -> DatabaseSource:
             "install ksmart-common[io], or read through the gateway with --gateway"
         ) from error
     return DatabaseSource(url, batch_size=page_size)
-
-
-def envelope_of(checker: ChainChecker, document: Any, where: str = "an event") -> Envelope | None:
-    """The document as an Envelope, or None with the checker told why not."""
-    try:
-        return from_json(document)
-    except ValidationError as error:
-        checker.invalid(f"{where} is not a valid envelope: {error.messages}", document)
-    except (TypeError, ValueError, AttributeError) as error:
-        checker.invalid(f"{where} is not a valid envelope: {error}", document)
-    return None
 
 
 def write_line(out: IO[bytes], document: Any) -> None:
@@ -236,10 +223,9 @@ def run_verify(args: argparse.Namespace) -> int:
         count = 0
         for document in documents:
             count += 1
-            envelope = envelope_of(checker, document)
-            if envelope is not None:
-                checker.check(envelope)
-                progress.update(count, envelope.global_position)
+            event = checker.check_document(document)
+            if event is not None:
+                progress.update(count, event.envelope.global_position)
         progress.finish()
         findings = checker.finish()
         if log is not None:
@@ -271,10 +257,9 @@ def _verify_input(args: argparse.Namespace) -> int:
         if isinstance(entry, str):
             checker.invalid(entry)
             continue
-        envelope = envelope_of(checker, entry, f"line {number}")
-        if envelope is not None:
-            checker.check(envelope)
-            progress.update(count, envelope.global_position)
+        event = checker.check_document(entry, f"line {number}")
+        if event is not None:
+            progress.update(count, event.envelope.global_position)
     progress.finish()
     if stream and not checker.events:
         checker.add(Problem(UNAVAILABLE, "the input holds no event of the stream", stream))
@@ -299,13 +284,13 @@ def _verify_input(args: argparse.Namespace) -> int:
 def read_file(
     source: HttpSource | DatabaseSource, file_id: str, checker: ChainChecker
 ) -> list[Envelope]:
-    """One file's events, each checked on the way (one file fits in memory)."""
+    """One file's events, each checked on the way (one file fits in memory),
+    as their stored text says: what was hashed is what is replayed."""
     envelopes = []
     for document in source.file_events(file_id):
-        envelope = envelope_of(checker, document)
-        if envelope is not None:
-            checker.check(envelope)
-            envelopes.append(envelope)
+        event = checker.check_document(document)
+        if event is not None:
+            envelopes.append(event.envelope)
     return envelopes
 
 

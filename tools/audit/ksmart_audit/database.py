@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from ksmart_audit.source import SourceError, ViewUnavailable, first_line, stream_of
 from ksmart_common.config import with_psycopg2
 from ksmart_common.domain import file as files
-from ksmart_common.envelope import to_json
+from ksmart_common.envelope import to_document
 from ksmart_common.eventstore import EventStore
 
 
@@ -54,23 +54,23 @@ class DatabaseSource:
         end = until if until is not None else self.end_position
         if end <= after:
             return
-        envelopes = self.store.iter_all(after, batch_size=self.batch_size)
+        events = self.store.iter_all(after, batch_size=self.batch_size, stored=True)
         try:
-            for envelope in envelopes:
-                if envelope.global_position > end:
+            for event in events:
+                if event.envelope.global_position > end:
                     return
-                yield to_json(envelope)
+                yield to_document(event)
         except sa.exc.SQLAlchemyError as error:
             raise SourceError(f"cannot read {self.describe()}: {first_line(error)}") from error
         finally:
-            envelopes.close()  # the server-side cursor and its connection
+            events.close()  # the server-side cursor and its connection
 
     def file_events(self, file_id: str) -> Iterator[dict[str, Any]]:
         stream = stream_of(file_id)
-        envelopes = self._guard(lambda: self.store.read_stream(stream))
-        if not envelopes:
+        events = self._guard(lambda: self.store.read_stream(stream, stored=True))
+        if not events:
             raise SourceError(f"{self.describe()} holds no events of {stream}")
-        yield from (to_json(envelope) for envelope in envelopes)
+        yield from (to_document(event) for event in events)
 
     def file_view(self, file_id: str) -> dict[str, Any]:
         """The file as the applications service shows it: the projector run

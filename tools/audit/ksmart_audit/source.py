@@ -1,6 +1,7 @@
-"""Where the auditor's events come from. Every source yields envelope JSON
-documents (what ksmart_common.envelope.to_json gives, what the gateway
-serves), page by page, so memory stays flat however long the log.
+"""Where the auditor's events come from. Every source yields audit
+documents (what ksmart_common.envelope.to_document gives, what the gateway
+serves: the envelope's fields and `canonical`, the stored text its hash
+covers), page by page, so memory stays flat however long the log.
 
 - `HttpSource`: the gateway's audit endpoints, with an auditor's token;
   what an auditor on another machine uses.

@@ -1,5 +1,6 @@
 """A signed-in citizen applies for a birth certificate in the browser, in
-English and Malayalam on a 360 px phone, with axe-core on every page: the
+English and Malayalam on a 360 px phone and at desktop width, and with
+JavaScript off, with axe-core on every page: the
 form is built from the service's definition; an incomplete form shows
 every problem at once, in a summary and beside each field, keeping what was
 chosen; filled from the definition's examples with the documents attached,
@@ -8,7 +9,6 @@ it is filed, the confirmation gives the file number, and the file is in
 
 from __future__ import annotations
 
-import pytest
 from playwright.sync_api import expect
 
 from ksmart_catalogue.samples import documents_needed, sample_form
@@ -19,9 +19,6 @@ from tests.support.inbox import phone_number
 SERVICE = "birth-certificate"
 
 
-@pytest.mark.parametrize(
-    "visit", [("en", 360), ("ml", 360), ("en", 360, "no-js")], indirect=True, ids=str
-)
 def test_a_citizen_applies_sees_every_problem_at_once_then_files(visit, portal_platform, tmp_path):
     page, language = visit.page, visit.language
     _url, inbox, platform = portal_platform

@@ -370,9 +370,10 @@ def _section(settings: Settings, measured: Measured, load_before: float) -> Sect
         "file's page) are read by citizens signed in beforehand with the code the dev inbox "
         "received; each reads their own file, tracks it by its number, and checks one granted "
         "certificate.",
-        "The portal runs as in its container: gunicorn with 2 synchronous workers, each "
-        "rendering one page at a time. At 20 users most of the added time is waiting for a "
-        "worker; the '1 user' column is what a page adds on an idle portal. Portal CPU per "
+        "The portal runs as in its container: gunicorn with 2 workers of 8 threads, so a "
+        "page waiting on the gateway does not hold up the others; the '1 user' column is "
+        "what a page adds on an idle portal. A negative figure is a page faster than its "
+        "reference, its public answers served from the portal's cache. Portal CPU per "
         f"page view at {USERS} users: {measured.portal_cpu_ms_per_view:.1f} ms.",
         "The portal keeps the gateway's public answers (a service's definition, the "
         "categories, a search, the local-body directory) in its HTTP cache "

@@ -51,8 +51,13 @@ def ops_address(process: str, environ: Mapping[str, str] | None = None) -> str:
     return env(f"KSMART_OPS_ADDRESS_{process.upper()}", shared, environ)
 
 
-def amqp_uri(environ: Mapping[str, str] | None = None) -> str:
-    return env("KSMART_AMQP_URI", DEFAULT_AMQP_URI, environ)
+def amqp_uri(environ: Mapping[str, str] | None = None, process: str | None = None) -> str:
+    """The broker URI; a process's own (KSMART_<PROCESS>_AMQP_URI: its own
+    RabbitMQ user, ksmart_ops.broker_users) where one is set."""
+    shared = env("KSMART_AMQP_URI", DEFAULT_AMQP_URI, environ)
+    if process is None:
+        return shared
+    return env(f"KSMART_{process.upper()}_AMQP_URI", shared, environ)
 
 
 def gateway_address(environ: Mapping[str, str] | None = None) -> str:
@@ -113,7 +118,7 @@ class RetryPolicy:
 def nameko_config(service: str, **extra: object) -> dict:
     """The nameko config dict for one service process."""
     config: dict = {
-        "AMQP_URI": amqp_uri(),
+        "AMQP_URI": amqp_uri(process=service),
         "rpc_exchange": "nameko-rpc",
         "max_workers": int(env("KSMART_MAX_WORKERS", "20")),
         "SERIALIZER": "json",

@@ -13,10 +13,16 @@ publisher's retries) escapes the thread and kills the container: a broker
 restart made service processes exit. Here a reply that cannot reach the
 broker ends that call only: the caller's deadline answers it (503), and the
 process keeps consuming once the broker is back.
+
+The actor of a command crosses here signed (ksmart_common.actor_assertions):
+`call` signs an ActingAs argument for the one method it is sent to, and the
+`rpc` entrypoint verifies a method's `actor` argument before the worker
+starts, handing the method the verified actor; a refused one never runs.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -27,7 +33,8 @@ from nameko.rpc import Rpc as NamekoRpc
 from nameko.rpc import RpcConsumer as NamekoRpcConsumer
 
 from ksmart_common import config
-from ksmart_common.errors import REMOTE_ERRORS, ServiceUnavailable
+from ksmart_common.actor_assertions import GATEWAY, ActingAs, process_signer, process_verifier
+from ksmart_common.errors import REMOTE_ERRORS, ServiceUnavailable, Unauthenticated
 from ksmart_common.logging import get_logger
 from ksmart_common.outages import is_broker_outage
 from ksmart_common.queue_consumer import OutageTolerantQueueConsumer
@@ -51,6 +58,7 @@ def rpc_timeout() -> float:
 
 
 def call(method: Callable[..., T], *args: Any, timeout: float | None = None, **kwargs: Any) -> T:
+    args, kwargs = signed_actors(method, args, kwargs)
     try:
         with eventlet.Timeout(timeout if timeout is not None else rpc_timeout()):
             return method(*args, **kwargs)
@@ -67,6 +75,29 @@ def call(method: Callable[..., T], *args: Any, timeout: float | None = None, **k
             # it did was committed (it commits before answering).
             raise ServiceUnavailable("a service's database or broker is not reachable") from error
         raise
+
+
+def signed_actors(
+    method: Callable, args: tuple, kwargs: dict[str, Any]
+) -> tuple[tuple, dict[str, Any]]:
+    """The arguments with each ActingAs replaced by an assertion signed by
+    this process for `method` (a nameko method proxy: it names the service
+    and method called, and the worker whose request id it carries)."""
+    if not any(isinstance(value, ActingAs) for value in (*args, *kwargs.values())):
+        return args, kwargs
+    worker_ctx = method.worker_ctx
+    issuer = worker_ctx.container.service_name
+    signer = process_signer(issuer)
+    if signer is None:
+        raise RuntimeError(f"{issuer} has no key to sign actors with; set its actor key")
+    request_id = (worker_ctx.context_data or {}).get("request_id")
+
+    def sign(value: Any) -> Any:
+        if not isinstance(value, ActingAs):
+            return value
+        return signer.sign(value.actor, method.service_name, method.method_name, request_id)
+
+    return tuple(map(sign, args)), {name: sign(value) for name, value in kwargs.items()}
 
 
 class RpcConsumer(NamekoRpcConsumer):
@@ -94,7 +125,42 @@ class RpcConsumer(NamekoRpcConsumer):
 
 
 class Rpc(NamekoRpc):
+    """nameko's, with the method's `actor` argument verified first.
+    `actor_signers`: whose assertions the method takes (the gateway's, unless
+    it names a service that forwards an actor to it)."""
+
     rpc_consumer = RpcConsumer()
+
+    def __init__(self, *, actor_signers: tuple[str, ...] = (GATEWAY,), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.actor_signers = tuple(actor_signers)
+
+    def handle_message(self, body, message):
+        if isinstance(body, dict) and "args" in body and "kwargs" in body:
+            args, kwargs = self.with_verified_actor(body["args"], body["kwargs"])
+            body = {**body, "args": args, "kwargs": kwargs}
+        super().handle_message(body, message)
+
+    def with_verified_actor(self, args: list, kwargs: dict) -> tuple[list, dict]:
+        method = getattr(self.container.service_cls, self.method_name)
+        signature = inspect.signature(method)
+        if "actor" not in signature.parameters:
+            return args, kwargs
+        try:
+            bound = signature.bind(None, *args, **kwargs)
+        except TypeError:
+            return args, kwargs  # nameko's own check answers IncorrectSignature
+        if "actor" not in bound.arguments:
+            return args, kwargs
+        service = self.container.service_name
+        try:
+            bound.arguments["actor"] = process_verifier().verify(
+                bound.arguments["actor"], service, self.method_name, self.actor_signers
+            )
+        except Unauthenticated as refusal:
+            log.warning("actor refused", method=self.method_name, reason=refusal.detail)
+            raise
+        return list(bound.args[1:]), bound.kwargs
 
 
 rpc = Rpc.decorator

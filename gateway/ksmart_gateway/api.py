@@ -8,7 +8,10 @@ what every endpoint needs, so no endpoint repeats it:
   decorator);
 - errors rendered as application/problem+json through one table, and so
   are the URLs no endpoint matches (ProblemWebServer);
-- the request id (X-Request-ID, made up when absent) echoed on the response;
+- the request id: the gateway's own, made for each request, recorded in
+  events and answered in X-Request-ID; a client's X-Request-ID is only
+  logged beside it, never recorded (a client does not choose what the
+  immutable log says);
 - a body sent in chunks read like any other (ProblemWsgiApp), and every
   body read no further than its limit (read_json, read_callback);
 - the metadata the OpenAPI document is generated from.
@@ -244,7 +247,8 @@ class ApiEndpoint(HttpRequestHandler):
         makes, each service logs it, and events record it in their
         metadata, so one id follows a request through every log."""
         started = time.perf_counter()
-        request_id = (request.headers.get(REQUEST_ID_HEADER) or str(uuid.uuid4()))[:200]
+        request_id = str(uuid.uuid4())
+        client_request_id = (request.headers.get(REQUEST_ID_HEADER) or "")[:200] or None
         request.environ["ksmart.request_id"] = request_id
         request.shallow = False
         try:
@@ -273,6 +277,7 @@ class ApiEndpoint(HttpRequestHandler):
             duration_ms=round(elapsed * 1000, 1),
             request_id=request_id,
             correlation_id=request_id,
+            client_request_id=client_request_id,
         )
         return response
 

@@ -27,6 +27,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ksmart_common import ed25519
+from ksmart_common.actor_assertions import ActingAs
 from ksmart_common.errors import Unauthenticated
 from ksmart_common.key_anchor import TOKEN, KeyAnchor
 
@@ -62,14 +63,17 @@ class Principal:
     def has_role(self, role: str) -> bool:
         return role in self.roles
 
-    def as_actor(self) -> dict:
-        """Who acts, as services receive it over RPC (and record it in events)."""
-        return {
-            "actor_id": self.user_id,
-            "roles": list(self.roles),
-            "local_body": self.local_body,
-            "wards": list(self.wards),
-        }
+    def as_actor(self) -> ActingAs:
+        """Who acts, as services receive it over RPC (and record it in
+        events): `call` signs it for the one method it is sent to."""
+        return ActingAs(
+            {
+                "actor_id": self.user_id,
+                "roles": list(self.roles),
+                "local_body": self.local_body,
+                "wards": list(self.wards),
+            }
+        )
 
 
 def bearer_token(authorization_header: str | None) -> str:

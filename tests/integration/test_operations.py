@@ -97,10 +97,19 @@ def test_the_counters_move_as_a_file_goes_through_its_life(platform):
 
 def test_one_request_id_is_followed_from_the_gateway_through_every_service(platform):
     file = citizen.submit(platform, citizen.application(platform)).json()
-    request_id = f"trace-{uuid.uuid4()}"
-    actions.take(
-        platform, "clerk.kochi", file["file_id"], "verify", headers={"X-Request-ID": request_id}
+    client_request_id = f"trace-{uuid.uuid4()}"
+    taken = actions.act(
+        platform,
+        "clerk.kochi",
+        file["file_id"],
+        "verify",
+        headers={"X-Request-ID": client_request_id},
     )
+    # The gateway's own id is followed, and answered; the client's is only
+    # logged beside it, never recorded in the event.
+    assert taken.status_code == 200, taken.text
+    request_id = taken.headers["X-Request-ID"]
+    assert request_id != client_request_id
 
     def lines(process):
         return [
@@ -113,6 +122,7 @@ def test_one_request_id_is_followed_from_the_gateway_through_every_service(platf
     # the consumer of the event it stored.
     gateway = wait_for(lambda: lines("gateway"), message="the gateway's line")
     assert gateway[0]["request_id"] == request_id and gateway[0]["status"] == 200
+    assert gateway[0]["client_request_id"] == client_request_id
     stored = wait_for(lambda: lines("applications"), message="the applications service's line")
     assert any(
         line["message"] == "rpc handled" and line["method"] == "take_action" for line in stored
@@ -122,3 +132,10 @@ def test_one_request_id_is_followed_from_the_gateway_through_every_service(platf
     assert projected[0]["correlation_id"] == request_id
     for line in gateway + stored + projected:
         assert {"timestamp", "level", "service", "message"} <= set(line)
+    events = requests.get(
+        f"{platform.base_url}/api/v1/audit/files/{file['file_id']}/events",
+        headers=platform.as_user("auditor"),
+        timeout=10,
+    ).json()["events"]
+    assert events[-1]["metadata"]["request_id"] == request_id
+    assert client_request_id not in json.dumps(events)

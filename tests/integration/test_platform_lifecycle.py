@@ -190,7 +190,7 @@ def test_a_submission_delivered_twice_makes_one_file(platform):
                 body["service_code"],
                 body["local_body"],
                 body["form"],
-                actor,
+                platform.signed_actor(actor, "applications", "submit_application"),
                 meta,
                 body["documents"],
             )
@@ -211,7 +211,10 @@ def test_a_decision_delivered_twice_is_taken_once(platform):
     def deliver(action, command_id):
         meta = {"request_id": str(uuid.uuid4()), "lang": "en", "command_id": command_id}
         with ClusterRpcProxy({"AMQP_URI": platform.amqp_uri}) as services:
-            return services.applications.take_action(file_id, action, None, None, clerk, meta, None)
+            signed = platform.signed_actor(clerk, "applications", "take_action")
+            return services.applications.take_action(
+                file_id, action, None, None, signed, meta, None
+            )
 
     command = str(uuid.uuid4())
     first, again = deliver("verify", command), deliver("verify", command)

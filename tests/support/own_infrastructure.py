@@ -337,6 +337,12 @@ def platform_on_own_infrastructure(
                     topology.declare(rabbit.amqp_uri)
             yield rabbit.amqp_uri
 
+        @contextlib.contextmanager
+        def one_broker_user(amqp_uri: str) -> Iterator[dict[str, str]]:
+            # The machine's rabbitmqctl reaches the machine's node, not this
+            # one: every process keeps the own node's one user.
+            yield {}
+
         def recording_start(*args, **kwargs) -> dict[str, subprocess.Popen]:
             processes = start(*args, **kwargs)
             started.update(processes)
@@ -345,6 +351,7 @@ def platform_on_own_infrastructure(
         with (
             mock.patch.dict(os.environ, {"KSMART_POSTGRES_ADMIN_URL": postgres.admin_url}),
             mock.patch.object(platform_support, "fresh_vhost", own_vhost),
+            mock.patch.object(platform_support, "process_users", one_broker_user),
             mock.patch.object(platform_support, "start", recording_start),
             platform_support.running_platform(
                 tmp_dir,

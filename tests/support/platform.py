@@ -14,16 +14,19 @@ from pathlib import Path
 import requests
 import sqlalchemy as sa
 
+from ksmart_common import ed25519
+from ksmart_common.actor_assertions import GATEWAY, ActorSigner, signing_key_env
 from ksmart_common.config import OPS_PORTS
 from ksmart_common.messaging import declare_otp_queue
 from ksmart_common.migrations import RoleNames
 from ksmart_identity.directory import load_directory, shipped_directory
 from ksmart_identity.users import seed_demo_users
+from ksmart_ops.actor_keys import actor_key_environment
 from ksmart_ops.admin import consumer_topologies
 from ksmart_ops.devserver import SERVICES, start, stop, wait_for_exit, wait_until_ready
 from ksmart_ops.key_root import anchor_development_keys, key_root_environment
 from ksmart_ops.log_key import log_key_environment
-from tests.support.broker import fresh_vhost
+from tests.support.broker import fresh_vhost, process_users
 from tests.support.databases import ServiceDatabase, fresh_service_database
 
 TEST_RETRY_DELAYS_MS = (200, 400)
@@ -66,6 +69,12 @@ class Platform:
         """Where the process serves /health/live, /health/ready and /metrics."""
         return "http://" + self.env[f"KSMART_OPS_ADDRESS_{process.upper()}"]
 
+    def signed_actor(self, actor: dict, service: str, method: str, signer: str = GATEWAY) -> str:
+        """The actor as `signer` signs it for one RPC method, for a test
+        that calls a service directly over the broker."""
+        key = ed25519.private_key_from_pem(self.env[signing_key_env(signer)])
+        return ActorSigner(signer, key).sign(actor, service, method)
+
     def log(self, name: str) -> str:
         return (self.run_dir / f"{name}.log").read_text(errors="replace")
 
@@ -87,6 +96,8 @@ def running_platform(
             for service in ("applications", "workflow", "identity", "notifications")
         }
         amqp_uri = stack.enter_context(fresh_vhost())
+        # Each process with a broker user of its own, as deployed.
+        broker_uris = stack.enter_context(process_users(amqp_uri))
         for topology in consumer_topologies(retry_delays_ms):
             topology.declare(amqp_uri)
         declare_otp_queue(amqp_uri, 900)
@@ -121,6 +132,9 @@ def running_platform(
             "KSMART_CHECKPOINT_SECONDS": "0.5",
             # A key root made for this platform alone (development_root(tmp_dir)).
             **key_root_environment(tmp_dir, {}),
+            **broker_uris,
+            # The actor signers' keys, made for this platform alone.
+            **actor_key_environment(tmp_dir, {}),
             **(environ or {}),
         }
         # Its token and certificate keys made and endorsed, as `make run` does.

@@ -20,7 +20,7 @@ RabbitMQ (publisher confirms), from its checkpoint on; runs until SIGTERM.
 
 Settings, from the environment:
   KSMART_RELAY_DATABASE_URL   the applications database, as the relay's own role
-  KSMART_AMQP_URI             the broker
+  KSMART_RELAY_AMQP_URI       the broker, as the relay's own user (else KSMART_AMQP_URI)
   KSMART_OPS_ADDRESS_RELAY    host:port of /health/live, /health/ready, /metrics
                               (else KSMART_OPS_ADDRESS, else {config.ops_address("relay", {})})
 """
@@ -33,10 +33,11 @@ def main(argv: list[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     ).parse_args(argv)
     configure_logging(service="relay")
-    relay = Relay(config.relay_database_url(), config.amqp_uri())
+    amqp_uri = config.amqp_uri(process="relay")
+    relay = Relay(config.relay_database_url(), amqp_uri)
     operations = serve_in_thread(
         "relay",
-        {"database": database_check(relay.engine), "broker": broker_check(config.amqp_uri())},
+        {"database": database_check(relay.engine), "broker": broker_check(amqp_uri)},
     )
     signal.signal(signal.SIGTERM, lambda *_: relay.stop())
     signal.signal(signal.SIGINT, lambda *_: relay.stop())

@@ -33,6 +33,7 @@ from ksmart_applications.dependencies import (
     ReferenceDataProvider,
 )
 from ksmart_applications.uploads import record_upload
+from ksmart_common.actor_assertions import ActingAs
 from ksmart_common.domain.file import Actor
 from ksmart_common.domain.intake import Upload
 from ksmart_common.envelope import file_stream_id, to_document, to_json
@@ -159,7 +160,7 @@ class ApplicationsService:
             latest_definition=self._latest_definition,
             local_body_entry=self._local_body,
             verify_consent=lambda consent_id, code, consume: call(
-                self.identity.verify_consent, consent_id, code, actor, consume
+                self.identity.verify_consent, consent_id, code, ActingAs(actor), consume
             ),
         )
         return {"file": state.view(), "created": created}

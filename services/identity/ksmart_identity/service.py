@@ -20,6 +20,7 @@ from eventlet import tpool
 from nameko.amqp.publish import UndeliverableMessage
 from nameko.events import EventDispatcher
 
+from ksmart_common.actor_assertions import GATEWAY
 from ksmart_common.database import Database
 from ksmart_common.domain.contacts import destinations_of, mask
 from ksmart_common.domain.vocabulary import DEFAULT_LANGUAGE, LANGUAGES
@@ -149,7 +150,8 @@ class IdentityService:
             "expires_at": challenge.expires_at.isoformat(),
         }
 
-    @rpc(expected_exceptions=CALLER_ERRORS)
+    # The applications service forwards the counter operator it was given.
+    @rpc(expected_exceptions=CALLER_ERRORS, actor_signers=(GATEWAY, "applications"))
     def verify_consent(
         self, consent_id: str, code: str, actor: dict[str, Any], consume: bool
     ) -> dict[str, Any]:

@@ -40,6 +40,8 @@ from ksmart_common import config
 from ksmart_common.services import SERVICES as SERVICE_CLASSES
 from ksmart_gateway.document_storage import DOCUMENTS_DIR_ENV
 from ksmart_gateway.return_urls import RETURN_ORIGINS_ENV
+from ksmart_ops.actor_keys import actor_key_environment
+from ksmart_ops.broker_users import development_users
 from ksmart_ops.dev_checkout import CHECKOUT_PATH
 from ksmart_ops.key_root import anchor_development_keys, key_root_environment
 from ksmart_ops.log_key import log_key_environment
@@ -478,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
         **portal_environment(run_dir),
         **log_key_environment(run_dir),
         **key_root_environment(run_dir),
+        **actor_key_environment(run_dir),
+        **development_users(run_dir),
     }
     key_databases = {name: config.database_url(name) for name in ("identity", "applications")}
     anchor_development_keys(run_dir, key_databases, {**os.environ, **environ})

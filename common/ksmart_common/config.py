@@ -57,7 +57,12 @@ def amqp_uri(environ: Mapping[str, str] | None = None, process: str | None = Non
     shared = env("KSMART_AMQP_URI", DEFAULT_AMQP_URI, environ)
     if process is None:
         return shared
-    return env(f"KSMART_{process.upper()}_AMQP_URI", shared, environ)
+    return env(amqp_uri_variable(process), shared, environ)
+
+
+def amqp_uri_variable(process: str) -> str:
+    """Where a process finds its own broker URI: KSMART_<PROCESS>_AMQP_URI."""
+    return f"KSMART_{process.upper()}_AMQP_URI"
 
 
 def gateway_address(environ: Mapping[str, str] | None = None) -> str:

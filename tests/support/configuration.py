@@ -49,7 +49,39 @@ def environment_variables_read() -> dict[str, list[str]]:
         found.setdefault(
             f"KSMART_{service.upper()}_DATABASE_URL", ["common/ksmart_common/config.py"]
         )
+    # Each process's own broker URI, and each signer's actor key, likewise.
+    from ksmart_common.actor_assertions import ACTOR_SIGNERS, signing_key_env
+    from ksmart_common.config import amqp_uri_variable
+    from ksmart_ops.broker_users import PROCESSES
+
+    for process in PROCESSES:
+        found.setdefault(amqp_uri_variable(process), ["common/ksmart_common/config.py"])
+    for signer in ACTOR_SIGNERS:
+        found.setdefault(signing_key_env(signer), ["common/ksmart_common/actor_assertions.py"])
     return found
+
+
+def actor_verifiers() -> set[str]:
+    """The services with an RPC method taking an `actor`: each verifies
+    actor assertions, so it needs KSMART_ACTOR_PUBLIC_KEYS."""
+    from ksmart_common.services import SERVICES
+
+    found = set()
+    for service in SERVICES:
+        for path in (ROOT / "services" / service).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if isinstance(node, ast.FunctionDef) and _is_rpc(node):
+                    if "actor" in [argument.arg for argument in node.args.args]:
+                        found.add(service)
+    return found
+
+
+def _is_rpc(function: ast.FunctionDef) -> bool:
+    for decorator in function.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if isinstance(target, ast.Name) and target.id == "rpc":
+            return True
+    return False
 
 
 def service_environment() -> dict[str, list[str]]:

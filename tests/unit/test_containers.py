@@ -29,12 +29,17 @@ import jsonschema
 import pytest
 import yaml
 
-from ksmart_common.config import SERVICE_DATABASES
+from ksmart_common.actor_assertions import ACTOR_SIGNERS, PUBLIC_KEYS_ENV, signing_key_env
+from ksmart_common.config import SERVICE_DATABASES, amqp_uri_variable
 from ksmart_common.services import SERVICES
-from ksmart_ops import devserver
+from ksmart_ops import broker_users, devserver
 from ksmart_portal.app import create_app
 from ksmart_portal.settings import Settings
-from tests.support.configuration import environment_variables_read, service_environment
+from tests.support.configuration import (
+    actor_verifiers,
+    environment_variables_read,
+    service_environment,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -69,12 +74,17 @@ PORTAL_APP = "ksmart_portal.wsgi:app"
 # The one-shot: ksmart-admin, run by compose's `setup` service.
 SETUP = "setup"
 SETUP_BUILD = {**BUILD, "target": "admin"}
-BUILDS = {**PROCESSES, PORTAL: PORTAL_BUILD, SETUP: SETUP_BUILD}
+# The other one-shot, `ksmart-admin broker-users`: each process's RabbitMQ
+# user, from the URIs the processes are given, as the broker's administrator.
+BROKER_USERS = "broker-users"
+ONE_SHOTS = (SETUP, BROKER_USERS)
+BUILDS = {**PROCESSES, PORTAL: PORTAL_BUILD, SETUP: SETUP_BUILD, BROKER_USERS: SETUP_BUILD}
 # Image names the Kubernetes manifests use too.
 IMAGES = {
     **{name: f"ksmart/{name}" for name in PROCESSES},
     PORTAL: "ksmart/portal",
     SETUP: "ksmart/admin",
+    BROKER_USERS: "ksmart/admin",
 }
 # The instructions whose arguments Docker substitutes ARG and ENV values in
 # when it builds (RUN gets them as environment variables; CMD,
@@ -302,13 +312,18 @@ def built(services: dict) -> dict[str, dict]:
 
 
 def long_running(services: dict) -> dict[str, dict]:
-    return {name: service for name, service in built(services).items() if name != SETUP}
+    return {name: service for name, service in built(services).items() if name not in ONE_SHOTS}
 
 
 def platform(services: dict) -> dict[str, dict]:
     """The compose services that are the platform's own processes (and its
-    setup): every built one but the portal, which is the API's client."""
-    return {name: service for name, service in built(services).items() if name != PORTAL}
+    setup): every built one but the portal, which is the API's client, and
+    the one-shot making the broker users, which is given their URIs only."""
+    return {
+        name: service
+        for name, service in built(services).items()
+        if name not in (PORTAL, BROKER_USERS)
+    }
 
 
 def environment(service: dict) -> dict:
@@ -419,9 +434,14 @@ def test_every_ksmart_process_waits_for_setup(services):
     assert setup["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert setup["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
     assert setup.get("restart") == "no"
+    users = services[BROKER_USERS]
+    assert users.get("command") == ["broker-users"]
+    assert users["depends_on"] == {"rabbitmq": {"condition": "service_healthy"}}
+    assert users.get("restart") == "no"
     for name, service in long_running(platform(services)).items():
-        condition = (service.get("depends_on") or {}).get(SETUP, {}).get("condition")
-        assert condition == "service_completed_successfully", f"{name} does not wait for setup"
+        for one_shot in ONE_SHOTS:
+            condition = (service.get("depends_on") or {}).get(one_shot, {}).get("condition")
+            assert condition == "service_completed_successfully", f"{name} waits not for {one_shot}"
 
 
 def test_the_portal_waits_for_the_gateway_alone(services, dockerfile):
@@ -528,12 +548,58 @@ def test_database_urls_name_the_service_role_and_database(services):
             assert (url.username, url.path.lstrip("/")) == expected[variable], name
             assert url.hostname == "postgres" and url.password is None, name
             seen.add(variable)
-        amqp = urlsplit(without_interpolation(environment(service)["KSMART_AMQP_URI"]))
-        assert amqp.hostname == "rabbitmq", name
     assert seen == set(expected)
     for variable, (role, _) in expected.items():
         owner = role.removeprefix("ksmart_")
         assert variable in environment(services[owner]), f"{owner} lacks {variable}"
+
+
+def test_each_process_connects_to_the_broker_as_its_own_user_alone(compose, services):
+    """A process is given its own KSMART_<PROCESS>_AMQP_URI, naming its own
+    user, and no other broker URI (neither another's nor the
+    administrator's); the one-shot making the users is given every
+    process's URI, the very same values, and the administrator's."""
+    processes = set(broker_users.PROCESSES)
+    assert processes == set(PROCESSES)
+    every_uri = {amqp_uri_variable(process) for process in processes}
+    users = environment(services[BROKER_USERS])
+    assert set(users) == every_uri | {"KSMART_AMQP_URI"}
+    for process in processes:
+        env = environment(services[process])
+        uris = {name for name in env if name.endswith("_AMQP_URI")}
+        assert uris == {amqp_uri_variable(process)}, process
+        uri = env[amqp_uri_variable(process)]
+        assert users[amqp_uri_variable(process)] == uri, process
+        parts = urlsplit(without_interpolation(uri))
+        assert (parts.hostname, parts.username) == ("rabbitmq", f"ksmart-{process}"), process
+        assert REQUIRED_FROM_ENVIRONMENT.search(uri), f"{process}: its password from .env"
+    administrator = urlsplit(without_interpolation(users["KSMART_AMQP_URI"]))
+    assert administrator.username == "ksmart"
+    assert environment(services[SETUP])["KSMART_AMQP_URI"] == users["KSMART_AMQP_URI"]
+    assert "KSMART_AMQP_URI" not in compose["x-ksmart-env"]
+
+
+def test_signers_hold_their_actor_keys_and_verifiers_the_public_ones(services):
+    for process in PROCESSES:
+        env = environment(services[process])
+        keys = {name for name in env if name.endswith("_ACTOR_KEY")}
+        expected = {signing_key_env(process)} if process in ACTOR_SIGNERS else set()
+        assert keys == expected, process
+        for key in keys:
+            assert REQUIRED_FROM_ENVIRONMENT.fullmatch(env[key]), process
+        assert (PUBLIC_KEYS_ENV in env) is (process in actor_verifiers()), process
+
+
+def test_env_example_names_every_variable_compose_requires():
+    """.env.example lists, without values, each ${NAME:?...} compose needs."""
+    required = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*):\?", COMPOSE_FILE.read_text()))
+    lines = [
+        line
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert all(line.endswith("=") for line in lines), "no values in the example"
+    assert {line.removesuffix("=") for line in lines} == required
 
 
 def test_the_portal_is_given_its_own_settings_and_the_gateways_address_only(compose, services):

@@ -25,17 +25,25 @@ import functools
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import kubernetes_validate.utils
 import pytest
 
+from ksmart_common.actor_assertions import ACTOR_SIGNERS, PUBLIC_KEYS_ENV, signing_key_env
+from ksmart_common.config import amqp_uri_variable
 from ksmart_common.messaging import OTP_QUEUE
 from ksmart_common.services import SERVICES
-from ksmart_ops import admin
+from ksmart_ops import admin, broker_users
 from ksmart_ops.admin import consumer_topologies
+from ksmart_ops.deployment_broker_users import MONITORING_PASSWORD_ENV, MONITORING_USERNAME_ENV
 from tests.support import kustomize
-from tests.support.configuration import environment_variables_read, service_environment
+from tests.support.configuration import (
+    actor_verifiers,
+    environment_variables_read,
+    service_environment,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
@@ -76,10 +84,12 @@ COMMANDS = {
     ],
 }
 SETUP_JOB = "ksmart-setup"
+BROKER_USERS_JOB = "ksmart-broker-users"
 REBUILD = "ksmart-rebuild-projection"
 IMAGES = {
     **{name: f"ksmart/{name}" for name in DEPLOYMENTS},
     SETUP_JOB: "ksmart/admin",
+    BROKER_USERS_JOB: "ksmart/admin",
     REBUILD: "ksmart/admin",
 }
 # Scaled on CPU and queue depth by KEDA; every other service (RPC only, and
@@ -87,6 +97,7 @@ IMAGES = {
 CONSUMERS = ("workflow", "notifications")
 AUTOSCALED = (*SERVICES, PORTAL)
 
+# The broker's administrator: only the jobs that declare queues and make users.
 AMQP = "KSMART_AMQP_URI"
 ADMIN_URL = "KSMART_POSTGRES_ADMIN_URL"
 # The key root's public half: not secret, but its integrity is the trust in
@@ -98,47 +109,94 @@ def database_url_name(role: str) -> str:
     return f"KSMART_{role.upper()}_DATABASE_URL"
 
 
+# Each process's own broker user, and each signer's actor key, come from a
+# Secret of the process's own (ksmart-<process>-secrets): a pod is given no
+# other process's broker password or key.
+def own_secret(process: str) -> str:
+    return f"ksmart-{process}-secrets"
+
+
+def own_secrets(process: str) -> set[str]:
+    own = {amqp_uri_variable(process)}
+    if process in ACTOR_SIGNERS:
+        own.add(signing_key_env(process))
+    if process in actor_verifiers():
+        own.add(PUBLIC_KEYS_ENV)
+    return own
+
+
+# KEDA's monitoring user: its own Secret, which KEDA and the job making the
+# users read, with the keys KEDA's rabbitmq scaler names.
+MONITORING_SECRET = "ksmart-rabbitmq-monitoring"
+MONITORING_KEYS = {MONITORING_USERNAME_ENV: "username", MONITORING_PASSWORD_ENV: "password"}
+# The broker's full DNS name: KEDA runs in its own namespace.
+BROKER_HOST = f"ksmart-rabbitmq.{NAMESPACE}.svc.cluster.local"
+
+
+def secret_source(variable: str) -> tuple[str, str]:
+    """(the Secret, its key) a variable is taken from."""
+    if variable in MONITORING_KEYS:
+        return MONITORING_SECRET, MONITORING_KEYS[variable]
+    for process in broker_users.PROCESSES:
+        if variable in (amqp_uri_variable(process), signing_key_env(process)):
+            return own_secret(process), variable
+    return SECRET, variable
+
+
 # Least privilege, written out for review: the secrets each workload is given
 # (and may be given), nothing more. Every secret setting the code reads is in
 # this table; none of them may appear in the ConfigMap.
 SECRETS_BY_WORKLOAD = {
     "identity": {
-        AMQP,
+        *own_secrets("identity"),
         database_url_name("identity"),
         "KSMART_IDENTITY_SIGNING_KEY",
         KEY_ROOT,
     },
-    "catalogue": {AMQP},
+    "catalogue": own_secrets("catalogue"),
     "applications": {
-        AMQP,
+        *own_secrets("applications"),
         database_url_name("applications"),
         "KSMART_CERTIFICATE_SIGNING_KEY",
         "KSMART_PAYMENT_SECRET",
         KEY_ROOT,
     },
-    "workflow": {AMQP, database_url_name("workflow")},
+    "workflow": {*own_secrets("workflow"), database_url_name("workflow")},
     "notifications": {
-        AMQP,
+        *own_secrets("notifications"),
         database_url_name("notifications"),
         "KSMART_SMS_API_KEY",
         "KSMART_SMS_RECEIPT_SECRET",
         "KSMART_SMTP_PASSWORD",
     },
     # The payment and SMS callbacks it receives are verified by the services.
-    "gateway": {AMQP, KEY_ROOT},
-    RELAY: {AMQP, database_url_name("relay")},
+    "gateway": {*own_secrets("gateway"), KEY_ROOT},
+    RELAY: {*own_secrets(RELAY), database_url_name("relay")},
     # The log's key is its own: no other workload holds it.
-    "checkpointer": {AMQP, database_url_name("checkpointer"), "KSMART_LOG_SIGNING_KEY"},
+    "checkpointer": {
+        *own_secrets("checkpointer"),
+        database_url_name("checkpointer"),
+        "KSMART_LOG_SIGNING_KEY",
+    },
     # Its session key: no broker, no database, nothing of the platform's.
     PORTAL: {"KSMART_PORTAL_SECRET_KEY"},
     # Migrations, queues, and the local-body directory (as identity).
     SETUP_JOB: {AMQP, ADMIN_URL, database_url_name("identity")},
+    # Every broker user, made as the administrator: exactly the processes
+    # ksmart_ops.broker_users knows, and KEDA's user.
+    BROKER_USERS_JOB: {
+        AMQP,
+        *(amqp_uri_variable(process) for process in broker_users.PROCESSES),
+        *MONITORING_KEYS,
+    },
     REBUILD: {ADMIN_URL, database_url_name("relay")},
 }
 SECRET_SETTINGS = set().union(*SECRETS_BY_WORKLOAD.values())
 # Without these a process cannot start; the others switch a feature on.
 REQUIRED_SECRETS = (
-    {AMQP, ADMIN_URL, "KSMART_PORTAL_SECRET_KEY", KEY_ROOT}
+    {AMQP, ADMIN_URL, "KSMART_PORTAL_SECRET_KEY", KEY_ROOT, PUBLIC_KEYS_ENV}
+    | {amqp_uri_variable(process) for process in PROCESSES}
+    | {signing_key_env(signer) for signer in ACTOR_SIGNERS}
     | {
         database_url_name(role)
         for role in ("applications", "workflow", "identity", "notifications", RELAY, "checkpointer")
@@ -403,7 +461,8 @@ def test_every_setting_the_code_reads_is_configured(kustomization):
 
 def test_the_configuration_names_only_settings_the_code_reads():
     config = of_kind(rendered(PRODUCTION), "ConfigMap")[CONFIG_MAP]["data"]
-    read = settings_read()[0]
+    # ... and the operators' command that makes the broker users reads KEDA's.
+    read = set(settings_read()[0]) | set(MONITORING_KEYS)
     assert sorted(set(config) - set(read)) == []
     assert sorted(SECRET_SETTINGS - set(read)) == []
     assert sorted(SECRET_SETTINGS & set(config)) == [], "secrets belong in ksmart-secrets"
@@ -417,7 +476,7 @@ def test_every_workload_takes_its_configuration_and_only_its_secrets(kustomizati
         refs = secret_refs(container)
         assert set(refs) == SECRETS_BY_WORKLOAD[name], name
         for variable, ref in refs.items():
-            assert ref["name"] == SECRET and ref["key"] == variable, (name, variable)
+            assert (ref["name"], ref["key"]) == secret_source(variable), (name, variable)
             assert ref.get("optional", False) is (variable not in REQUIRED_SECRETS), (
                 name,
                 variable,
@@ -450,14 +509,65 @@ def test_keda_watches_every_queue_the_code_declares():
                 queue = trigger["metadata"]["queueName"]
                 watched[queue] = scaled_object["spec"]["scaleTargetRef"]["name"]
                 assert trigger["metadata"]["mode"] == "QueueLength"
-                assert trigger["authenticationRef"]["name"] == "ksmart-rabbitmq"
+                assert trigger["authenticationRef"]["name"] == MONITORING_SECRET
     assert set(watched) == declared_queues()
     # A queue is named after the service that consumes it.
     assert {queue: queue.split(".")[0] for queue in watched} == watched
-    authentication = of_kind(rendered(PRODUCTION), "TriggerAuthentication")["ksmart-rabbitmq"]
-    assert authentication["spec"]["secretTargetRef"] == [
-        {"parameter": "host", "name": SECRET, "key": AMQP}
+
+
+def test_keda_reads_queue_depths_as_the_monitoring_user_at_the_brokers_full_name():
+    """KEDA runs in its own namespace: the broker's Service is named in
+    full, in the triggers (no credentials there); the monitoring user's
+    name and password are the only secret KEDA reads."""
+    docs = rendered(PRODUCTION)
+    (authentication,) = of_kind(docs, "TriggerAuthentication").values()
+    assert authentication["metadata"]["name"] == MONITORING_SECRET
+    assert sorted(authentication["spec"]["secretTargetRef"], key=lambda r: r["parameter"]) == [
+        {"parameter": "password", "name": MONITORING_SECRET, "key": "password"},
+        {"parameter": "username", "name": MONITORING_SECRET, "key": "username"},
     ]
+    for scaled_object in of_kind(docs, "ScaledObject").values():
+        for trigger in scaled_object["spec"]["triggers"]:
+            if trigger["type"] != "rabbitmq":
+                continue
+            host = urlsplit(trigger["metadata"]["host"])
+            assert (host.scheme, host.hostname, host.port) == ("amqp", BROKER_HOST, 5672)
+            assert host.username is None and host.password is None
+            assert trigger["metadata"]["protocol"] == "amqp"
+            assert trigger["metadata"]["vhostName"] == "/"
+    # The production broker is the Service that name points at.
+    (rabbitmq,) = of_kind(docs, "RabbitmqCluster").values()
+    assert BROKER_HOST.split(".")[:2] == [rabbitmq["metadata"]["name"], NAMESPACE]
+    # Its user has no rights but reading queue depths (a passive declare).
+    assert broker_users.grant(broker_users.MONITORING) == broker_users.Grant("^$", "^$", "^$")
+
+
+@pytest.mark.parametrize("kustomization", OVERLAYS)
+def test_a_job_makes_every_processs_broker_user(kustomization):
+    job = of_kind(rendered(kustomization), "Job")[BROKER_USERS_JOB]
+    (container,) = pod_spec(job)["containers"]
+    assert container["command"] == ["ksmart-admin", "broker-users"]
+    assert job["spec"]["backoffLimit"] > 0 and job["spec"]["ttlSecondsAfterFinished"] > 0
+
+
+def test_only_the_broker_users_job_reaches_the_management_api():
+    docs = rendered(PRODUCTION)
+    (policy,) = [
+        policy["spec"]
+        for policy in of_kind(docs, "NetworkPolicy").values()
+        if policy["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name")
+        == "ksmart-rabbitmq"
+    ]
+    admitted = [
+        name
+        for name, workload in workloads(docs).items()
+        for rule in policy["ingress"]
+        if any(port["port"] == 15672 for port in rule["ports"])
+        for peer in rule["from"]
+        if set(peer) == {"podSelector"}
+        and selects(peer["podSelector"]["matchLabels"], pod_labels(workload))
+    ]
+    assert admitted == [BROKER_USERS_JOB]
 
 
 def autoscaler_targets(docs: list[dict[str, Any]]) -> dict[str, list[tuple[str, int, int]]]:

@@ -9,6 +9,7 @@ ksmart-admin create-administrator USERNAME   # the first one; password in KSMART
 ksmart-admin rotate-signing-key / retire-signing-key KID
 ksmart-admin endorse-keys token|certificate KID... --root-key FILE   # on the operator's machine
 ksmart-admin key-root-public --root-key FILE   # KSMART_KEY_ROOT_PUBLIC for the Secret
+ksmart-admin broker-users   # each process's RabbitMQ user, from its KSMART_<PROCESS>_AMQP_URI
 ksmart-admin fake-pay FILE_ID AMOUNT_PAISE   # development: the fake provider's callback
 """
 
@@ -269,6 +270,18 @@ def endorse_signing_keys(purpose: str, kids: list[str], root_key_file: Path) -> 
     return 1 if unknown else 0
 
 
+def create_broker_users() -> int:
+    from ksmart_ops.deployment_broker_users import BrokerUsersError, create_deployment_users
+
+    try:
+        made = create_deployment_users()
+    except BrokerUsersError as error:
+        print(f"ksmart-admin broker-users: {error}", file=sys.stderr)
+        return 1
+    print(f"broker users made or updated: {', '.join(made)}")
+    return 0
+
+
 def print_key_root_public(root_key_file: Path) -> int:
     from ksmart_common import ed25519
     from ksmart_common.key_anchor import root_public_text
@@ -402,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
         "key-root-public", help="the root's public half, for KSMART_KEY_ROOT_PUBLIC"
     )
     root_parser.add_argument("--root-key", type=Path, required=True, help="the root's PEM")
+    commands.add_parser(
+        "broker-users", help="each process's RabbitMQ user and rights, from its own URI"
+    )
     pay_parser = commands.add_parser(
         "fake-pay", help="development only: the fake provider confirms a file's fee payment"
     )
@@ -435,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
         return endorse_signing_keys(args.purpose, args.kids, args.root_key)
     if args.command == "key-root-public":
         return print_key_root_public(args.root_key)
+    if args.command == "broker-users":
+        return create_broker_users()
     if args.command == "fake-pay":
         return fake_pay(args.file_id, args.amount_paise, args.secret_file, args.gateway)
     if args.command == "replay-dead-letters":

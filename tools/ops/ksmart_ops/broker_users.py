@@ -252,7 +252,7 @@ def uri_environment(
     parts = urlsplit(amqp_uri)
     vhost = quote(vhost_of(amqp_uri), safe="")
     return {
-        f"KSMART_{process.upper()}_AMQP_URI": (
+        config.amqp_uri_variable(process): (
             f"amqp://{quote(users[process], safe='')}:{quote(passwords[process], safe='')}"
             f"@{parts.hostname}:{parts.port or 5672}/{vhost}"
         )

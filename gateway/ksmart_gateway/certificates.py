@@ -14,8 +14,8 @@ from ksmart_common.domain import certificate
 from ksmart_common.domain.intake import language
 from ksmart_common.errors import NotFound
 from ksmart_common.rpc import call
-from ksmart_gateway import certificate_pdf, schemas
-from ksmart_gateway.api import PREFIX, PUBLIC, ApiResult, api
+from ksmart_gateway import certificate_pdf, log_standing, schemas
+from ksmart_gateway.api import PREFIX, PUBLIC, ApiResult, api, instance
 from ksmart_gateway.files import FILE_READERS
 
 # No certificate's number is this long: a longer path is answered here,
@@ -60,13 +60,14 @@ class CertificateEndpoints:
         summary="Anyone checks a certificate by its number: the certificate as issued, "
         "and whether it is genuine and valid",
         allowed_roles=PUBLIC,
-        response=schemas.CertificateVerdict,
+        response=log_standing.CertificateVerdictWithTransparency,
         tag="certificates",
     )
     def check_certificate(self, request, principal, number):
         if len(number) > MAX_CERTIFICATE_NUMBER_LENGTH:
             raise NotFound("no certificate has this number")
-        return ApiResult(call(self.applications.check_certificate, number))
+        verdict = call(self.applications.check_certificate, number)
+        return self._with_transparency(verdict, verdict.pop("log_entry", None))
 
     @api(
         "POST",
@@ -74,7 +75,7 @@ class CertificateEndpoints:
         summary="Anyone checks the text of a certificate's QR code against the published keys",
         allowed_roles=PUBLIC,
         body=schemas.CertificateCheck,
-        response=schemas.CertificateVerdict,
+        response=log_standing.CertificateVerdictWithTransparency,
         tag="certificates",
     )
     def verify_certificate_qr(self, request, principal, body):
@@ -83,14 +84,26 @@ class CertificateEndpoints:
         except ValueError as error:
             return ApiResult({"found": False, "valid": False, "problems": [f"malformed: {error}"]})
         problems = call(self.applications.certificate_problems, document)
+        entry = None if problems else call(self.applications.certificate_log_entry, document)
         # The caller holds the QR code, so they hold its contents already.
+        verdict = {
+            "found": True,
+            "valid": not problems,
+            "problems": problems,
+            "certificate": document["payload"],
+        }
+        return self._with_transparency(verdict, entry)
+
+    def _with_transparency(self, verdict: dict, entry: dict | None) -> ApiResult:
+        """The verdict with a genuine certificate's issue in the public log
+        (log_standing), kept by caches only once a checkpoint includes it."""
+        transparency = None
+        if verdict["valid"] and entry is not None:
+            transparency = log_standing.standing(self.checkpointer, {"certificate": entry})
+        verdict["transparency"] = transparency
         return ApiResult(
-            {
-                "found": True,
-                "valid": not problems,
-                "problems": problems,
-                "certificate": document["payload"],
-            }
+            instance(log_standing.CertificateVerdictWithTransparency).dump(verdict),
+            headers={"Cache-Control": log_standing.cache_control(transparency)},
         )
 
     @api(

@@ -14,7 +14,7 @@ from typing import Any
 from ksmart_common.domain.roles import AKSHAYA_OPERATOR, AUDITOR, CITIZEN, OFFICIAL_ROLES
 from ksmart_common.errors import InvalidInput
 from ksmart_common.rpc import call
-from ksmart_gateway import schemas
+from ksmart_gateway import log_standing, schemas
 from ksmart_gateway.api import PREFIX, ApiResult, api, instance, request_meta
 
 # Who may read files (each service then decides which files): citizens,
@@ -24,12 +24,15 @@ FILE_READERS = (CITIZEN, *OFFICIAL_ROLES, AUDITOR, AKSHAYA_OPERATOR)
 
 
 def file_answer(
-    view: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+    view: dict[str, Any],
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    schema: type[schemas.FileResponse] = schemas.FileResponse,
 ) -> ApiResult:
     """A file as the applications service shows it (FileState.view), tagged
     with its version."""
     return ApiResult(
-        instance(schemas.FileResponse).dump(view),
+        instance(schema).dump(view),
         status=status,
         headers={**(headers or {}), "ETag": f'"{view["version"]}"'},
     )
@@ -85,12 +88,15 @@ class FileEndpoints:
     @api(
         "GET",
         f"{PREFIX}/files/<uuid:file_id>",
-        summary="A file: its state and the timeline of decisions",
+        summary="A file: its state, the timeline of decisions, and its submission's and "
+        "certificate's inclusion proofs in the public log",
         allowed_roles=FILE_READERS,
-        response=schemas.FileResponse,
+        response=log_standing.FileWithTransparency,
     )
     def get_file(self, request, principal, file_id):
-        return file_answer(call(self.applications.get_file, str(file_id), principal.as_actor()))
+        view = call(self.applications.get_file, str(file_id), principal.as_actor())
+        view["transparency"] = log_standing.standing(self.checkpointer, view.pop("log_entries"))
+        return file_answer(view, schema=log_standing.FileWithTransparency)
 
     @api(
         "POST",

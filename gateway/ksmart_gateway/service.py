@@ -54,9 +54,11 @@ class GatewayService(
     ops = Operations()
 
     # Called by several areas: identity by sessions, staff, the directory and the counter;
-    # applications by files, the counter, documents, certificates, fees and audit.
+    # applications by files, the counter, documents, certificates, fees and audit;
+    # the checkpointer by the log, files and certificates (their proofs: log_standing).
     identity = RpcProxy("identity")
     applications = RpcProxy("applications")
+    checkpointer = RpcProxy("checkpointer")
 
     @api("GET", "/health", summary="Liveness of the gateway", allowed_roles=PUBLIC, tag="platform")
     def health(self, request, principal):

@@ -11,7 +11,6 @@ never change, so they are kept for a year (IMMUTABLE)."""
 from __future__ import annotations
 
 from marshmallow import fields, validate
-from nameko.rpc import RpcProxy
 from werkzeug.wrappers import Response
 
 from ksmart_common.errors import ServiceUnavailable
@@ -87,8 +86,6 @@ def text_response(text: str, cache_control: str) -> Response:
 
 
 class TransparencyEndpoints:
-    checkpointer = RpcProxy("checkpointer")
-
     @api(
         "GET",
         f"{PREFIX}/log/checkpoint",

@@ -29,6 +29,13 @@ def call(method: str, path: str, **arguments: Any) -> Reply:
     return gateway().call(method, path, language=g.language, forwarded_for=forwarded(), **arguments)
 
 
+def log_key() -> str | None:
+    """The transparency log's verifier key, which the pages check the
+    citizen's proofs with (ksmart_portal.log_proof): public, kept by the
+    portal's HTTP cache as long as the gateway says (an hour)."""
+    return gateway().text("/log/key", language=g.language)
+
+
 def forwarded() -> str | None:
     return forwarded_for(request.headers.get("X-Forwarded-For"), request.remote_addr)
 

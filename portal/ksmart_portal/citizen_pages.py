@@ -28,6 +28,7 @@ from ksmart_portal import (
     catalogue_text,
     files_text,
     i18n,
+    log_proof,
     navigation,
 )
 from ksmart_portal.gateway import Reply
@@ -211,8 +212,14 @@ def _render_file(file: dict[str, Any], errors: PageErrors | None = None, **extra
         ids=application,
         kept=extra.pop("kept", {}),
         upload_limit=upload_limit,
+        log_standing=submission_standing(file),
         **extra,
     )
+
+
+def submission_standing(file: Mapping[str, Any]) -> log_proof.LogStanding | None:
+    """The file's submission in the public log, checked here (log_proof)."""
+    return log_proof.standing(file.get("transparency"), "submission", calls.log_key)
 
 
 def may_pay(file: Mapping[str, Any]) -> bool:
@@ -272,6 +279,7 @@ def register(app: Flask) -> None:
             file=file,
             service_name=catalogue_text.local(service.get("name")) or file.get("service_code"),
             next_step=files_text.next_step(file, service),
+            log_standing=submission_standing(file),
         )
 
     # -- a citizen's own files ---------------------------------------------------

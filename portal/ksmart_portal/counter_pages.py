@@ -34,6 +34,7 @@ from ksmart_portal.citizen_pages import (
     as_user,
     read_application,
     render_application,
+    submission_standing,
 )
 from ksmart_portal.navigation import NavLink
 from ksmart_portal.problems import FormField, PageErrors, page_errors
@@ -255,4 +256,5 @@ def register(app: Flask) -> None:
             file=file,
             told=acknowledgement(file, service),
             track_url=url_for("track_file", number=number, _external=True),
+            log_standing=submission_standing(file),
         )

@@ -133,7 +133,8 @@ class Gateway:
             headers["Authorization"] = f"Bearer {token}"
         url = f"{self.base_url}{API_PREFIX}{path}"
         if method == "GET" and "Authorization" not in headers and json is None and data is None:
-            return self._cached_get(url, params, headers)
+            kept = self._cached_get(url, params, headers)
+            return _kept_reply(kept) if isinstance(kept, Kept) else _reply(kept)
         return _reply(self._send(method, url, params=params, json=json, data=data, headers=headers))
 
     def _send(self, method: str, url: str, **arguments: Any) -> requests.Response:
@@ -145,35 +146,44 @@ class Gateway:
             raise GatewayUnavailable(f"{method} {url}: {response.status_code}")
         return response
 
+    def text(self, path: str, *, language: str) -> str | None:
+        """A public text answer (the log's key), through the cache; None
+        unless it is a 200."""
+        headers = {"Accept-Language": language, "Accept": "text/plain"}
+        kept = self._cached_get(f"{self.base_url}{API_PREFIX}{path}", None, headers)
+        if isinstance(kept, Kept):
+            return kept.content.decode("utf-8", "replace")
+        return kept.text if kept.status_code == 200 else None
+
     def _cached_get(
         self, url: str, params: dict[str, str] | None, headers: dict[str, str]
-    ) -> Reply:
+    ) -> Kept | requests.Response:
         """An anonymous GET: served from the cache while fresh; once stale,
-        asked again with If-None-Match, a 304 serving what was kept."""
+        asked again with If-None-Match, a 304 serving what was kept. What
+        was kept, or the gateway's answer when it is not kept."""
         key = (
             f"{url}?{urlencode(sorted(params.items()))}" if params else url,
             headers["Accept-Language"],
         )
         kept = self.cache.get(key)
         if kept is not None and self.cache.is_fresh(kept):
-            return _kept_reply(kept)
+            return kept
         if kept is not None and kept.etag:
             headers = {**headers, "If-None-Match": kept.etag}
         response = self._send("GET", url, params=params, headers=headers)
         lifetime = shared_lifetime(response.headers.get("Cache-Control"))
         if response.status_code == 304 and kept is not None:
-            renewed = self.cache.put(
+            return self.cache.put(
                 key,
                 kept.content,
                 response.headers.get("ETag") or kept.etag,
                 lifetime if lifetime is not None else kept.lifetime,
             )
-            return _kept_reply(renewed)
         if response.status_code == 200 and lifetime is not None:
             self.cache.put(key, response.content, response.headers.get("ETag"), lifetime)
         else:
             self.cache.discard(key)
-        return _reply(response)
+        return response
 
 
 def _reply(response: requests.Response) -> Reply:

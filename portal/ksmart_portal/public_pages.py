@@ -9,7 +9,7 @@ from urllib.parse import quote
 from flask import Flask, abort, redirect, render_template, request, session
 
 from ksmart_common.domain.vocabulary import LANGUAGES, LOCAL_BODY_KINDS, is_file_number
-from ksmart_portal import calls, catalogue_text, files_text, i18n
+from ksmart_portal import calls, catalogue_text, files_text, i18n, log_proof
 from ksmart_portal.language import LANGUAGE_COOKIE, ONE_YEAR_SECONDS, safe_next
 from ksmart_portal.problems import FormField, PageErrors, page_errors
 
@@ -141,11 +141,16 @@ def register(app: Flask) -> None:
             issuer = catalogue_text.local(body.get("name")) or verdict["certificate"].get(
                 "local_body"
             )
+        # Checked here, not taken on the gateway's word (log_proof).
+        standing = None
+        if verdict and verdict.get("valid"):
+            standing = log_proof.standing(verdict.get("transparency"), "certificate", calls.log_key)
         return render_template(
             "certificates.html",
             number=number,
             qr_text=qr_text,
             verdict=verdict,
             issuer=issuer,
+            log_standing=standing,
             errors=errors,
         ), (400 if errors else 200)

@@ -118,7 +118,10 @@ def test_my_files_a_files_timeline_its_certificate_and_tracking_it(visit, portal
     visit.check("track")
 
     # Anyone checks the certificate this journey produced: by its number,
-    # then by the text of its QR code, as a bank or a school would.
+    # then by the text of its QR code, as a bank or a school would; once a
+    # checkpoint includes its issue (twice a second here), the page shows
+    # the proof it verified.
+    _wait_until_checkpointed(platform, file["file_number"])
     page.get_by_role("link", name=text(language, "K-Smart")).first.click()
     page.get_by_role("link", name=text(language, "Check a certificate")).click()
     page.get_by_label(text(language, "Certificate number"), exact=True).fill(file["file_number"])
@@ -126,10 +129,37 @@ def test_my_files_a_files_timeline_its_certificate_and_tracking_it(visit, portal
     verdict = page.locator("#verdict")
     expect(verdict).to_contain_text(text(language, "This certificate is genuine and valid"))
     expect(verdict).to_contain_text(file["file_number"])
+    _expect_recorded(page, language)
     page.get_by_label(text(language, "Text of the QR code")).fill(
         certificate.qr_text(granted["certificate"])
     )
     page.get_by_role("button", name=text(language, "Check the QR code")).click()
     expect(verdict).to_contain_text(text(language, "This certificate is genuine and valid"))
     expect(verdict).to_contain_text(file["file_number"])
+    _expect_recorded(page, language)
     visit.check("certificate-genuine")
+
+
+RECORDED = (
+    "Recorded in the public log: entry %(index)s of the checkpoint of size %(size)s, "
+    "signed by the platform."
+)
+
+
+def _wait_until_checkpointed(platform, number: str) -> None:
+    """Until the certificate check carries its issue's proof (a checkpoint
+    includes it), as the API answers anyone."""
+
+    def proved():
+        reply = requests.get(f"{platform.base_url}/api/v1/certificates/{number}", timeout=10)
+        return (reply.json().get("transparency") or {}).get("certificate")
+
+    wait_for(proved, timeout=30, message="a checkpoint holding the certificate's issue")
+
+
+def _expect_recorded(page, language: str) -> None:
+    """The page says the certificate is recorded in the public log, having
+    checked the proof itself (log_proof): the words before the entry."""
+    standing = page.locator("#log-standing")
+    expect(standing).to_have_attribute("data-status", "recorded")
+    expect(standing).to_contain_text(text(language, RECORDED).partition(":")[0])

@@ -11,19 +11,22 @@ again after a stop), beside a platform started without one."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import random
 
 import pytest
 import requests
 import sqlalchemy as sa
 
-from ksmart_common import ed25519, merkle
+from ksmart_common import merkle
 from ksmart_common.checkpoint import Checkpoint
-from ksmart_common.signed_note import Signer, Verifier, open_note
-from ksmart_ops.devserver import SERVICES, start, stop, wait_for_exit
+from ksmart_common.signed_note import Verifier, open_note
 from tests.support import citizen
-from tests.support.platform import free_port, running_platform
+from tests.support.checkpointers import (
+    checkpointers,
+    log_verifier,
+    platform_without_checkpointer,
+)
+from tests.support.platform import free_port
 from tests.support.tlog_witness import FakeWitness, serve
 from tests.support.waiting import wait_for
 
@@ -32,36 +35,13 @@ API = "/api/v1/log"
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    names = (*(name for name in SERVICES if name != "checkpointer"), "relay")
-    with running_platform(tmp_path_factory.mktemp("tlog"), names=names) as running:
+    with platform_without_checkpointer(tmp_path_factory.mktemp("tlog")) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def log_key(platform) -> Verifier:
-    key = ed25519.private_key_from_pem(platform.env["KSMART_LOG_SIGNING_KEY"])
-    return Signer(platform.env["KSMART_LOG_ORIGIN"], key).verifier
-
-
-@contextlib.contextmanager
-def checkpointers(platform, run_dir, witnesses=(), replicas=1):
-    """`replicas` checkpointer processes, as the runner starts them."""
-    processes, ops_urls = {}, []
-    for replica in range(replicas):
-        env = {
-            **platform.env,
-            "KSMART_OPS_ADDRESS_CHECKPOINTER": f"127.0.0.1:{free_port()}",
-            "KSMART_WITNESSES": ",".join(f"{vkey}@{url}" for vkey, url in witnesses),
-        }
-        started = start(run_dir / f"replica-{replica}", env, names=["checkpointer"])
-        processes.update({f"{name}-{replica}": p for name, p in started.items()})
-        ops_urls.append(f"http://{env['KSMART_OPS_ADDRESS_CHECKPOINTER']}")
-    try:
-        yield ops_urls
-    finally:
-        for replica in range(replicas):
-            stop(run_dir / f"replica-{replica}")
-        wait_for_exit(processes)
+    return log_verifier(platform)
 
 
 def get(platform, path, **params):

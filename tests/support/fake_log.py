@@ -59,6 +59,19 @@ class FakeLog:
             note = signed_note.add_signature(note, cosigner, timestamp=at)
         return note
 
+    def event_proof(self, index: int, cosigners: Sequence[Signer] = ()) -> dict:
+        """Leaf `index`'s proof against the latest checkpoint, as the gateway
+        sends a file's or a certificate's (ksmart_gateway.log_standing)."""
+        size = len(self.hashes)
+        return {
+            "index": index,
+            "size": size,
+            "hashes": [base64.b64encode(h).decode() for h in self.tree.inclusion_proof(index)],
+            "global_position": index + 1,
+            "checkpoint": self.note(size, cosigners),
+            "event_hash": self.hashes[index],
+        }
+
     def consistency(self, old_size: int, new_size: int) -> list[bytes]:
         return self.tree.consistency_proof(old_size, new_size)
 

@@ -45,6 +45,10 @@ class FakeGateway(requests.adapters.BaseAdapter):
             response._content = body
             response.headers["Content-Type"] = "application/pdf"
             response.headers["Content-Disposition"] = 'attachment; filename="certificate-1.pdf"'
+        elif isinstance(body, str):  # text, as the log's key, public for an hour
+            response._content = body.encode()
+            response.headers["Content-Type"] = "text/plain; charset=utf-8"
+            response.headers["Cache-Control"] = "public, max-age=3600"
         else:
             response._content = json.dumps(body).encode()
             response.headers["Content-Type"] = (

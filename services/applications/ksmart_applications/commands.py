@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ksmart_applications import certificate_keys as certificates
+from ksmart_applications import log_entries
 from ksmart_applications.certificate_keys import CertificateKeys
 from ksmart_applications.command_types import (
     Application,
@@ -76,10 +77,15 @@ def event_metadata(actor: Actor, request: RequestContext, **extra: Any) -> dict[
 
 
 def load_file(store: EventStore, file_id: str) -> FileState:
-    state = files.replay(store.read_stream(file_stream_id(file_id)))
+    return _load_with_events(store, file_id)[0]
+
+
+def _load_with_events(store: EventStore, file_id: str) -> tuple[FileState, list[Envelope]]:
+    events = store.read_stream(file_stream_id(file_id))
+    state = files.replay(events)
     if state is None:
         raise NotFound(f"no file {file_id}")
-    return state
+    return state, events
 
 
 def decide_and_append(
@@ -353,7 +359,8 @@ def certified_file(store: EventStore, file_id: str, actor: Actor) -> FileState:
 
 def certificate_by_number(store: EventStore, number: str) -> dict | None:
     """The certificate issued under a file number, if any (anyone may ask:
-    a certificate is shown to be checked)."""
+    a certificate is shown to be checked), and its issuing event's entry in
+    the transparency log (log_entries): {"certificate", "log_entry"}."""
     with store.engine.connect() as conn:
         stream_id = conn.execute(
             sa.text(
@@ -363,8 +370,16 @@ def certificate_by_number(store: EventStore, number: str) -> dict | None:
         ).scalar()
     if stream_id is None:
         return None
-    state = files.replay(store.read_stream(stream_id))
-    return dict(state.certificate) if state and state.certificate else None
+    events = store.read_stream(stream_id)
+    state = files.replay(events)
+    if not state or not state.certificate:
+        return None
+    return {"certificate": dict(state.certificate), "log_entry": _certificate_entry(events)}
+
+
+def _certificate_entry(events: list[Envelope]) -> dict | None:
+    issued = log_entries.certificate_event(events)
+    return None if issued is None else log_entries.log_entry(issued)
 
 
 def _series_and_number(number: str) -> dict[str, Any]:
@@ -377,10 +392,23 @@ SEQUENCE = re.compile(r"[0-9]{1,9}")
 
 
 def read_file(store: EventStore, file_id: str, actor: Actor) -> FileState:
-    state = load_file(store, file_id)
+    return read_file_with_events(store, file_id, actor)[0]
+
+
+def read_file_with_events(
+    store: EventStore, file_id: str, actor: Actor
+) -> tuple[FileState, list[Envelope]]:
+    state, events = _load_with_events(store, file_id)
     if not files.may_read(state, actor):
         raise NotFound(f"no file {file_id}")
-    return state
+    return state, events
+
+
+def file_view(store: EventStore, file_id: str, actor: Actor) -> dict[str, Any]:
+    """The file as its reader is shown it, with its submission's and its
+    certificate's entries in the transparency log (log_entries)."""
+    state, events = read_file_with_events(store, file_id, actor)
+    return {**state.view(), "log_entries": log_entries.file_log_entries(events)}
 
 
 def require_auditor(actor: Actor) -> None:

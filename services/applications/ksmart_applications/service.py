@@ -284,9 +284,10 @@ class ApplicationsService:
     def check_certificate(self, number: str) -> dict:
         """Anyone's question: is there a genuine certificate with this
         number? The certificate as issued, and every problem with it."""
-        document = commands.certificate_by_number(self.store, number)
-        if document is None:
+        found = commands.certificate_by_number(self.store, number)
+        if found is None:
             return {"found": False, "valid": False, "problems": ["no certificate has this number"]}
+        document = found["certificate"]
         problems = self.certificate_keys.problems(document, self.store.engine)
         # Numbers run in sequence, so anyone could walk through them: the
         # answer says whether such a certificate stands, never whose it is.
@@ -299,7 +300,22 @@ class ApplicationsService:
             "valid": not problems,
             "problems": problems,
             "certificate": {key: payload.get(key) for key in shown},
+            # Its issuing event, whose inclusion in the transparency log the
+            # gateway proves (a hash and a position: nothing personal).
+            "log_entry": found["log_entry"],
         }
+
+    @rpc
+    def certificate_log_entry(self, document: dict) -> dict | None:
+        """The transparency-log entry of the event that issued this signed
+        certificate (someone holds it: its QR code), if this very
+        certificate was issued here; None otherwise."""
+        number = str((document.get("payload") or {}).get("certificate_number", ""))
+        found = commands.certificate_by_number(self.store, number)
+        stored = {} if found is None else found["certificate"]
+        if any(stored.get(key) != document.get(key) for key in ("payload", "signature")):
+            return None
+        return found["log_entry"]
 
     @rpc
     def certificate_problems(self, document: dict) -> list[str]:
@@ -314,7 +330,7 @@ class ApplicationsService:
 
     @rpc(expected_exceptions=CALLER_ERRORS)
     def get_file(self, file_id: str, actor: dict) -> dict:
-        return commands.read_file(self.store, file_id, actor_from(actor)).view()
+        return commands.file_view(self.store, file_id, actor_from(actor))
 
     @rpc
     def read_stream(

@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each beside its reference, in one run.
 
-    python -m bench [--quick] [--only append,relay,e2e,replay,portal]
+    python -m bench [--quick] [--only append,relay,e2e,replay,portal,transparency]
 
 Writes bench/results/latest.{json,md,png} (quick: quick.*) and, after a full
 run, the summary in README.md.
@@ -18,7 +18,7 @@ from pathlib import Path
 from bench import report
 from bench.core import Progress, Settings
 
-SECTIONS = ("append", "relay", "e2e", "replay", "portal")
+SECTIONS = ("append", "relay", "e2e", "replay", "portal", "transparency")
 ROOT = Path(__file__).resolve().parent.parent
 
 

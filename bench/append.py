@@ -23,7 +23,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from bench.core import Progress, Ratio, Section, Settings
+from ksmart_common import ed25519
 from ksmart_common.envelope import NewEvent, file_stream_id
+from ksmart_common.event_signatures import EventSigner
 from ksmart_common.eventstore import EventStore
 from tests.support.databases import fresh_service_database
 
@@ -53,7 +55,7 @@ METADATA = {
 }
 
 
-def _threads(writers: int, seconds: float, work: Callable[[], int]) -> float:
+def run_writers(writers: int, seconds: float, work: Callable[[], int]) -> float:
     """Run `work` (returning events written) in `writers` threads; events/s."""
     counts = [0] * writers
     deadline = time.perf_counter() + seconds
@@ -71,19 +73,28 @@ def _threads(writers: int, seconds: float, work: Callable[[], int]) -> float:
     return sum(counts) / (time.perf_counter() - started)
 
 
-def ours(url: str, writers: int, batch: int, seconds: float) -> float:
-    engine = sa.create_engine(url, pool_size=writers + 2)
-    store = EventStore(engine)
+def appending(store: EventStore, batch: int) -> Callable[[], int]:
+    """One writer's work: a new file's stream of `batch` events."""
 
     def append() -> int:
         events = [NewEvent("ApplicationSubmitted", DATA) for _ in range(batch)]
         store.append(file_stream_id(uuid.uuid4()), events, 0, METADATA)
         return batch
 
+    return append
+
+
+def ours(url: str, writers: int, batch: int, seconds: float) -> float:
+    engine = sa.create_engine(url, pool_size=writers + 2)
+    # Each event signed, as the applications service signs it (one Ed25519
+    # signature an event, on the committer's thread).
+    signer = EventSigner.of(ed25519.generate_private_key())
+    store = EventStore(engine, signing=lambda: signer)
+    append = appending(store, batch)
     for _ in range(20):  # warm the pool and the prepared statement
         append()
     try:
-        return _threads(writers, seconds, append)
+        return run_writers(writers, seconds, append)
     finally:
         store.close()
         engine.dispose()
@@ -177,7 +188,7 @@ def peer(admin_url: str, database: str, writers: int, batch: int, seconds: float
     try:
         for _ in range(20):
             append()
-        return _threads(writers, seconds, append)
+        return run_writers(writers, seconds, append)
     finally:
         datastore.close()
 

@@ -52,6 +52,7 @@ from ksmart_common import metrics
 from ksmart_common.canonical import GENESIS_HASH, canonical_text
 from ksmart_common.envelope import Envelope, NewEvent, compute_hash
 from ksmart_common.errors import VersionConflict
+from ksmart_common.event_signatures import EventSigner
 
 # An arbitrary constant: the one lock that orders every append ("ksmart" in hex).
 APPEND_LOCK = 0x6B736D617274
@@ -62,9 +63,9 @@ MAX_REMEMBERED_HEADS = 50_000
 
 _COLUMNS = (
     "global_position, event_id, stream_id, stream_version, event_type, schema_version,"
-    " data, metadata, recorded_at, prev_hash, hash"
+    " data, metadata, recorded_at, prev_hash, hash, signature"
 )
-_ROW = "(%s, %s, %s, %s, %s, %s, %s::json, %s::json, %s, %s, %s)"
+_ROW = "(%s, %s, %s, %s, %s, %s, %s::json, %s::json, %s, %s, %s, %s)"
 _NUMBER_ROW = "(%s, %s, %s)"
 # Prepared once per connection: planned once, not on every commit.
 _PREPARE_HEADS = (
@@ -104,6 +105,8 @@ class AppendRequest:
     expected_version: int | None
     metadata: dict[str, Any]
     number: NumberRequest | None = None
+    # Signs each event's hash as it is sealed; None: stored unsigned.
+    signer: EventSigner | None = None
     done: threading.Event = field(default_factory=threading.Event)
     envelopes: list[Envelope] | None = None
     error: BaseException | None = None
@@ -406,8 +409,9 @@ def seal(
     recorded_at: datetime,
 ) -> list[tuple[Envelope, str, str]]:
     """Give each new event its place in the stream and in the log, and its
-    hash. Returns each envelope with the canonical text of its data and
-    metadata, which is also what gets stored."""
+    hash, and the request's signer's signature over that hash. Returns each
+    envelope with the canonical text of its data and metadata, which is also
+    what gets stored."""
     metadata_text = canonical_text(request.metadata)
     sealed = []
     for offset, event in enumerate(request.events, start=1):
@@ -425,7 +429,9 @@ def seal(
             prev_hash=prev_hash,
             hash="",
         )
-        envelope = replace_fields(unsealed, hash=compute_hash(unsealed, data_text, metadata_text))
+        hash_ = compute_hash(unsealed, data_text, metadata_text)
+        signature = request.signer.sign(hash_) if request.signer is not None else None
+        envelope = replace_fields(unsealed, hash=hash_, signature=signature)
         sealed.append((envelope, data_text, metadata_text))
         prev_hash = envelope.hash
     return sealed
@@ -444,4 +450,5 @@ def _row(envelope: Envelope, data_text: str, metadata_text: str) -> tuple:
         envelope.recorded_at,
         envelope.prev_hash,
         envelope.hash,
+        envelope.signature,
     )

@@ -4,7 +4,8 @@ consumer and the auditor's tools.
 An `Envelope` is immutable. `EnvelopeSchema` is its only serialisation path to
 and from JSON (message bodies, RPC answers, audit exports); `to_json` and
 `from_json` wrap it. The hash is computed over `to_json(envelope)` minus the
-`hash` key, so whatever an auditor receives as JSON is exactly what was hashed.
+`hash` and `signature` keys, so whatever an auditor receives as JSON is
+exactly what was hashed; the signature (event_signatures.py) seals the hash.
 
 A `StoredEvent` is what verification works on: an envelope with the exact
 text its hash covers, as the store holds it (the row's `data` and `metadata`
@@ -106,6 +107,10 @@ class Envelope:
     recorded_at: datetime
     prev_hash: str
     hash: str
+    # "<kid>:<signature>" by the store's writer over the hash
+    # (event_signatures.py); None for an event stored before events were
+    # signed. Outside what the hash covers: it seals the hash.
+    signature: str | None = None
 
     def with_hash(self) -> Envelope:
         """This envelope with `hash` computed from everything else."""
@@ -127,6 +132,9 @@ class EnvelopeSchema(Schema):
     recorded_at = UtcTimestamp(required=True)
     prev_hash = fields.String(required=True, validate=validate.Length(equal=64))
     hash = fields.String(required=True, validate=validate.Length(equal=64))
+    signature = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(min=1, max=200)
+    )
 
     @post_load
     def make_envelope(self, values: dict, **kwargs) -> Envelope:
@@ -152,6 +160,7 @@ def to_json(envelope: Envelope) -> dict[str, Any]:
         "recorded_at": format_timestamp(envelope.recorded_at),
         "prev_hash": envelope.prev_hash,
         "hash": envelope.hash,
+        "signature": envelope.signature,
     }
 
 
@@ -194,6 +203,8 @@ def compute_hash(
 # exact text its hash covers.
 CANONICAL_KEY = "canonical"
 _ENVELOPE_KEYS = tuple(EnvelopeSchema().fields)
+# Not in the text the hash covers: the hash itself, and the signature over it.
+_UNHASHED = frozenset({"hash", "signature"})
 
 
 @dataclass(frozen=True)
@@ -257,12 +268,15 @@ def read_document(document: Mapping[str, Any]) -> tuple[StoredEvent, list[str]]:
         raise ValueError(
             f"its `{CANONICAL_KEY}` text holds a hash: it covers the envelope without one"
         )
-    event = StoredEvent(from_json({**sealed, "hash": document.get("hash")}), text)
+    if "signature" in sealed:
+        raise ValueError(f"its `{CANONICAL_KEY}` text holds a signature: it seals the hash")
+    unhashed = {key: document.get(key) for key in _UNHASHED}
+    event = StoredEvent(from_json({**sealed, **unhashed}), text)
     shown = to_json(event.envelope)
     differing = [
         key
         for key in _ENVELOPE_KEYS
-        if key != "hash" and _encoded(document.get(key)) != _encoded(shown[key])
+        if key not in _UNHASHED and _encoded(document.get(key)) != _encoded(shown[key])
     ]
     return event, differing
 

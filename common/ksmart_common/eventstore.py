@@ -56,6 +56,7 @@ from sqlalchemy.engine import Engine
 
 from ksmart_common.appender import Appender, AppendRequest, NumberRequest
 from ksmart_common.envelope import REQUIRED_METADATA, Envelope, NewEvent, StoredEvent
+from ksmart_common.event_signatures import EventSigner
 
 metadata = sa.MetaData()
 events_table = sa.Table(
@@ -75,6 +76,9 @@ events_table = sa.Table(
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("prev_hash", sa.Text, nullable=False),
     sa.Column("hash", sa.Text, nullable=False),
+    # The writer's signature over the hash (event_signatures.py); NULL for
+    # events stored before events were signed.
+    sa.Column("signature", sa.Text, nullable=True),
 )
 
 _FIELDS = [field.name for field in fields(Envelope)]
@@ -117,9 +121,13 @@ def _json_safe(value: Any, where: str) -> None:
 
 
 class EventStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, signing: Callable[[], EventSigner] | None = None) -> None:
+        """signing: gives the key that signs each appended event (the
+        applications service's; it raises ServiceUnavailable while it has
+        none it may use). None: events are stored unsigned (a test's store)."""
         self.engine = engine
         self._appender = Appender(engine.raw_connection)
+        self._signing = signing
 
     # -- writing ---------------------------------------------------------
 
@@ -150,9 +158,12 @@ class EventStore:
         _json_safe(metadata, "metadata")
         for event in events:
             _json_safe(event.data, f"data of {event.event_type}")
+        # Before anything is queued: without a key it may use, the writer
+        # refuses rather than store what no auditor would trust.
+        signer = self._signing() if self._signing is not None else None
 
         return self._appender.append(
-            AppendRequest(stream_id, events, expected_version, metadata, number)
+            AppendRequest(stream_id, events, expected_version, metadata, number, signer)
         )
 
     def close(self) -> None:

@@ -1,4 +1,4 @@
-"""The deployment's key root: which token and certificate keys are trusted.
+"""The deployment's key root: which token, certificate and event keys are trusted.
 
 A service keeps its signing keys in its own table, and its database role
 can write that table; so a row there proves nothing. A key is trusted only
@@ -46,6 +46,8 @@ STATEMENT = "ksmart-key-endorsement/v1"
 # endorsed for one purpose is not trusted for another.
 TOKEN = "token"
 CERTIFICATE = "certificate"
+# The applications service's event-signing key (ksmart_common.event_signatures).
+EVENT = "event"
 
 
 def _b64encode(raw: bytes) -> str:
@@ -123,3 +125,21 @@ class KeyAnchor:
     def endorsed(self, purpose: str, jwks: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """The JWKs the root endorses for `purpose`, in their order."""
         return [dict(jwk) for jwk in jwks if self.endorses(purpose, jwk)]
+
+
+def public_keys(
+    jwks: Mapping[str, Any], purpose: str, anchor: KeyAnchor | None
+) -> dict[str, Ed25519PublicKey]:
+    """kid -> key for each Ed25519 key of a JWKS (others are ignored); with
+    an `anchor`, only the keys it endorses for `purpose` count."""
+    found: dict[str, Ed25519PublicKey] = {}
+    for jwk in jwks.get("keys", ()):
+        if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519" or "kid" not in jwk:
+            continue
+        if anchor is not None and not anchor.endorses(purpose, jwk):
+            continue
+        try:
+            found[jwk["kid"]] = ed25519.public_key_from_jwk(jwk)
+        except ValueError:
+            continue
+    return found

@@ -28,6 +28,9 @@ trusted only with the deployment root's endorsement for that purpose, since
 the service's own role can insert rows. Only endorsed keys are published and
 sign; an environment key is recorded (public half) so that it can carry its
 endorsement. Retiring a key destroys its private half, not only flags it.
+
+`environment_only` (the event key): the key is the environment's or there
+is none; no private half is ever generated or stored.
 """
 
 from __future__ import annotations
@@ -101,6 +104,7 @@ class KeyStore:
         retirable: bool,
         records_environment_key: bool,
         purpose: str | None = None,
+        environment_only: bool = False,
     ) -> None:
         if not _TABLE_NAME.fullmatch(table):
             raise ValueError(f"not a table name: {table!r}")
@@ -109,6 +113,9 @@ class KeyStore:
         self.retirable = retirable
         self.records_environment_key = records_environment_key
         self.purpose = purpose
+        # The key is the environment's or none: a private half is never
+        # stored (the event key: the database must not hold what forges).
+        self.environment_only = environment_only
         # Serialises "no key yet, create one" across replicas starting
         # together, so a fresh database gets one first key, not one per
         # replica. Advisory locks are per database and need no privilege.
@@ -142,6 +149,11 @@ class KeyStore:
                         raise self._not_endorsed(key.kid)
                 self._endorsed_environment_keys.add(key.kid)
             return key
+        if self.environment_only:
+            raise ServiceUnavailable(
+                f"no {self.purpose or self.table} signing key: {self.environment_variable} is not"
+                " set (it is never kept in the database)"
+            )
         with engine.connect() as conn:
             stored = self._newest_stored_key(conn, environ)
         if stored is not None:
@@ -173,6 +185,8 @@ class KeyStore:
         """Store a new key, which signs from now on (unless the environment
         gives one; when anchored, once endorsed); what older keys signed
         keeps verifying."""
+        if self.environment_only:
+            raise ValueError(f"keys of {self.table} are given in {self.environment_variable}")
         with engine.begin() as conn:
             return self._store_new_key(conn)
 
@@ -210,6 +224,12 @@ class KeyStore:
         if not first and self.purpose is None:
             first = [active.public_jwk]  # an environment key this store does not record
         return {"keys": first + [jwk for jwk in published if jwk["kid"] != active.kid]}
+
+    def record(self, engine: sa.Engine, key: SigningKey) -> None:
+        """Record a key's public half before it signs, so that the operator
+        can endorse it before rolling it out (a replaced environment key)."""
+        with engine.begin() as conn:
+            self._record_public_key(conn, key)
 
     def endorse(self, engine: sa.Engine, kid: str, endorsement: str) -> bool:
         """Store the root's endorsement of a stored key. False if there is no

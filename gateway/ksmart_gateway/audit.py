@@ -1,6 +1,7 @@
 """The gateway's audit endpoints: an auditor finds a file by its number,
 reads a file's events, with its hash chain verified here, or every event
-after a position, to verify and replay offline. A mixin of GatewayService
+after a position, to verify and replay offline; and anyone reads the keys
+that sign events (ksmart_common.event_signatures), to check them offline. A mixin of GatewayService
 (service.py), which holds the applications proxy they call (the
 applications service keeps the events); the number is looked up in the
 workflow service's projection, through the proxy InboxEndpoints declares."""
@@ -13,7 +14,7 @@ from ksmart_common.envelope import read_document, verify_chain
 from ksmart_common.errors import NotFound
 from ksmart_common.rpc import call
 from ksmart_gateway import schemas
-from ksmart_gateway.api import PREFIX, ApiResult, api
+from ksmart_gateway.api import PREFIX, PUBLIC, ApiResult, api
 
 
 class AuditEndpoints:
@@ -71,3 +72,16 @@ class AuditEndpoints:
                 principal.as_actor(),
             )
         )
+
+    @api(
+        "GET",
+        f"{PREFIX}/event-keys",
+        summary="Every public key a genuine event may be signed with (JWKS), each with the "
+        "deployment key root's endorsement, to check events' signatures offline",
+        allowed_roles=PUBLIC,
+        tag="audit",
+    )
+    def event_keys(self, request, principal):
+        body = call(self.applications.event_keys_jwks)
+        # Short: a newly endorsed key must reach auditors soon after it signs.
+        return ApiResult(body, headers={"Cache-Control": "public, max-age=300"})

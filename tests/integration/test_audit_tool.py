@@ -10,7 +10,6 @@ they were afterwards, so the cases neither mix nor depend on their order."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -25,6 +24,7 @@ import sqlalchemy as sa
 
 from tests.support import actions, audit_alone, citizen
 from tests.support.platform import running_platform
+from tests.support.tampering import events_unguarded
 
 AUDIT = [sys.executable, "-m", "ksmart_audit.cli"]
 STREAM_NAMED = re.compile(r"file-[0-9a-f-]{36}")
@@ -292,19 +292,6 @@ def _row(conn, file_id, version):
     return conn.execute(sa.text(_ROW), {"s": f"file-{file_id}", "v": version}).mappings().one()
 
 
-@contextlib.contextmanager
-def _triggers_off(platform):
-    """As a PostgreSQL superuser, with the table's immutability switched off."""
-    engine = platform.engine("applications")
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.text("ALTER TABLE events DISABLE TRIGGER USER"))
-            yield conn
-            conn.execute(sa.text("ALTER TABLE events ENABLE TRIGGER USER"))
-    finally:
-        engine.dispose()
-
-
 def _assert_found(result, file_id, *versions, kind):
     assert result.returncode == 1, result.stdout + result.stderr
     report = result.stderr
@@ -322,7 +309,7 @@ def _assert_verifies_again(platform, file_id):
 
 def test_an_altered_event_is_found(platform, files):
     file_id = files["to_alter"]
-    with _triggers_off(platform) as conn:
+    with events_unguarded(platform) as conn:
         original = _row(conn, file_id, 2)
         conn.execute(
             sa.text(
@@ -346,7 +333,7 @@ def test_an_altered_event_is_found(platform, files):
         # Replayed as stored, it is what the platform shows: only the hash tells.
         assert "differs" not in replayed.stderr
     finally:
-        with _triggers_off(platform) as conn:
+        with events_unguarded(platform) as conn:
             conn.execute(
                 sa.text(
                     "UPDATE events SET data = CAST(:d AS json)"
@@ -359,7 +346,7 @@ def test_an_altered_event_is_found(platform, files):
 
 def test_a_deleted_event_is_found(platform, files):
     file_id = files["to_delete_from"]
-    with _triggers_off(platform) as conn:
+    with events_unguarded(platform) as conn:
         deleted = _row(conn, file_id, 2)
         conn.execute(
             sa.text("DELETE FROM events WHERE stream_id = :s AND stream_version = 2"),
@@ -380,7 +367,7 @@ def test_a_deleted_event_is_found(platform, files):
         _assert_found(replayed, file_id, 3, kind="projection refused")
         assert "the platform does not show the file" in replayed.stderr
     finally:
-        with _triggers_off(platform) as conn:
+        with events_unguarded(platform) as conn:
             conn.execute(
                 sa.text(
                     "INSERT INTO events (global_position, event_id, stream_id, stream_version,"
@@ -410,7 +397,7 @@ def _swap_versions(conn, file_id, first, second):
 
 def test_two_reordered_events_are_found(platform, files):
     file_id = files["to_reorder"]
-    with _triggers_off(platform) as conn:
+    with events_unguarded(platform) as conn:
         _swap_versions(conn, file_id, 2, 3)
     try:
         for source in ("gateway", "database"):
@@ -421,7 +408,7 @@ def test_two_reordered_events_are_found(platform, files):
             _assert_found(one, file_id, 2, 3, kind="reordered")
             assert "broken link" in one.stderr
     finally:
-        with _triggers_off(platform) as conn:
+        with events_unguarded(platform) as conn:
             _swap_versions(conn, file_id, 2, 3)
     _assert_verifies_again(platform, file_id)
 
@@ -460,7 +447,7 @@ def test_a_stored_text_rewritten_to_parse_alike_is_found(platform, files, rewrit
     file_id = files["to_rewrite"]
     rewrite, why = REWRITINGS[rewriting]
     version = 1  # ApplicationSubmitted: keys, integers and strings of every kind
-    with _triggers_off(platform) as conn:
+    with events_unguarded(platform) as conn:
         original = _row(conn, file_id, version)["data"]
         rewritten = rewrite(original)
         assert rewritten != original and json.loads(rewritten) == json.loads(original)
@@ -501,7 +488,7 @@ def test_a_stored_text_rewritten_to_parse_alike_is_found(platform, files, rewrit
         )
         _assert_found(offline, file_id, version, kind="altered")
     finally:
-        with _triggers_off(platform) as conn:
+        with events_unguarded(platform) as conn:
             conn.execute(
                 sa.text(
                     "UPDATE events SET data = CAST(:d AS json)"

@@ -58,6 +58,7 @@ MATRIX = {
     ("GET", "/api/v1/local-bodies/{code}"): PUBLIC,
     ("GET", "/api/v1/statistics"): PUBLIC,
     ("GET", "/api/v1/certificate-keys"): PUBLIC,
+    ("GET", "/api/v1/event-keys"): PUBLIC,
     ("GET", "/api/v1/certificates/{number}"): PUBLIC,
     ("POST", "/api/v1/certificates/verify"): PUBLIC,
     # The transparency log: public (a leaf is an event's hash, nothing personal).

@@ -24,6 +24,7 @@ from ksmart_identity.users import seed_demo_users
 from ksmart_ops.actor_keys import actor_key_environment
 from ksmart_ops.admin import consumer_topologies
 from ksmart_ops.devserver import SERVICES, start, stop, wait_for_exit, wait_until_ready
+from ksmart_ops.event_key import event_key_environment
 from ksmart_ops.key_root import anchor_development_keys, key_root_environment
 from ksmart_ops.log_key import log_key_environment
 from tests.support.broker import fresh_vhost, process_users
@@ -129,6 +130,8 @@ def running_platform(
             },
             # The transparency log's key and origin, and checkpoints twice a second.
             **log_key_environment(tmp_dir, {}),
+            # The key that signs each event, endorsed below with the others.
+            **event_key_environment(tmp_dir, {}),
             "KSMART_CHECKPOINT_SECONDS": "0.5",
             # A key root made for this platform alone (development_root(tmp_dir)).
             **key_root_environment(tmp_dir, {}),
@@ -137,7 +140,7 @@ def running_platform(
             **actor_key_environment(tmp_dir, {}),
             **(environ or {}),
         }
-        # Its token and certificate keys made and endorsed, as `make run` does.
+        # Its token, certificate and event keys made and endorsed, as `make run` does.
         key_databases = {name: databases[name].service_url for name in ("identity", "applications")}
         anchor_development_keys(tmp_dir, key_databases, env)
         processes = start(tmp_dir, env, names=list(names))

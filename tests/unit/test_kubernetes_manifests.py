@@ -158,6 +158,7 @@ SECRETS_BY_WORKLOAD = {
         *own_secrets("applications"),
         database_url_name("applications"),
         "KSMART_CERTIFICATE_SIGNING_KEY",
+        "KSMART_EVENT_SIGNING_KEY",
         "KSMART_PAYMENT_SECRET",
         KEY_ROOT,
     },
@@ -201,7 +202,7 @@ REQUIRED_SECRETS = (
         database_url_name(role)
         for role in ("applications", "workflow", "identity", "notifications", RELAY, "checkpointer")
     }
-    | {"KSMART_LOG_SIGNING_KEY"}
+    | {"KSMART_LOG_SIGNING_KEY", "KSMART_EVENT_SIGNING_KEY"}
 )
 
 # The operators' custom resources: the fields each cannot do without.

@@ -55,11 +55,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from ksmart_common import ed25519
 from ksmart_common.canonical import canonical_json
 from ksmart_common.domain.local_time import IST
 from ksmart_common.domain.vocabulary import LANGUAGES
-from ksmart_common.key_anchor import CERTIFICATE, KeyAnchor
+from ksmart_common.key_anchor import CERTIFICATE, KeyAnchor, public_keys
 
 CERTIFICATE_SCHEMA_VERSION = 1
 ISSUED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -445,17 +444,7 @@ def public_keys_from_jwks(
     """kid -> key for each Ed25519 key of a JWKS (others are ignored). An
     offline verifier holding the deployment's root public key passes it as
     `anchor`: then only the keys it endorses for certificates count."""
-    found: dict[str, Ed25519PublicKey] = {}
-    for jwk in jwks.get("keys", ()):
-        if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519" or "kid" not in jwk:
-            continue
-        if anchor is not None and not anchor.endorses(CERTIFICATE, jwk):
-            continue
-        try:
-            found[jwk["kid"]] = ed25519.public_key_from_jwk(jwk)
-        except ValueError:
-            continue
-    return found
+    return public_keys(jwks, CERTIFICATE, anchor)
 
 
 # -- the QR code -------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The applications service's dependencies: its event store, one per
 container (its committer thread batches the appends of all the container's
-workers: group commit), caches of reference data (catalogue definitions,
-local bodies), and the payment provider."""
+workers: group commit; every event is signed with the event key), caches of
+reference data (catalogue definitions, local bodies), and the payment
+provider."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from nameko.extensions import DependencyProvider
 
 from ksmart_applications.certificate_keys import CertificateKeys
+from ksmart_applications.event_keys import EventKeys
 from ksmart_applications.payments import PaymentProvider, provider_from_environment
 from ksmart_common.database import DB_URL_CONFIG_KEY, create_engine
 from ksmart_common.eventstore import EventStore
@@ -21,7 +23,8 @@ class EventStoreProvider(DependencyProvider):
         self.engine = create_engine(
             self.container.config[DB_URL_CONFIG_KEY], pool_size=self.container.max_workers + 1
         )
-        self.store = EventStore(self.engine)
+        # Every event appended is signed with the endorsed event key.
+        self.store = EventStore(self.engine, signing=EventKeys(self.engine).signer)
 
     def stop(self) -> None:
         self.store.close()

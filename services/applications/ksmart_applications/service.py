@@ -32,6 +32,7 @@ from ksmart_applications.dependencies import (
     PaymentProviderProvider,
     ReferenceDataProvider,
 )
+from ksmart_applications.event_keys import EventKeys
 from ksmart_applications.uploads import record_upload
 from ksmart_common.actor_assertions import ActingAs
 from ksmart_common.domain.file import Actor
@@ -327,6 +328,11 @@ class ApplicationsService:
     def certificate_keys_jwks(self) -> dict:
         """Every public key a genuine certificate may be signed with."""
         return self.certificate_keys.public_jwks(self.store.engine)
+
+    @rpc
+    def event_keys_jwks(self) -> dict:
+        """Every endorsed key an event may be signed with (an auditor's check)."""
+        return EventKeys(self.store.engine).public_jwks()
 
     @rpc(expected_exceptions=CALLER_ERRORS)
     def get_file(self, file_id: str, actor: dict) -> dict:

@@ -6,6 +6,7 @@
     ksmart-audit replay --file FILE_ID [--compare]
     ksmart-audit as-of --file FILE_ID --at 2026-11-29T09:30:00Z
     ksmart-audit verify --log-key VKEY [--witness VKEY ...]  and the transparency log
+    ksmart-audit verify --key-root PUBLIC            and each event's signature
     ksmart-audit prove --file FILE_ID --log-key VKEY     a file's inclusion proofs
     ksmart-audit witness / witness-keygen                a witness (docs/operations.md)
 
@@ -39,6 +40,7 @@ from ksmart_audit.checks import (
     Problem,
     compare_views,
 )
+from ksmart_audit.event_signature_checks import KEY_ROOT_ENV, signature_verification
 from ksmart_audit.log_commands import (
     LogUsageError,
     add_log_commands,
@@ -198,13 +200,22 @@ def run_verify(args: argparse.Namespace) -> int:
     if args.until is not None and args.after is None:
         raise UsageError("--until goes with --after")
     if args.input:
-        if args.log_key or args.witness or args.state:
-            raise UsageError("the transparency log is checked over the gateway, not an --input")
+        if args.log_key or args.witness or args.state or args.key_root:
+            raise UsageError(
+                "the transparency log and the events' signatures are checked over the gateway,"
+                " not an --input"
+            )
         return _verify_input(args)
     source = open_source(args)
     try:
         whole_log = not args.file and not args.after and args.until is None
         log, notes = log_verification(args, source, whole_log)
+        try:
+            signatures, signature_notes = signature_verification(
+                args.key_root, source, whole_log=whole_log
+            )
+        except ValueError as error:
+            raise UsageError(str(error)) from error
         if args.file:
             stream = stream_of(args.file)
             checker = ChainChecker(stream_id=stream)
@@ -226,16 +237,21 @@ def run_verify(args: argparse.Namespace) -> int:
             event = checker.check_document(document)
             if event is not None:
                 progress.update(count, event.envelope.global_position)
+                if signatures is not None:
+                    signatures.check(event)
         progress.finish()
         findings = checker.finish()
         if log is not None:
             findings.merge(log.finish())
             notes = log.notes()
+        if signatures is not None:
+            findings.merge(signatures.finish())
+            signature_notes = signatures.notes()
         print_report(
             f"ksmart-audit verify: {what}, from {source.describe()}",
             checker.summary(),
             findings,
-            notes=notes,
+            notes=[*notes, *signature_notes],
         )
         return DIFFERENT if findings else VERIFIED
     finally:
@@ -483,6 +499,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="verify an export instead of reading a source ('-': stdin)",
     )
     add_verify_log_options(verify)
+    verify.add_argument(
+        "--key-root",
+        metavar="PUBLIC",
+        help="the deployment's key root (KSMART_KEY_ROOT_PUBLIC), pinned from a trusted place: "
+        f"each event's signature is checked against the event keys it endorses (or {KEY_ROOT_ENV})",
+    )
     verify.set_defaults(run=run_verify)
 
     replay = commands.add_parser(

@@ -7,7 +7,8 @@ ksmart-admin replay-dead-letters QUEUE [--limit N]
 ksmart-admin load-directory [--districts F] [--local-bodies F]   # the full list, from files
 ksmart-admin create-administrator USERNAME   # the first one; password in KSMART_ADMIN_PASSWORD
 ksmart-admin rotate-signing-key / retire-signing-key KID
-ksmart-admin endorse-keys token|certificate KID... --root-key FILE   # on the operator's machine
+ksmart-admin endorse-keys token|certificate|event KID... --root-key FILE   # operator's machine
+ksmart-admin record-event-key --key-file PEM    # a new event key's public half, to endorse first
 ksmart-admin key-root-public --root-key FILE   # KSMART_KEY_ROOT_PUBLIC for the Secret
 ksmart-admin broker-users   # each process's RabbitMQ user, from its KSMART_<PROCESS>_AMQP_URI
 ksmart-admin fake-pay FILE_ID AMOUNT_PAISE   # development: the fake provider's callback
@@ -270,6 +271,27 @@ def endorse_signing_keys(purpose: str, kids: list[str], root_key_file: Path) -> 
     return 1 if unknown else 0
 
 
+def record_event_key(key_file: Path) -> int:
+    """Record a new event-signing key's public half (never its private
+    half) so that it can be endorsed before the Secret gives it to the
+    applications service: appends never wait for an endorsement."""
+    from ksmart_applications.event_keys import event_key_store
+    from ksmart_common import ed25519
+    from ksmart_common.keystore import SigningKey
+
+    key = SigningKey.from_private_key(ed25519.private_key_from_pem(key_file.read_text()))
+    engine = sa.create_engine(config.database_url("applications"), poolclass=sa.pool.NullPool)
+    try:
+        event_key_store().record(engine, key)
+    finally:
+        engine.dispose()
+    print(
+        f"event key {key.kid} recorded: endorse it (ksmart-admin endorse-keys event {key.kid}"
+        " --root-key FILE), then put it in KSMART_EVENT_SIGNING_KEY"
+    )
+    return 0
+
+
 def create_broker_users() -> int:
     from ksmart_ops.deployment_broker_users import BrokerUsersError, create_deployment_users
 
@@ -408,9 +430,13 @@ def main(argv: list[str] | None = None) -> int:
     endorse_parser = commands.add_parser(
         "endorse-keys", help="trust the named keys: the deployment root's endorsement"
     )
-    endorse_parser.add_argument("purpose", choices=("token", "certificate"))
+    endorse_parser.add_argument("purpose", choices=("token", "certificate", "event"))
     endorse_parser.add_argument("kids", nargs="+", metavar="KID")
     endorse_parser.add_argument("--root-key", type=Path, required=True, help="the root's PEM")
+    record_parser = commands.add_parser(
+        "record-event-key", help="a new event key's public half, to endorse before it signs"
+    )
+    record_parser.add_argument("--key-file", type=Path, required=True, help="its Ed25519 PEM")
     root_parser = commands.add_parser(
         "key-root-public", help="the root's public half, for KSMART_KEY_ROOT_PUBLIC"
     )
@@ -449,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
         return retire_signing_key(args.kid)
     if args.command == "endorse-keys":
         return endorse_signing_keys(args.purpose, args.kids, args.root_key)
+    if args.command == "record-event-key":
+        return record_event_key(args.key_file)
     if args.command == "key-root-public":
         return print_key_root_public(args.root_key)
     if args.command == "broker-users":

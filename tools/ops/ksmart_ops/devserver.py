@@ -43,6 +43,7 @@ from ksmart_gateway.return_urls import RETURN_ORIGINS_ENV
 from ksmart_ops.actor_keys import actor_key_environment
 from ksmart_ops.broker_users import development_users
 from ksmart_ops.dev_checkout import CHECKOUT_PATH
+from ksmart_ops.event_key import event_key_environment
 from ksmart_ops.key_root import anchor_development_keys, key_root_environment
 from ksmart_ops.log_key import log_key_environment
 from ksmart_ops.ports import listen_problem
@@ -479,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         **dev_environment(run_dir),
         **portal_environment(run_dir),
         **log_key_environment(run_dir),
+        **event_key_environment(run_dir),
         **key_root_environment(run_dir),
         **actor_key_environment(run_dir),
         **development_users(run_dir),

@@ -1,5 +1,5 @@
 """The deployment's key root on the operator's side (ksmart_common.key_anchor):
-endorsing a token or certificate key with the root's private key, and the
+endorsing a token, certificate or event key with the root's private key, and the
 development root that `make run` and the tests make for themselves.
 
 In production the root's private key never reaches the platform: the
@@ -26,6 +26,7 @@ from ksmart_common import ed25519
 from ksmart_common.errors import ServiceUnavailable
 from ksmart_common.key_anchor import (
     CERTIFICATE,
+    EVENT,
     ROOT_PUBLIC_KEY_ENV,
     TOKEN,
     endorse,
@@ -35,7 +36,7 @@ from ksmart_common.keystore import KeyStore
 
 ROOT_KEY_FILE = "key-root.pem"
 # The service whose database holds each purpose's keys.
-KEY_DATABASES = {TOKEN: "identity", CERTIFICATE: "applications"}
+KEY_DATABASES = {TOKEN: "identity", CERTIFICATE: "applications", EVENT: "applications"}
 
 
 def key_store(purpose: str) -> KeyStore:
@@ -48,6 +49,10 @@ def key_store(purpose: str) -> KeyStore:
         from ksmart_applications.certificate_keys import certificate_key_store
 
         return certificate_key_store()
+    if purpose == EVENT:
+        from ksmart_applications.event_keys import event_key_store
+
+        return event_key_store()
     raise ValueError(f"no keys are endorsed for {purpose!r}")
 
 

@@ -164,3 +164,44 @@ def test_a_percent_sign_in_the_data_is_stored_as_written(store, text):
     assert stored == written
     assert stored[0].data["remarks"] == text and stored[0].metadata["correlation_id"] == text
     assert verify_chain(stored) == []
+
+
+def test_a_row_rewritten_among_many_is_found_not_canonical_by_every_reader(store, applications_db):
+    """The reader checks a fetch's texts together (canonical_values); one
+    rewritten text among them is still named, and only its event."""
+    streams = [file_stream_id(uuid.uuid4()) for _ in range(3)]
+    for stream in streams:
+        store.append(stream, _events("A", "B", "C"), 0, METADATA)
+    owner = sa.create_engine(applications_db.superuser_url)
+    with owner.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE events DISABLE TRIGGER USER"))
+        # The same values, spelled with a space: json keeps it as written.
+        conn.execute(
+            sa.text(
+                "UPDATE events SET data = replace(data::text, '\"n\":', '\"n\": ')::json"
+                " WHERE global_position = 5"
+            )
+        )
+        conn.execute(sa.text("ALTER TABLE events ENABLE TRIGGER USER"))
+    owner.dispose()
+
+    def not_canonical(events):
+        return {
+            event.envelope.global_position: event.not_canonical()
+            for event in events
+            if event.not_canonical() is not None
+        }
+
+    by_stream = [event for stream in store.iter_by_stream(stored=True) for event in stream]
+    for events in (
+        by_stream,
+        list(store.iter_all(stored=True, batch_size=4)),
+        store.read_all(stored=True),
+        store.read_stream(streams[1], stored=True),
+    ):
+        (position, reason), *others = not_canonical(events).items()
+        assert position == 5 and others == [] and "character" in reason
+    assert [problem for problem in verify_chain(store.read_stream(streams[1], stored=True))] == [
+        f"{streams[1]} v2: hash does not match the event's content (altered)",
+        f"{streams[1]} v2: the stored text is not canonical JSON ({reason})",
+    ]

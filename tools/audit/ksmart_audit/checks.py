@@ -420,13 +420,20 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, ensure_ascii=False))
 
 
+# What the platform shows beside a file that is no part of its state, so no
+# replay of its events has it: where its events stand in the public log
+# (each proof is checked by `ksmart-audit prove`, not by a replay).
+BESIDE_THE_FILE = frozenset({"transparency"})
+
+
 def compare_views(
     replayed: Mapping[str, Any], shown: Mapping[str, Any], stream_id: str | None = None
 ) -> tuple[list[Problem], list[str]]:
     """Every field in which the platform's view of a file (`shown`) differs
     from the replay's (`replayed`), and the replay's top-level fields the
     platform does not show at all (not compared)."""
-    replayed, shown = _plain(replayed), _plain(shown)
+    replayed = _plain(replayed)
+    shown = {key: value for key, value in _plain(shown).items() if key not in BESIDE_THE_FILE}
     version = replayed.get("version") if isinstance(replayed.get("version"), int) else None
     problems: list[Problem] = []
     not_shown = sorted(key for key in replayed if key not in shown)

@@ -57,16 +57,13 @@ def run(settings: Settings, progress: Progress) -> Section:
         " by json.loads, recorded_at as a datetime), 2,000 rows a fetch.",
         "The audit verification, per event: its row read with data and metadata as"
         " their stored text (EventStore.iter_by_stream(stored=True), one server-side"
-        " cursor in stream order, 2,000 rows a fetch); the canonical check of those"
-        " texts 256 rows at a time (canonical.canonical_values: each text parsed alone"
-        " by json's C scanner and required to be one whole value, all the values"
-        " encoded again in one call and compared byte for byte with the texts joined;"
-        " the cyclic garbage collector paused while the values and envelopes are made);"
-        " the hashed text built from the columns with the row's texts spliced in"
-        " verbatim and its SHA-256 compared with the stored hash; per stream, versions"
-        " 1, 2, 3 ... each linking to the hash before (verify_chain); then a second"
-        " cursor in position order for the Merkle root: each stored hash's leaf hash"
-        " fed to CompactRange.extend a fetch at a time.",
+        " cursor in stream order, 2,000 rows a fetch), both texts parsed (json.loads)"
+        " into the envelope; the hashed text built from the columns with the row's"
+        " texts spliced in verbatim and its SHA-256 compared with the stored hash; the"
+        " canonical check (the envelope encoded again, compared byte for byte with"
+        " that text); per stream, versions 1, 2, 3 ... each linking to the hash before"
+        " (verify_chain); then a second cursor in position order for the Merkle root:"
+        " each stored hash's leaf hash fed to CompactRange.extend a fetch at a time.",
     ]
     with (
         fresh_service_database("applications") as small_db,

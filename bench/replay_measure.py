@@ -7,9 +7,8 @@ MODE is one of
   order, the database driver's own limit (the reference);
 - verify: EventStore.iter_by_stream(stored=True) and verify_chain on every
   stream (each hash taken over the row's stored text, which must be
-  canonical: checked a batch of rows at a time as the store reads them),
-  and the Merkle root of the whole log (the auditor's check of the whole
-  log: its hash chains and the tree a checkpoint signs);
+  canonical), and the Merkle root of the whole log (the auditor's check of
+  the whole log: its hash chains and the tree a checkpoint signs);
 - rebuild: ksmart_workflow.rebuild.rebuild_files into a fresh table.
 """
 

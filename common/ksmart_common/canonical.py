@@ -20,11 +20,9 @@ byte for byte) and its own bytes are hashed (`text_hash`).
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import Any
 
 GENESIS_HASH = "0" * 64
@@ -70,64 +68,6 @@ def parse_canonical(text: str) -> Any:
     if reason is not None:
         raise NotCanonical(reason)
     return value
-
-
-# The C scanner json.loads runs, called without its Python wrapper: it parses
-# one value at an index and says where it ended (StopIteration: none there).
-_scan_once = json.JSONDecoder().scan_once
-
-
-def canonical_values(texts: Sequence[str]) -> list[Any] | None:
-    """The values of `texts` when every one is canonical JSON; None when
-    any is not (parse_canonical of each then says which, and why).
-
-    What parse_canonical does to each text, done for many at once, because a
-    verifier does it for every event of the log and CPython's cost is per
-    call, not per byte: each text is parsed alone by the C scanner and must
-    end where the text ends; the list of values is encoded once and must
-    equal the texts joined as a JSON array, byte for byte. Parsing each
-    alone is what makes the one comparison mean each text is canonical:
-    a text that is one whole JSON value cannot end or begin anywhere but
-    where its canonical encoding does, in the same string (a value is only
-    followed by a ',' or ']' there, which no longer value can hold at that
-    place); without it, '{"a":1},{"b":2}' next to '{"k":"}' and '{"}' would
-    join into the canonical '[{"a":1},{"b":2},{"k":"},{"}]'. A key written
-    twice parses to fewer keys than the text writes, so it never compares
-    equal; NaN and the infinities parse but do not encode."""
-    values = []
-    append = values.append
-    try:
-        with collector_paused():
-            for text in texts:
-                value, end = _scan_once(text, 0)
-                if end != len(text):
-                    return None
-                append(value)
-            encoded = _encoder.encode(values)
-    except (StopIteration, ValueError, RecursionError):
-        return None
-    if encoded != "[" + ",".join(texts) + "]":
-        return None
-    return values
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a batch is parsed (or made into
-    events from its parsed values): parsing makes a container object every
-    few bytes, and each 700 of them start a
-    collection that walks every young object, which halves the speed of
-    parsing a log; JSON values hold no cycles for it to find. Resumed after,
-    if it ran before (a thread that finds it paused leaves it to the one
-    that paused it)."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def why_not_canonical(text: str, canonical: str) -> str | None:
@@ -192,12 +132,15 @@ def chain_hash(prev_hash: str, envelope_without_hash: dict[str, Any]) -> str:
     return text_hash(prev_hash, canonical_text(envelope_without_hash))
 
 
-# The envelope's keys in sorted order, as canonical JSON writes them, with
-# each string through the encoder's own string encoding (what
-# canonical_text does to a str, without its per-call checks: this runs for
-# every event stored or verified). Its equality with chain_hash over the
+# The envelope's keys in sorted order, as canonical JSON writes them; the
+# values are filled in by envelope_hash. Its equality with chain_hash over the
 # whole document is a property test (tests/unit/test_envelope.py).
-_string = json.encoder.encode_basestring
+_ENVELOPE_TEMPLATE = (
+    '{{"data":{data},"event_id":{event_id},"event_type":{event_type},'
+    '"global_position":{global_position},"metadata":{metadata},"prev_hash":{prev_hash},'
+    '"recorded_at":{recorded_at},"schema_version":{schema_version},'
+    '"stream_id":{stream_id},"stream_version":{stream_version}}}'
+)
 
 
 def envelope_text(
@@ -217,12 +160,17 @@ def envelope_text(
     with `data` and `metadata` given as text: spliced in verbatim (their
     canonical text, computed once per event or per append, or the text a
     row stores)."""
-    return (
-        f'{{"data":{data_text},"event_id":{_string(event_id)},'
-        f'"event_type":{_string(event_type)},"global_position":{int(global_position)},'
-        f'"metadata":{metadata_text},"prev_hash":{_string(prev_hash)},'
-        f'"recorded_at":{_string(recorded_at)},"schema_version":{int(schema_version)},'
-        f'"stream_id":{_string(stream_id)},"stream_version":{int(stream_version)}}}'
+    return _ENVELOPE_TEMPLATE.format(
+        data=data_text,
+        event_id=_encoder.encode(event_id),
+        event_type=_encoder.encode(event_type),
+        global_position=int(global_position),
+        metadata=metadata_text,
+        prev_hash=_encoder.encode(prev_hash),
+        recorded_at=_encoder.encode(recorded_at),
+        schema_version=int(schema_version),
+        stream_id=_encoder.encode(stream_id),
+        stream_version=int(stream_version),
     )
 
 

@@ -213,22 +213,12 @@ class StoredEvent:
 
     envelope: Envelope
     text: str
-    # Set by from_row only, when the row's data and metadata texts were
-    # found canonical as they were parsed (canonical_values, a whole fetch
-    # at a time: the store's reader): then the text, made of them and of
-    # fields encoded here, is canonical, and not_canonical need not encode
-    # the envelope again to say so.
-    known_canonical: bool = field(default=False, compare=False, repr=False)
 
     @classmethod
-    def from_row(
-        cls, envelope: Envelope, data_text: str, metadata_text: str, *, canonical: bool = False
-    ) -> StoredEvent:
+    def from_row(cls, envelope: Envelope, data_text: str, metadata_text: str) -> StoredEvent:
         """An event store row: its envelope (data and metadata parsed from
-        the row's text) and that text, which the hashed text holds verbatim.
-        canonical: data_text and metadata_text were checked to be the
-        canonical texts of envelope.data and envelope.metadata."""
-        return cls(envelope, hashed_text(envelope, data_text, metadata_text), canonical)
+        the row's text) and that text, which the hashed text holds verbatim."""
+        return cls(envelope, hashed_text(envelope, data_text, metadata_text))
 
     @classmethod
     def of(cls, envelope: Envelope) -> StoredEvent:
@@ -246,8 +236,6 @@ class StoredEvent:
         """Why the stored text is not the canonical encoding of the envelope
         it parses to (a key twice, another escape, spacing, key order, number
         or timestamp spelling); None when it is, byte for byte."""
-        if self.known_canonical:
-            return None
         try:
             canonical = hashed_text(self.envelope)
         except ValueError:

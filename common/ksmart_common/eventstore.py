@@ -55,7 +55,6 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.engine import Engine
 
 from ksmart_common.appender import Appender, AppendRequest, NumberRequest
-from ksmart_common.canonical import canonical_values, collector_paused
 from ksmart_common.envelope import REQUIRED_METADATA, Envelope, NewEvent, StoredEvent
 from ksmart_common.event_signatures import EventSigner
 
@@ -105,53 +104,12 @@ def _to_envelope(row: Sequence[Any]) -> Envelope:
     return Envelope(*values)
 
 
-# Rows whose texts are checked canonical together: enough that the cost per
-# call vanishes, few enough that their parsed values (~10 times their
-# text) stay small beside the fetch.
-CANONICAL_BATCH = 256
+def _to_stored(row: Sequence[Any]) -> StoredEvent:
+    return StoredEvent.from_row(_to_envelope(row), row[_DATA], row[_METADATA])
 
 
-def _to_stored(rows: Sequence[Sequence[Any]]) -> list[StoredEvent]:
-    """Rows as StoredEvents, the data and metadata texts of CANONICAL_BATCH
-    rows parsed and found canonical together (canonical_values: one
-    encoding for them all, not two an event, the cost of verifying a long
-    log). When some text is not canonical its batch is taken row by row,
-    and the events whose text is not say why when asked
-    (StoredEvent.not_canonical)."""
-    if len(rows) > CANONICAL_BATCH:
-        return [
-            event
-            for start in range(0, len(rows), CANONICAL_BATCH)
-            for event in _to_stored(rows[start : start + CANONICAL_BATCH])
-        ]
-    with collector_paused():
-        values = canonical_values([text for row in rows for text in (row[_DATA], row[_METADATA])])
-        if values is None:
-            return [_to_stored_alone(row) for row in rows] if len(rows) > 1 else _unchecked(rows)
-        events = []
-        for index, row in enumerate(rows):
-            parsed = list(row)
-            parsed[_DATA], parsed[_METADATA] = values[2 * index], values[2 * index + 1]
-            events.append(
-                StoredEvent.from_row(Envelope(*parsed), row[_DATA], row[_METADATA], canonical=True)
-            )
-        return events
-
-
-def _to_stored_alone(row: Sequence[Any]) -> StoredEvent:
-    (event,) = _to_stored([row])
-    return event
-
-
-def _unchecked(rows: Sequence[Sequence[Any]]) -> list[StoredEvent]:
-    return [StoredEvent.from_row(_to_envelope(row), row[_DATA], row[_METADATA]) for row in rows]
-
-
-def _converter(stored: bool) -> Callable[[Sequence[Sequence[Any]]], list[Any]]:
-    """Converts a fetch of rows (in the Envelope's field order)."""
-    if stored:
-        return _to_stored
-    return lambda rows: [_to_envelope(row) for row in rows]
+def _converter(stored: bool) -> Callable[[Sequence[Any]], Envelope | StoredEvent]:
+    return _to_stored if stored else _to_envelope
 
 
 def _json_safe(value: Any, where: str) -> None:
@@ -240,7 +198,7 @@ class EventStore:
             query = query.where(events_table.c.recorded_at <= until)
         convert = _converter(stored)
         with self.engine.connect() as conn:
-            events = convert(conn.execute(query).all())
+            events = [convert(row) for row in conn.execute(query)]
         if events and to_version is None and until is None:
             # The stream's head as of now: lets the next append to it commit
             # in one round trip (appender.py).
@@ -269,7 +227,7 @@ class EventStore:
         )
         convert = _converter(stored)
         with self.engine.connect() as conn:
-            return convert(conn.execute(query).all())
+            return [convert(row) for row in conn.execute(query)]
 
     def iter_all(
         self, after_position: int = 0, batch_size: int = 2_000, stored: bool = False
@@ -286,8 +244,8 @@ class EventStore:
                 query
             )
             convert = _converter(stored)
-            for rows in result.partitions():
-                yield from convert(rows)
+            for row in result:
+                yield convert(row)
 
     def iter_by_stream(
         self, up_to_position: int | None = None, batch_size: int = 2_000, stored: bool = False
@@ -317,12 +275,12 @@ class EventStore:
                 stream: list = []
                 stream_id = None
                 while rows := cursor.fetchmany(batch_size):
-                    for row, event in zip(rows, convert(rows), strict=True):
+                    for row in rows:
                         if row[1] != stream_id:
                             if stream:
                                 yield stream
                             stream, stream_id = [], row[1]
-                        stream.append(event)
+                        stream.append(convert(row))
                 if stream:
                     yield stream
 

@@ -1,11 +1,14 @@
 """Users and passwords on a real PostgreSQL, connected as the identity service's
 own least-privileged role."""
 
+from datetime import UTC, datetime
+
 import pytest
 import sqlalchemy as sa
 
 from ksmart_common.domain.roles import OFFICIAL_ROLES
 from ksmart_common.errors import InvalidInput
+from ksmart_identity import keys
 from ksmart_identity.users import (
     DEMO_USERS,
     DemoSeeding,
@@ -157,7 +160,6 @@ def test_the_demo_users_cover_citizens_officials_of_two_bodies_and_an_auditor():
         "UPDATE users SET username = 'someone.else'",
         "DELETE FROM users",
         "TRUNCATE users",
-        "UPDATE signing_keys SET private_key_pem = 'x'",
         "UPDATE signing_keys SET public_jwk = '{}'",
         "DELETE FROM signing_keys",
     ],
@@ -167,3 +169,16 @@ def test_the_identity_role_holds_only_the_privileges_it_needs(engine, clerk, sta
         conn.execute(sa.text(statement))
     assert _pgcode(refused) == INSUFFICIENT_PRIVILEGE
     assert authenticate(engine, "clerk.kochi", "s3cret-ജ")["roles"] == ["clerk"]
+
+
+def test_a_stored_private_key_may_be_destroyed_never_rewritten(engine):
+    """Retiring clears a key's private half, so the role may update it: only
+    ever to nothing (identity migration 0007)."""
+    kid = keys.rotate_signing_key(engine).kid
+    with pytest.raises(sa.exc.ProgrammingError) as refused, engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE signing_keys SET private_key_pem = 'x' WHERE kid = :kid"),
+            {"kid": kid},
+        )
+    assert _pgcode(refused) == INSUFFICIENT_PRIVILEGE
+    assert keys.retire_signing_key(engine, kid, datetime.now(UTC)) is True

@@ -54,20 +54,24 @@ class DuplicateKey(NotCanonical):
 def parse_canonical(text: str) -> Any:
     """The value of a canonical JSON text; NotCanonical (saying why) for any
     other text, even one that parses to the same value."""
+    # Parsed without a hook (json's C scanner alone): a text with a key
+    # written twice cannot equal the encoding of what it parses to, which
+    # holds each key once, so the comparison below refuses it too; only then
+    # is it parsed again, slowly, to name the key (why_not_canonical).
     try:
-        value = json.loads(text, object_pairs_hook=_refuse_duplicate_keys)
-    except NotCanonical:
-        raise
+        value = json.loads(text)
     except ValueError as error:
         raise NotCanonical(f"not JSON: {error}") from error
     try:
         canonical = canonical_text(value)
     except ValueError as error:
         raise NotCanonical("it holds a number JSON cannot carry (NaN or an infinity)") from error
-    reason = why_not_canonical(text, canonical)
-    if reason is not None:
-        raise NotCanonical(reason)
-    return value
+    if canonical == text:
+        return value
+    duplicate = _duplicate_key(text)
+    if duplicate is not None:
+        raise duplicate
+    raise NotCanonical(why_not_canonical(text, canonical) or "it is not canonical JSON")
 
 
 def why_not_canonical(text: str, canonical: str) -> str | None:

@@ -24,29 +24,26 @@ TEXT = "text/plain; charset=utf-8"
 MAX_LEAVES = 1000
 # Sizes and indices fit a PostgreSQL bigint.
 _BIGINT = validate.Range(min=0, max=2**63 - 1)
+_POSITIVE_BIGINT = validate.Range(min=1, max=2**63 - 1)
 
 
 class InclusionQuery(StrictSchema):
     index = fields.Integer(required=True, validate=_BIGINT)
-    size = fields.Integer(required=True, validate=validate.Range(min=1, max=2**63 - 1))
+    size = fields.Integer(required=True, validate=_POSITIVE_BIGINT)
 
 
 class ConsistencyQuery(StrictSchema):
-    from_size = fields.Integer(
-        required=True, data_key="from", validate=validate.Range(min=1, max=2**63 - 1)
-    )
-    to_size = fields.Integer(
-        required=True, data_key="to", validate=validate.Range(min=1, max=2**63 - 1)
-    )
+    from_size = fields.Integer(required=True, data_key="from", validate=_POSITIVE_BIGINT)
+    to_size = fields.Integer(required=True, data_key="to", validate=_POSITIVE_BIGINT)
 
 
 class LeavesQuery(StrictSchema):
     start = fields.Integer(required=True, validate=_BIGINT)
-    end = fields.Integer(required=True, validate=validate.Range(min=1, max=2**63 - 1))
+    end = fields.Integer(required=True, validate=_POSITIVE_BIGINT)
 
 
 class EventInclusionQuery(StrictSchema):
-    size = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**63 - 1))
+    size = fields.Integer(load_default=None, validate=_POSITIVE_BIGINT)
 
 
 class Proof(StrictSchema):

@@ -114,6 +114,10 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         app.logger.warning("gateway unavailable: %s", error)
         return render_template("unavailable.html"), 503
 
+    @app.errorhandler(calls.SessionEnded)
+    def session_ended(_error):
+        return calls.to_sign_in()
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         errors = PageErrors()

@@ -114,6 +114,20 @@ def call_as_user(method: str, path: str, **arguments: Any) -> Reply | None:
     return reply
 
 
+class SessionEnded(Exception):
+    """A call found the session over: the app's handler sends the person
+    to sign in (ksmart_portal.app)."""
+
+
+def as_user(method: str, path: str, **arguments: Any) -> Reply:
+    """A call as the signed-in person; SessionEnded (to sign in) when
+    their session is over."""
+    reply = call_as_user(method, path, **arguments)
+    if reply is None or reply.status == 401:
+        raise SessionEnded
+    return reply
+
+
 def download_as_user(path: str, accept: str = "application/pdf") -> Download | None:
     """A file the gateway sends (a certificate, a document), fetched as the
     signed-in person and refreshed once on a 401; None when the session

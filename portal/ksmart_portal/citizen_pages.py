@@ -45,30 +45,17 @@ CHOOSE_OFFICE = i18n.N_("Choose the local body you are applying to.")
 PAYMENT_REFUSED = i18n.N_("The payment could not be started. Try again in a few minutes.")
 
 
-class SessionEnded(Exception):
-    """A call found the session over: the page sends the person to sign in."""
-
-
-def as_user(method: str, path: str, **arguments: Any) -> Reply:
-    """A call as the signed-in citizen; SessionEnded (to sign in) when
-    their session is over."""
-    reply = calls.call_as_user(method, path, **arguments)
-    if reply is None or reply.status == 401:
-        raise SessionEnded
-    return reply
-
-
 def read_page(path: str, per_page: int) -> tuple[Reply, str]:
     """One page of a list the API pages by cursor (the page's ?cursor=),
     and that cursor ("" for the first page)."""
     cursor = request.args.get("cursor", "")
     params = {"limit": str(per_page), **({"cursor": cursor} if cursor else {})}
-    return as_user("GET", path, params=params), cursor
+    return calls.as_user("GET", path, params=params), cursor
 
 
 def _own_file(file_id) -> dict[str, Any]:
     """The signed-in citizen's file; 404 for one that is not theirs."""
-    reply = as_user("GET", f"/files/{file_id}")
+    reply = calls.as_user("GET", f"/files/{file_id}")
     if not reply.ok:
         abort(404)
     return reply.body
@@ -101,7 +88,7 @@ def _upload_chosen(
         chosen = request.files.get(application.document_id(spec["code"]))
         if chosen is None or not chosen.filename:
             continue
-        uploaded = as_user(
+        uploaded = calls.as_user(
             "POST", "/documents", params={"filename": chosen.filename}, data=chosen.read()
         )
         if uploaded.ok:
@@ -230,10 +217,6 @@ def may_pay(file: Mapping[str, Any]) -> bool:
 def register(app: Flask) -> None:
     navigation.offer(app, NavLink("my_files", i18n.N_("Your files"), (CITIZEN,)))
 
-    @app.errorhandler(SessionEnded)
-    def session_ended(_error):
-        return calls.to_sign_in()
-
     # -- apply for a service ----------------------------------------------------
 
     @app.get("/services/<code>/apply")
@@ -256,11 +239,13 @@ def register(app: Flask) -> None:
             # The API files nothing without an office; its check of the rest
             # still names every other problem now, not on the next try.
             errors.add(i18n.gettext(CHOOSE_OFFICE), application.LOCAL_BODY)
-            checked = as_user("POST", f"/services/{quote(code, safe='')}/validation", json=body)
+            checked = calls.as_user(
+                "POST", f"/services/{quote(code, safe='')}/validation", json=body
+            )
             if checked.ok and checked.body.get("problems"):
                 add_api_problems(errors, checked, fields)
         else:
-            filed = as_user(
+            filed = calls.as_user(
                 "POST",
                 "/files",
                 json={"service_code": service["code"], "local_body": local_body, **body},
@@ -302,7 +287,7 @@ def register(app: Flask) -> None:
 
     @app.get("/files/<uuid:file_id>")
     def file_page(file_id):
-        reply = as_user("GET", f"/files/{file_id}")
+        reply = calls.as_user("GET", f"/files/{file_id}")
         if reply.status in (403, 404):
             abort(404)
         if not reply.ok:
@@ -330,7 +315,7 @@ def register(app: Flask) -> None:
         # goes with the version the last one made.
         fields = application.problem_fields(definition)
         for code in list(kept):
-            attached = as_user(
+            attached = calls.as_user(
                 "POST",
                 f"/files/{file_id}/documents",
                 json={"code": code, "sha256": kept[code]["sha256"]},
@@ -343,7 +328,7 @@ def register(app: Flask) -> None:
                     errors.add(error.message, error.field or application.document_id(code))
         if errors:
             return _render_file(file, errors=errors, remarks=remarks, kept=kept), 400
-        sent = as_user(
+        sent = calls.as_user(
             "POST",
             f"/files/{file_id}/actions",
             json={"action": files_text.RESUBMIT, "remarks": remarks},
@@ -372,7 +357,9 @@ def register(app: Flask) -> None:
         which sends the citizen back to this file's payment page; a provider
         with no page of its own comes straight back to it."""
         return_url = external_url("payment", file_id=file_id)
-        started = as_user("POST", f"/files/{file_id}/payments", json={"return_url": return_url})
+        started = calls.as_user(
+            "POST", f"/files/{file_id}/payments", json={"return_url": return_url}
+        )
         if started.status in (403, 404):
             abort(404)
         if not started.ok:

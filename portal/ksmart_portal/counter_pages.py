@@ -31,7 +31,6 @@ from ksmart_common.domain.vocabulary import LANGUAGES
 from ksmart_portal import application, calls, catalogue_text, files_text, i18n, navigation
 from ksmart_portal.citizen_pages import (
     add_api_problems,
-    as_user,
     read_application,
     render_application,
     submission_standing,
@@ -135,7 +134,7 @@ def register(app: Flask) -> None:
             if not contact:
                 errors.add(i18n.gettext(CONTACT_NEEDED), CONTACT_FIELD)
             if not errors:
-                asked = as_user(
+                asked = calls.as_user(
                     "POST", "/counter/consents", json=consent_request(contact, language)
                 )
                 if asked.ok:
@@ -208,7 +207,7 @@ def register(app: Flask) -> None:
         if not (local_body and SIX_DIGITS.match(code)):
             # Nothing is filed without an office and a code; the API's check
             # of the rest still names every other problem now, not next try.
-            checked = as_user(
+            checked = calls.as_user(
                 "POST",
                 f"/services/{quote(service['code'], safe='')}/validation",
                 json={**({"local_body": local_body} if local_body else {}), **body},
@@ -216,7 +215,7 @@ def register(app: Flask) -> None:
             if checked.ok and checked.body.get("problems"):
                 add_api_problems(errors, checked, application.problem_fields(service))
         else:
-            filed = as_user(
+            filed = calls.as_user(
                 "POST",
                 "/counter/files",
                 json={
@@ -243,7 +242,7 @@ def register(app: Flask) -> None:
         refused = calls.needs_role(*COUNTER_ROLES)
         if refused:
             return refused
-        reply = as_user("GET", f"/files/{file_id}")
+        reply = calls.as_user("GET", f"/files/{file_id}")
         file = reply.body if reply.ok else {}
         filed_by = file.get("filed_by") or {}
         # Only the counter that filed it prints its acknowledgement.

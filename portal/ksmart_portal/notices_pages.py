@@ -10,8 +10,8 @@ from typing import Any
 from flask import Flask, redirect, render_template, request, session, url_for
 
 from ksmart_common.domain.roles import CITIZEN
-from ksmart_portal import i18n, navigation
-from ksmart_portal.citizen_pages import as_user, read_page
+from ksmart_portal import calls, i18n, navigation
+from ksmart_portal.citizen_pages import read_page
 from ksmart_portal.navigation import NavLink
 from ksmart_portal.problems import FormField, PageErrors, page_errors
 
@@ -58,7 +58,7 @@ def register(app: Flask) -> None:
 
     @app.post("/notifications/read")
     def mark_notifications_read():
-        reply = as_user("POST", "/notifications/read", json={})
+        reply = calls.as_user("POST", "/notifications/read", json={})
         if not reply.ok:
             return render_template("error.html", errors=page_errors(reply)), 400
         session["notifications_notice"] = "read"
@@ -69,12 +69,12 @@ def register(app: Flask) -> None:
         errors = PageErrors()
         if request.method == "POST":
             changes = _preferences_sent(request.form)
-            saved = as_user("PATCH", "/notification-preferences", json=changes)
+            saved = calls.as_user("PATCH", "/notification-preferences", json=changes)
             if saved.ok:
                 session["notifications_notice"] = "saved"
                 return redirect(url_for("notifications"), code=303)
             errors = page_errors(saved, PREFERENCE_FIELDS)
-        current = as_user("GET", "/notification-preferences")
+        current = calls.as_user("GET", "/notification-preferences")
         if not current.ok:
             return render_template("error.html", errors=page_errors(current)), 400
         chosen = current.body

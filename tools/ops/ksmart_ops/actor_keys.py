@@ -19,6 +19,7 @@ from ksmart_common.actor_assertions import (
     public_key_text,
     signing_key_env,
 )
+from ksmart_ops.run_files import development_key
 
 
 def actor_key_environment(
@@ -29,17 +30,11 @@ def actor_key_environment(
     environ = os.environ if environ is None else environ
     if environ.get(PUBLIC_KEYS_ENV):
         return {}
-    keys = {signer: _key(run_dir / f"{signer}-actor-key.pem") for signer in ACTOR_SIGNERS}
+    keys = {
+        signer: development_key(run_dir / f"{signer}-actor-key.pem") for signer in ACTOR_SIGNERS
+    }
     private = {
         signing_key_env(signer): ed25519.private_key_to_pem(key) for signer, key in keys.items()
     }
     public = {signer: public_key_text(key) for signer, key in keys.items()}
     return {**private, PUBLIC_KEYS_ENV: json.dumps(public)}
-
-
-def _key(key_file: Path):
-    if not key_file.exists():
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        key_file.touch(mode=0o600)
-        key_file.write_text(ed25519.private_key_to_pem(ed25519.generate_private_key()))
-    return ed25519.private_key_from_pem(key_file.read_text())

@@ -47,6 +47,7 @@ from ksmart_ops.event_key import event_key_environment
 from ksmart_ops.key_root import anchor_development_keys, key_root_environment
 from ksmart_ops.log_key import log_key_environment
 from ksmart_ops.ports import listen_problem
+from ksmart_ops.run_files import made_once
 
 # Where `make run` keeps the fake payment provider's secret (ksmart-admin fake-pay reads it).
 PAYMENT_SECRET_FILE = "payment-secret"
@@ -411,10 +412,7 @@ def dev_environment(run_dir: Path) -> dict[str, str]:
 
 
 def _secret(secret_file: Path) -> str:
-    if not secret_file.exists():
-        secret_file.touch(mode=0o600)
-        secret_file.write_text(secrets.token_hex(32))
-    return secret_file.read_text().strip()
+    return made_once(secret_file, lambda: secrets.token_hex(32)).strip()
 
 
 def start_platform(

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ksmart_common.event_signatures import SIGNING_KEY_ENV
-from ksmart_ops.log_key import development_pem
+from ksmart_ops.run_files import development_pem
 
 EVENT_KEY_FILE = "event-signing-key.pem"
 

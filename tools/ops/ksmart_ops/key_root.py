@@ -22,7 +22,6 @@ from pathlib import Path
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ksmart_common import ed25519
 from ksmart_common.errors import ServiceUnavailable
 from ksmart_common.key_anchor import (
     CERTIFICATE,
@@ -33,6 +32,7 @@ from ksmart_common.key_anchor import (
     root_public_text,
 )
 from ksmart_common.keystore import KeyStore
+from ksmart_ops.run_files import development_key
 
 ROOT_KEY_FILE = "key-root.pem"
 # The service whose database holds each purpose's keys.
@@ -74,12 +74,7 @@ def endorse_keys(
 
 def development_root(run_dir: Path) -> Ed25519PrivateKey:
     """The development root, made once under `run_dir`."""
-    key_file = run_dir / ROOT_KEY_FILE
-    if not key_file.exists():
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        key_file.touch(mode=0o600)
-        key_file.write_text(ed25519.private_key_to_pem(ed25519.generate_private_key()))
-    return ed25519.private_key_from_pem(key_file.read_text())
+    return development_key(run_dir / ROOT_KEY_FILE)
 
 
 def key_root_environment(run_dir: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:

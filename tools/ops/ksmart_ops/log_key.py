@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ksmart_checkpointer.settings import ORIGIN_ENV, SIGNING_KEY_ENV
-from ksmart_common import ed25519
+from ksmart_ops.run_files import development_pem
 
 LOG_KEY_FILE = "log-signing-key.pem"
 
@@ -25,12 +25,3 @@ def log_key_environment(run_dir: Path, environ: Mapping[str, str] | None = None)
     if not environ.get(ORIGIN_ENV):
         found[ORIGIN_ENV] = f"ksmart.local/{run_dir.resolve().name}/events"
     return found
-
-
-def development_pem(key_file: Path) -> str:
-    """An Ed25519 key's PEM, made in `key_file` (mode 0600) if missing."""
-    if not key_file.exists():
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        key_file.touch(mode=0o600)
-        key_file.write_text(ed25519.private_key_to_pem(ed25519.generate_private_key()))
-    return key_file.read_text()

@@ -5,7 +5,6 @@ code sent to their phone or email (read here from the dev inbox), uploads
 the scans, and files; the citizen is the applicant, the event records who
 filed, and the citizen finds the file under My files once signed in."""
 
-import re
 import secrets
 
 import jwt
@@ -14,11 +13,10 @@ import requests
 import sqlalchemy as sa
 
 from tests.support import citizen
-from tests.support.inbox import phone_number, served_inbox
+from tests.support.inbox import CODE, phone_number, served_inbox
 from tests.support.platform import running_platform
 from tests.support.waiting import wait_for
 
-CODE = re.compile(r"\b(\d{6})\b")
 TVM = "KL-TVM-TVC"
 
 

@@ -25,11 +25,9 @@ import sqlalchemy as sa
 from ksmart_common.envelope import CANONICAL_KEY
 from ksmart_notifications.queues import DELIVERIES_QUEUE, EVENTS_QUEUE
 from tests.support import actions, citizen, metrics
-from tests.support.inbox import served_inbox
+from tests.support.inbox import CODE, served_inbox
 from tests.support.platform import running_platform
 from tests.support.waiting import wait_for
-
-CODE = re.compile(r"\b(\d{6})\b")
 
 
 @pytest.fixture(scope="module")

@@ -78,8 +78,6 @@ def _register_audit(app: Flask) -> None:
         errors = PageErrors()
         if "file" in request.args:
             found = _file_id_of(wanted, errors)
-            if found is None:
-                return calls.to_sign_in()
             if found:
                 return redirect(url_for("audit_file", file_id=found), code=303)
         status = 400 if errors else 200
@@ -88,8 +86,6 @@ def _register_audit(app: Flask) -> None:
     @app.get("/audit/files/<uuid:file_id>")
     def audit_file(file_id):
         reply = _file_events(file_id)
-        if reply is None:
-            return calls.to_sign_in()
         checked = chain_check.check_chain(str(file_id), reply.body.get("events") or [])
         export = EXPORT_NAME.format(file_id=file_id)
         return render_template(
@@ -111,8 +107,6 @@ def _register_audit(app: Flask) -> None:
         """The file's events as JSON lines, as `ksmart-audit export` writes
         them, fetched with the session's token: it never reaches the browser."""
         reply = _file_events(file_id)
-        if reply is None:
-            return calls.to_sign_in()
         export = EXPORT_NAME.format(file_id=file_id)
         return Response(
             _json_lines(reply.body.get("events") or []),
@@ -124,9 +118,9 @@ def _register_audit(app: Flask) -> None:
         )
 
 
-def _file_id_of(wanted: str, errors: PageErrors) -> str | None:
+def _file_id_of(wanted: str, errors: PageErrors) -> str:
     """The id of the file the auditor asked for, by its id or its number;
-    "" with the reason in `errors`, None when the session has ended."""
+    "" with the reason in `errors`."""
     if not wanted:
         errors.add(i18n.gettext(FIND_FILE_NEEDED), "file")
         return ""
@@ -137,9 +131,7 @@ def _file_id_of(wanted: str, errors: PageErrors) -> str | None:
     if not is_file_number(wanted):
         errors.add(i18n.gettext(FIND_FILE_HINT), "file")
         return ""
-    reply = calls.call_as_user("GET", "/audit/files", params={"number": wanted})
-    if reply is None or reply.status == 401:
-        return None
+    reply = calls.as_user("GET", "/audit/files", params={"number": wanted})
     if reply.ok:
         return str(reply.body["file_id"])
     if reply.status == 404:
@@ -149,12 +141,10 @@ def _file_id_of(wanted: str, errors: PageErrors) -> str | None:
     return ""
 
 
-def _file_events(file_id) -> Reply | None:
+def _file_events(file_id) -> Reply:
     """The file's events as the gateway serves them (404 for a file it
-    does not know); None when the session has ended."""
-    reply = calls.call_as_user("GET", f"/audit/files/{file_id}/events")
-    if reply is None or reply.status == 401:
-        return None
+    does not know)."""
+    reply = calls.as_user("GET", f"/audit/files/{file_id}/events")
     if not reply.ok:
         abort(404)
     return reply

@@ -84,9 +84,7 @@ def _register_staff(app: Flask) -> None:
             "local_body": request.args.get("local_body", ""),
             "role": request.args.get("role", ""),
         }
-        reply = calls.call_as_user("GET", "/admin/staff", params=_staff_query(chosen))
-        if reply is None or reply.status == 401:
-            return calls.to_sign_in()
+        reply = calls.as_user("GET", "/admin/staff", params=_staff_query(chosen))
         if not reply.ok:
             return render_template("error.html", errors=page_errors(reply)), 400
         bodies = _local_bodies()
@@ -110,9 +108,7 @@ def _register_staff(app: Flask) -> None:
         errors = PageErrors()
         if request.method == "POST":
             password = _first_password()
-            reply = calls.call_as_user("POST", "/admin/staff", json=_new_staff(sent, password))
-            if reply is None or reply.status == 401:
-                return calls.to_sign_in()
+            reply = calls.as_user("POST", "/admin/staff", json=_new_staff(sent, password))
             if reply.ok:
                 # Kept only until the member's page shows it, once (staff_member).
                 session["first_password"] = {"user_id": reply.body["user_id"], "password": password}
@@ -124,8 +120,6 @@ def _register_staff(app: Flask) -> None:
     @app.get("/staff/<uuid:user_id>")
     def staff_member(user_id):
         member = _member_or_404(user_id)
-        if member is None:
-            return calls.to_sign_in()
         shown_once = session.pop("first_password", None) or {}
         password = shown_once.get("password") if shown_once.get("user_id") == str(user_id) else None
         response = _render_member(
@@ -152,9 +146,7 @@ def _register_staff(app: Flask) -> None:
 
 
 def _patch_member(user_id, change: dict[str, Any], sent: dict[str, Any] | None):
-    reply = calls.call_as_user("PATCH", f"/admin/staff/{user_id}", json=change)
-    if reply is None or reply.status == 401:
-        return calls.to_sign_in()
+    reply = calls.as_user("PATCH", f"/admin/staff/{user_id}", json=change)
     if reply.status == 404:
         abort(404)
     if reply.ok:
@@ -166,8 +158,6 @@ def _patch_member(user_id, change: dict[str, Any], sent: dict[str, Any] | None):
         session["staff_notice"] = notice
         return redirect(url_for("staff_member", user_id=user_id), code=303)
     member = _member_or_404(user_id)
-    if member is None:
-        return calls.to_sign_in()
     fields = STAFF_FIELDS if sent is not None else STANDING_FIELDS
     errors = page_errors(_fields_of_lists(reply), fields)
     response = _render_member(member, errors, sent=sent)
@@ -207,11 +197,9 @@ def _render_staff_form(sent: dict[str, Any], errors: PageErrors):
     ), (400 if errors else 200)
 
 
-def _member_or_404(user_id) -> dict[str, Any] | None:
+def _member_or_404(user_id) -> dict[str, Any]:
     """One staff member, from the list (the API has no page of one)."""
-    reply = calls.call_as_user("GET", "/admin/staff")
-    if reply is None or reply.status == 401:
-        return None
+    reply = calls.as_user("GET", "/admin/staff")
     for member in reply.body.get("staff", []) if reply.ok else []:
         if member.get("user_id") == str(user_id):
             return member

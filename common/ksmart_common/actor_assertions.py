@@ -194,4 +194,4 @@ def process_verifier() -> ActorVerifier:
 
 def public_key_text(private_key: Ed25519PrivateKey) -> str:
     """A signer's entry in KSMART_ACTOR_PUBLIC_KEYS."""
-    return ed25519.public_jwk(private_key, "")["x"]
+    return ed25519.b64url(ed25519.raw_public_bytes(private_key.public_key()))

@@ -23,6 +23,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 ALGORITHM = "EdDSA"
 
 
+def b64url(raw: bytes) -> str:
+    """Base64url without padding: how keys (a JWK's x), endorsements and
+    signatures are written."""
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def from_b64url(text: str) -> bytes:
+    """The bytes of a base64url text, padded or not; ValueError if it is not one."""
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as error:
+        raise ValueError("not base64url") from error
+
+
 def generate_private_key() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.generate()
 
@@ -53,8 +67,7 @@ def key_id(public_key: Ed25519PublicKey) -> str:
 
 def public_jwk(private_key: Ed25519PrivateKey, kid: str) -> dict[str, str]:
     """The public half as an OKP JWK, as published in a JWKS."""
-    raw = raw_public_bytes(private_key.public_key())
-    x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    x = b64url(raw_public_bytes(private_key.public_key()))
     return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": ALGORITHM, "use": "sig"}
 
 
@@ -65,7 +78,6 @@ def public_key_from_jwk(jwk: Mapping[str, Any]) -> Ed25519PublicKey:
     if not isinstance(x, str):
         raise ValueError(f"JWK {jwk.get('kid')!r} has no 'x'")
     try:
-        raw = base64.urlsafe_b64decode(x + "=" * (-len(x) % 4))
-        return Ed25519PublicKey.from_public_bytes(raw)
-    except (binascii.Error, ValueError) as error:
+        return Ed25519PublicKey.from_public_bytes(from_b64url(x))
+    except ValueError as error:
         raise ValueError(f"JWK {jwk.get('kid')!r} is not a valid Ed25519 public key") from error

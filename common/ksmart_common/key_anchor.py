@@ -24,8 +24,6 @@ Pure: nothing here reads a table, a file, the environment or the network.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,17 +48,6 @@ CERTIFICATE = "certificate"
 EVENT = "event"
 
 
-def _b64encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as error:
-        raise ValueError("not base64url") from error
-
-
 def statement(purpose: str, jwk: Mapping[str, Any]) -> bytes:
     """The bytes the root signs to endorse the key of `jwk` for `purpose`."""
     return canonical_json(
@@ -73,13 +60,13 @@ def endorse(root: Ed25519PrivateKey, purpose: str, jwk: Mapping[str, Any]) -> st
     if the JWK is not an Ed25519 public key whose kid is its own."""
     if ed25519.key_id(ed25519.public_key_from_jwk(jwk)) != jwk.get("kid"):
         raise ValueError(f"JWK {jwk.get('kid')!r}: the kid is not the key's own")
-    return _b64encode(root.sign(statement(purpose, jwk)))
+    return ed25519.b64url(root.sign(statement(purpose, jwk)))
 
 
 def root_public_text(root: Ed25519PrivateKey | Ed25519PublicKey) -> str:
     """The root's public half as KSMART_KEY_ROOT_PUBLIC holds it."""
     public = root.public_key() if isinstance(root, Ed25519PrivateKey) else root
-    return _b64encode(ed25519.raw_public_bytes(public))
+    return ed25519.b64url(ed25519.raw_public_bytes(public))
 
 
 @dataclass(frozen=True)
@@ -90,7 +77,7 @@ class KeyAnchor:
 
     @classmethod
     def from_text(cls, text: str) -> KeyAnchor:
-        raw = _b64decode(text.strip())
+        raw = ed25519.from_b64url(text.strip())
         if len(raw) != 32:
             raise ValueError(f"{ROOT_PUBLIC_KEY_ENV} must be 32 bytes in base64url")
         return cls(Ed25519PublicKey.from_public_bytes(raw))
@@ -111,7 +98,7 @@ class KeyAnchor:
             return False
         try:
             public_key = ed25519.public_key_from_jwk(jwk)
-            signature = _b64decode(endorsement)
+            signature = ed25519.from_b64url(endorsement)
         except ValueError:
             return False
         if ed25519.key_id(public_key) != jwk.get("kid"):

@@ -40,8 +40,6 @@ inflates, checks the signature over the inflated bytes, and reads the payload.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 import zlib
@@ -55,6 +53,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from ksmart_common import ed25519
 from ksmart_common.canonical import canonical_json
 from ksmart_common.domain.local_time import IST
 from ksmart_common.domain.vocabulary import LANGUAGES
@@ -284,10 +283,6 @@ def _iso(day: date | None) -> str | None:
 # -- signing and verifying ---------------------------------------------------
 
 
-def _b64encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _ISSUED_AT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -297,10 +292,7 @@ def _b64decode(text: str) -> bytes:
     """Strict base64url without padding: anything else is a ValueError."""
     if not isinstance(text, str) or not _B64URL.fullmatch(text) or len(text) % 4 == 1:
         raise ValueError("not base64url")
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as error:
-        raise ValueError("not base64url") from error
+    return ed25519.from_b64url(text)
 
 
 def sign_certificate(
@@ -315,7 +307,7 @@ def sign_certificate(
     if problems:
         raise ValueError("; ".join(problems))
     signature = private_key.sign(canonical_json(payload))
-    return {"payload": payload, "signature": _b64encode(signature)}
+    return {"payload": payload, "signature": ed25519.b64url(signature)}
 
 
 def verify_certificate(
@@ -452,13 +444,13 @@ def public_keys_from_jwks(
 
 def qr_text(document: Mapping[str, Any]) -> str:
     """The signed document as QR text: "KSC1.<payload>.<signature>"."""
-    packed = _b64encode(zlib.compress(canonical_json(document["payload"]), 9))
+    packed = ed25519.b64url(zlib.compress(canonical_json(document["payload"]), 9))
     return f"{QR_PREFIX}.{packed}.{document['signature']}"
 
 
 def _qr_length(payload: Mapping[str, Any]) -> int:
     signature_chars = -(-SIGNATURE_BYTES * 4 // 3)  # 86: base64url, no padding
-    packed = _b64encode(zlib.compress(canonical_json(payload), 9))
+    packed = ed25519.b64url(zlib.compress(canonical_json(payload), 9))
     return len(QR_PREFIX) + 1 + len(packed) + 1 + signature_chars
 
 

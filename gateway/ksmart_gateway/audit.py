@@ -15,6 +15,7 @@ from ksmart_common.errors import NotFound
 from ksmart_common.rpc import call
 from ksmart_gateway import schemas
 from ksmart_gateway.api import PREFIX, PUBLIC, ApiResult, api
+from ksmart_gateway.caching import public
 
 
 class AuditEndpoints:
@@ -84,4 +85,4 @@ class AuditEndpoints:
     def event_keys(self, request, principal):
         body = call(self.applications.event_keys_jwks)
         # Short: a newly endorsed key must reach auditors soon after it signs.
-        return ApiResult(body, headers={"Cache-Control": "public, max-age=300"})
+        return ApiResult(body, headers={"Cache-Control": public(300)})

@@ -18,6 +18,11 @@ CATALOGUE_MAX_AGE = 300
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
+def public(max_age: int) -> str:
+    """The Cache-Control that lets any cache keep an answer max_age seconds."""
+    return f"public, max-age={max_age}"
+
+
 def cacheable(request: Request, body: Any, tag: str, cache_control: str) -> Response | ApiResult:
     """The answer with its ETag, or 304 Not Modified if the caller has it."""
     headers = {"ETag": f'"{tag}"', "Cache-Control": cache_control}
@@ -30,4 +35,4 @@ def cacheable(request: Request, body: Any, tag: str, cache_control: str) -> Resp
 def read_mostly(request: Request, body: Any) -> Response | ApiResult:
     """An answer tagged by its content, kept for CATALOGUE_MAX_AGE."""
     tag = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-    return cacheable(request, body, tag, f"public, max-age={CATALOGUE_MAX_AGE}")
+    return cacheable(request, body, tag, public(CATALOGUE_MAX_AGE))

@@ -10,7 +10,7 @@ from ksmart_common.domain.documents import check_sha256
 from ksmart_common.rpc import call
 from ksmart_gateway import schemas
 from ksmart_gateway.api import PREFIX, PUBLIC, api
-from ksmart_gateway.caching import CATALOGUE_MAX_AGE, IMMUTABLE, cacheable, read_mostly
+from ksmart_gateway.caching import CATALOGUE_MAX_AGE, IMMUTABLE, cacheable, public, read_mostly
 
 
 class CatalogueEndpoints:
@@ -56,7 +56,7 @@ class CatalogueEndpoints:
         version = query["version"]
         definition = call(self.catalogue.get_service, code, version)
         # Its content hash names this exact definition: the perfect ETag.
-        cache_control = IMMUTABLE if version else f"public, max-age={CATALOGUE_MAX_AGE}"
+        cache_control = IMMUTABLE if version else public(CATALOGUE_MAX_AGE)
         return cacheable(request, definition, definition["content_hash"], cache_control)
 
     @api(

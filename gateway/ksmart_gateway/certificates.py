@@ -16,6 +16,7 @@ from ksmart_common.errors import NotFound
 from ksmart_common.rpc import call
 from ksmart_gateway import certificate_pdf, log_standing, schemas
 from ksmart_gateway.api import PREFIX, PUBLIC, ApiResult, api, instance
+from ksmart_gateway.caching import public
 from ksmart_gateway.files import FILE_READERS
 
 # No certificate's number is this long: a longer path is answered here,
@@ -116,4 +117,4 @@ class CertificateEndpoints:
     )
     def certificate_keys(self, request, principal):
         body = call(self.applications.certificate_keys_jwks)
-        return ApiResult(body, headers={"Cache-Control": "public, max-age=3600"})
+        return ApiResult(body, headers={"Cache-Control": public(3600)})

@@ -14,6 +14,7 @@ from ksmart_common.errors import NotFound
 from ksmart_common.rpc import call
 from ksmart_gateway import schemas
 from ksmart_gateway.api import PREFIX, PUBLIC, ApiResult, api
+from ksmart_gateway.caching import public
 
 
 class InboxEndpoints:
@@ -118,4 +119,4 @@ class InboxEndpoints:
     )
     def statistics(self, request, principal, query):
         body = call(self.workflow.statistics, query["local_body"], query["service"])
-        return ApiResult(body, headers={"Cache-Control": "public, max-age=60"})
+        return ApiResult(body, headers={"Cache-Control": public(60)})

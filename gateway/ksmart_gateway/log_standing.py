@@ -24,6 +24,7 @@ from ksmart_common.errors import ServiceUnavailable
 from ksmart_common.logging import get_logger
 from ksmart_common.rpc import call
 from ksmart_gateway import schemas
+from ksmart_gateway.caching import public
 from ksmart_gateway.transparency import CHECKPOINT_MAX_AGE, EventInclusion
 
 log = get_logger(__name__)
@@ -34,7 +35,7 @@ INCLUDED_TIMEOUT_SECONDS = 2.0
 # shows its proof as soon as a checkpoint includes it; once included, it is
 # kept as long as the latest checkpoint is (it moves on as the log grows).
 PENDING_CACHE = "no-cache"
-INCLUDED_CACHE = f"public, max-age={CHECKPOINT_MAX_AGE}"
+INCLUDED_CACHE = public(CHECKPOINT_MAX_AGE)
 
 Entries = Mapping[str, Mapping | None]
 

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 from ksmart_common.errors import ServiceUnavailable
 from ksmart_common.rpc import call
 from ksmart_gateway.api import PREFIX, PUBLIC, ApiResult, api
-from ksmart_gateway.caching import IMMUTABLE
+from ksmart_gateway.caching import IMMUTABLE, public
 from ksmart_gateway.schemas import StrictSchema
 
 CHECKPOINT_MAX_AGE = 5
@@ -96,7 +96,7 @@ class TransparencyEndpoints:
         latest = call(self.checkpointer.latest_checkpoint)
         if latest is None:
             raise ServiceUnavailable("the log has signed no checkpoint yet")
-        return text_response(latest["note"], f"public, max-age={CHECKPOINT_MAX_AGE}")
+        return text_response(latest["note"], public(CHECKPOINT_MAX_AGE))
 
     @api(
         "GET",
@@ -108,7 +108,7 @@ class TransparencyEndpoints:
     )
     def log_key(self, request, principal):
         # A key changes only with the deployment: an hour, not a year.
-        return text_response(call(self.checkpointer.log_key) + "\n", "public, max-age=3600")
+        return text_response(call(self.checkpointer.log_key) + "\n", public(3600))
 
     @api(
         "GET",
@@ -149,7 +149,7 @@ class TransparencyEndpoints:
         leaves = call(self.checkpointer.leaves, query["start"], query["end"])
         # A range past the tree's end grows until it is full: kept briefly.
         full = len(leaves["leaves"]) == query["end"] - query["start"]
-        cache = IMMUTABLE if full else f"public, max-age={CHECKPOINT_MAX_AGE}"
+        cache = IMMUTABLE if full else public(CHECKPOINT_MAX_AGE)
         return ApiResult(leaves, headers={"Cache-Control": cache})
 
     @api(
@@ -166,5 +166,4 @@ class TransparencyEndpoints:
         proof = call(self.checkpointer.event_inclusion, global_position, query["size"])
         # The latest checkpoint moves on; a given size's gains cosignatures.
         max_age = CHECKPOINT_MAX_AGE if query["size"] is None else 60
-        cache = f"public, max-age={max_age}"
-        return ApiResult(proof, headers={"Cache-Control": cache})
+        return ApiResult(proof, headers={"Cache-Control": public(max_age)})

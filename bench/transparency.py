@@ -36,7 +36,6 @@ import threading
 import time
 
 import sqlalchemy as sa
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.append import appending, run_writers
 from bench.core import Progress, Ratio, Section, Settings
@@ -44,7 +43,7 @@ from ksmart_checkpointer import tree_storage
 from ksmart_checkpointer.settings import LogSettings, tick_seconds
 from ksmart_checkpointer.store import LogStore
 from ksmart_checkpointer.transparency_log import TransparencyLog
-from ksmart_common import merkle
+from ksmart_common import ed25519, merkle
 from ksmart_common.checkpoint import Checkpoint
 from ksmart_common.eventstore import EventStore
 from ksmart_common.signed_note import Signer, sign
@@ -77,7 +76,7 @@ def _checkpointer(url: str, stop, results) -> None:
 
     store.sign_if_due = timed_sign_if_due
     settings = LogSettings(
-        signer=Signer(ORIGIN, Ed25519PrivateKey.generate()),
+        signer=Signer(ORIGIN, ed25519.generate_private_key()),
         checkpoint_seconds=CHECKPOINT_SECONDS,
         witnesses=(),
     )
@@ -218,7 +217,10 @@ def generate_tree(database, leaves: int) -> merkle.CompactRange:
         f"{level}\t{index}\t\\\\x{value.hex()}\n"
         for level, index, value in tree_storage.new_nodes(edge, hashed)
     ]
-    note = sign(Checkpoint(ORIGIN, leaves, edge.root()).text(), Signer(ORIGIN, _key()))
+    note = sign(
+        Checkpoint(ORIGIN, leaves, edge.root()).text(),
+        Signer(ORIGIN, ed25519.generate_private_key()),
+    )
     engine = sa.create_engine(database.superuser_url, poolclass=sa.pool.NullPool)
     with engine.begin() as conn:
         _copy(conn, "log_nodes", "level, node_index, hash", nodes)
@@ -234,10 +236,6 @@ def generate_tree(database, leaves: int) -> merkle.CompactRange:
 
 def _leaf_lines(leaves: int) -> list[str]:
     return [f"{index}\t{index + 1}\n" for index in range(leaves)]
-
-
-def _key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
 
 
 def _timed(work, samples: int) -> list[float]:
@@ -260,7 +258,7 @@ def proof_latency(database, leaves: int, samples: int, progress: Progress) -> di
     progress(f"transparency: a tree of {leaves:,} leaves in {time.perf_counter() - started:.1f}s")
     engine = sa.create_engine(database.url_as("checkpointer"), pool_size=2)
     store = LogStore(engine)
-    settings = LogSettings(Signer(ORIGIN, _key()), CHECKPOINT_SECONDS, ())
+    settings = LogSettings(Signer(ORIGIN, ed25519.generate_private_key()), CHECKPOINT_SECONDS, ())
     log = TransparencyLog(store, settings, spawn=lambda work: None)
     rng = random.Random(18)
     try:

@@ -10,9 +10,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from ksmart_common import signed_note
+from ksmart_common import ed25519, signed_note
 from ksmart_common.checkpoint import Checkpoint
 from ksmart_common.merkle import MemoryTree, leaf_hash
 from ksmart_common.signed_note import COSIGNATURE_V1, ED25519, Signer
@@ -25,7 +23,7 @@ def stored_hashes(count: int) -> list[str]:
 
 
 def new_signer(name: str, kind: int = ED25519) -> Signer:
-    return Signer(name, Ed25519PrivateKey.generate(), kind)
+    return Signer(name, ed25519.generate_private_key(), kind)
 
 
 def new_witness_signer(name: str = "witness.test/w1") -> Signer:

@@ -146,6 +146,9 @@ class TransparencyLog:
                 {"field": "index", "message": f"a leaf of the tree of {size}: 0 to {size - 1}"}
             )
         _refuse(problems)
+        return self._inclusion(index, size)
+
+    def _inclusion(self, index: int, size: int) -> dict:
         hashes = self.store.inclusion_proof(index, size)
         return {"index": index, "size": size, "hashes": b64(hashes)}
 
@@ -173,10 +176,14 @@ class TransparencyLog:
         `size` (the latest checkpoint's when None), with that checkpoint's
         cosigned note when `size` is a checkpointed one. NotFound when
         there is no such event, or no checkpoint includes it yet."""
+        return self._event_inclusion(global_position, size, self.store.latest_checkpoint())
+
+    def _event_inclusion(
+        self, global_position: int, size: int | None, latest: StoredCheckpoint | None
+    ) -> dict:
         index = self.store.leaf_index_of(global_position)
         if index is None and not self.store.event_exists(global_position):
             raise NotFound(f"no event has the global position {global_position}")
-        latest = self.store.latest_checkpoint()
         if size is None:
             if latest is None or index is None or index >= latest.size:
                 raise NotFound(f"the event at {global_position} is not yet in a checkpoint")
@@ -186,7 +193,8 @@ class TransparencyLog:
             if index is None or index >= size:
                 raise NotFound(f"the event at {global_position} is not in the tree of {size}")
             checkpoint = self.store.checkpoint(size)
-        proof = self.inclusion_proof(index, checkpoint.size if checkpoint else size)
+        # Index and size were checked above, against the same latest checkpoint.
+        proof = self._inclusion(index, checkpoint.size if checkpoint else size)
         return {
             **proof,
             "global_position": global_position,
@@ -195,11 +203,13 @@ class TransparencyLog:
 
     def included(self, global_positions: list[int]) -> dict[str, dict | None]:
         """Each event's proof against the latest checkpoint, or None while
-        no checkpoint includes it (or there is no such event)."""
+        no checkpoint includes it (or there is no such event). All against
+        one checkpoint, read once."""
+        latest = self.store.latest_checkpoint()
         answers: dict[str, dict | None] = {}
         for position in global_positions:
             try:
-                answers[str(position)] = self.event_inclusion(position)
+                answers[str(position)] = self._event_inclusion(position, None, latest)
             except NotFound:
                 answers[str(position)] = None
         return answers

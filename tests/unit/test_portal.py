@@ -87,6 +87,12 @@ def csrf_of(page: bytes) -> str:
     return re.search(rb'name="csrf_token" value="([^"]+)"', page).group(1).decode()
 
 
+def error_summary(text: str) -> str:
+    """The page's error summary, up to the end of its list."""
+    start = text.index('class="error-summary"')
+    return text[start : text.index("</ul>", start)]
+
+
 TOKENS = {
     "access_token": "access-1",
     "token_type": "Bearer",
@@ -759,8 +765,7 @@ def test_every_problem_is_shown_beside_its_field_and_the_answers_and_uploads_are
     body = json.loads(filed.body)
     assert body["form"]["copies"] == "two" and body["documents"] == {"birth_declaration": sha}
     text = page.data.decode()
-    start = text.index('class="error-summary"')
-    summary = text[start : text.index("</ul>", start)]
+    summary = error_summary(text)
     # in the page's order, each linking to its field
     assert re.findall(r'<a href="#([\w-]+)">', summary) == [
         "field-sex",

@@ -22,6 +22,7 @@ from tests.unit.test_portal import (
     TOKENS,
     _file,
     csrf_of,
+    error_summary,
     portal,
 )
 
@@ -203,8 +204,7 @@ def test_a_wrong_code_is_named_with_every_form_problem_and_the_scans_are_kept():
     upload = _sent(fake, "POST", "/documents")[-1]
     assert upload.headers["Authorization"] == "Bearer access-1", "scans: the operator's uploads"
     text = page.data.decode()
-    start = text.index('class="error-summary"')
-    summary = text[start : text.index("</ul>", start)]
+    summary = error_summary(text)
     assert re.findall(r'<a href="#([\w-]+)">', summary) == [
         "field-date_of_birth",
         "document-birth_declaration",

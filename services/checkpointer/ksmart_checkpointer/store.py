@@ -61,9 +61,9 @@ class LogStore:
         """Append up to `limit` new events to the tree: how many, or None if
         another replica holds the writer's lock."""
         with self.engine.begin() as conn:
-            if not _lock(conn):
+            head = _lead(conn)
+            if head is None:
                 return None
-            head = _head(conn)
             rows = conn.execute(
                 sa.text(
                     "SELECT global_position, hash FROM events WHERE global_position > :after"
@@ -105,9 +105,9 @@ class LogStore:
         and the last is at least `min_age_seconds` old; `sign(size, root)`
         gives the signed note. None if nothing was signed."""
         with self.engine.begin() as conn:
-            if not _lock(conn):
+            head = _lead(conn)
+            if head is None:
                 return None
-            head = _head(conn)
             latest = conn.execute(
                 sa.text(
                     "SELECT tree_size, now() - signed_at < make_interval(secs => :age) AS recent"
@@ -271,10 +271,13 @@ class LogStore:
         return int(row.events), float(row.seconds)
 
 
-def _lock(conn: sa.Connection) -> bool:
-    return conn.execute(
+def _lead(conn: sa.Connection) -> TreeHead | None:
+    """The tree's head, once this transaction holds the writer's lock; None
+    if another replica holds it."""
+    locked = conn.execute(
         sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": WRITER_LOCK}
     ).scalar_one()
+    return _head(conn) if locked else None
 
 
 def _head(conn: sa.Connection) -> TreeHead:

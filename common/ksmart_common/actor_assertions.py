@@ -175,14 +175,8 @@ def process_signer(process: str) -> ActorSigner | None:
     """The process's own signer, from its environment; None without a key.
     The PEM may come on one line, its newlines written "\\n" (docker
     compose's .env holds one line a variable)."""
-    # Imported here: the key store's module brings SQLAlchemy, which a
-    # process that only verifies need not load for this.
-    from ksmart_common.keystore import pem_from_environment
-
-    pem = pem_from_environment(signing_key_env(process))
-    if not pem:
-        return None
-    return ActorSigner(process, ed25519.private_key_from_pem(pem))
+    private_key = ed25519.private_key_from_environment(signing_key_env(process))
+    return None if private_key is None else ActorSigner(process, private_key)
 
 
 @cache

@@ -80,16 +80,6 @@ class SigningKey:
         return ed25519.public_jwk(self.private_key, self.kid)
 
 
-def pem_from_environment(name: str, environ: Mapping[str, str] | None = None) -> str | None:
-    """The PEM an operator gave in the variable `name`, if any.
-
-    A literal "\\n" is read as a newline, because single-line env files (docker
-    compose's .env) can't hold a multi-line PEM; a PEM never contains a backslash.
-    """
-    value = (os.environ if environ is None else environ).get(name, "")
-    return value.replace("\\n", "\n").strip() or None
-
-
 class KeyStore:
     """Which key signs, and which public keys a verifier should trust.
 
@@ -128,8 +118,8 @@ class KeyStore:
         self._live = "retired_at IS NULL" if retirable else "TRUE"
 
     def environment_key(self, environ: Mapping[str, str] | None = None) -> SigningKey | None:
-        pem = pem_from_environment(self.environment_variable, environ)
-        return SigningKey.from_private_key(ed25519.private_key_from_pem(pem)) if pem else None
+        private_key = ed25519.private_key_from_environment(self.environment_variable, environ)
+        return None if private_key is None else SigningKey.from_private_key(private_key)
 
     def active_key(self, engine: sa.Engine, environ: Mapping[str, str] | None = None) -> SigningKey:
         """The key that signs from now on: the environment's, else the newest

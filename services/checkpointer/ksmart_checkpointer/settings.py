@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from ksmart_checkpointer.witnesses import Witness, parse_witnesses
 from ksmart_common import config, ed25519
-from ksmart_common.keystore import pem_from_environment
 from ksmart_common.signed_note import Signer
 
 SIGNING_KEY_ENV = "KSMART_LOG_SIGNING_KEY"
@@ -38,12 +37,12 @@ class LogSettings:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> LogSettings:
-        pem = pem_from_environment(SIGNING_KEY_ENV, environ)
-        if pem is None:
+        private_key = ed25519.private_key_from_environment(SIGNING_KEY_ENV, environ)
+        if private_key is None:
             raise RuntimeError(f"{SIGNING_KEY_ENV} is not set: the log has no key to sign with")
         origin = config.env(ORIGIN_ENV, DEFAULT_ORIGIN, environ)
         return cls(
-            signer=Signer(origin, ed25519.private_key_from_pem(pem)),
+            signer=Signer(origin, private_key),
             checkpoint_seconds=checkpoint_seconds(environ),
             witnesses=tuple(parse_witnesses(config.env("KSMART_WITNESSES", "", environ))),
         )

@@ -39,7 +39,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ksmart_common import config, ed25519
+from ksmart_common import config, ed25519, key_environment
 from ksmart_common.errors import Unauthenticated
 
 ASSERTION_TTL_SECONDS = 60
@@ -175,7 +175,7 @@ def process_signer(process: str) -> ActorSigner | None:
     """The process's own signer, from its environment; None without a key.
     The PEM may come on one line, its newlines written "\\n" (docker
     compose's .env holds one line a variable)."""
-    private_key = ed25519.private_key_from_environment(signing_key_env(process))
+    private_key = key_environment.private_key_from_environment(signing_key_env(process))
     return None if private_key is None else ActorSigner(process, private_key)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,24 +55,6 @@ def private_key_from_pem(pem: str) -> Ed25519PrivateKey:
     if not isinstance(private_key, Ed25519PrivateKey):
         raise ValueError(f"expected an Ed25519 private key, got {type(private_key).__name__}")
     return private_key
-
-
-def pem_from_environment(name: str, environ: Mapping[str, str] | None = None) -> str | None:
-    """The PEM an operator gave in the variable `name`, if any.
-
-    A literal "\\n" is read as a newline, because single-line env files (docker
-    compose's .env) can't hold a multi-line PEM; a PEM never contains a backslash.
-    """
-    value = (os.environ if environ is None else environ).get(name, "")
-    return value.replace("\\n", "\n").strip() or None
-
-
-def private_key_from_environment(
-    name: str, environ: Mapping[str, str] | None = None
-) -> Ed25519PrivateKey | None:
-    """The private key given as a PEM in the variable `name`, or None when unset."""
-    pem = pem_from_environment(name, environ)
-    return private_key_from_pem(pem) if pem else None
 
 
 def raw_public_bytes(public_key: Ed25519PublicKey) -> bytes:

@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from ksmart_common import ed25519
+from ksmart_common import ed25519, key_environment
 from ksmart_common.errors import ServiceUnavailable
 from ksmart_common.key_anchor import ENDORSEMENT_MEMBER, KeyAnchor
 
@@ -118,7 +118,9 @@ class KeyStore:
         self._live = "retired_at IS NULL" if retirable else "TRUE"
 
     def environment_key(self, environ: Mapping[str, str] | None = None) -> SigningKey | None:
-        private_key = ed25519.private_key_from_environment(self.environment_variable, environ)
+        private_key = key_environment.private_key_from_environment(
+            self.environment_variable, environ
+        )
         return None if private_key is None else SigningKey.from_private_key(private_key)
 
     def active_key(self, engine: sa.Engine, environ: Mapping[str, str] | None = None) -> SigningKey:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ksmart_common.ed25519 import pem_from_environment
+from ksmart_common.key_environment import pem_from_environment
 from ksmart_identity import config
 
 

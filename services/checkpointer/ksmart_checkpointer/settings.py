@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ksmart_checkpointer.witnesses import Witness, parse_witnesses
-from ksmart_common import config, ed25519
+from ksmart_common import config, key_environment
 from ksmart_common.signed_note import Signer
 
 SIGNING_KEY_ENV = "KSMART_LOG_SIGNING_KEY"
@@ -37,7 +37,7 @@ class LogSettings:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> LogSettings:
-        private_key = ed25519.private_key_from_environment(SIGNING_KEY_ENV, environ)
+        private_key = key_environment.private_key_from_environment(SIGNING_KEY_ENV, environ)
         if private_key is None:
             raise RuntimeError(f"{SIGNING_KEY_ENV} is not set: the log has no key to sign with")
         origin = config.env(ORIGIN_ENV, DEFAULT_ORIGIN, environ)
